@@ -1,0 +1,205 @@
+"""Calling an implementation on golden inputs: resolve the inputs, call safely, normalise what comes back,
+and check it against the golden outputs."""
+
+import dataclasses
+import inspect
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .compare import GradeFailure, mismatch, tolerance, value_mismatch
+from .i18n import pick
+from .paths import ROOT
+
+LOGITS_HEAD = 1024  # vocabulary columns kept for every position (the last position is kept whole)
+
+
+class NotStarted(BaseException):
+    """The function still raises NotImplementedError. A BaseException, so hypothesis reports it at once
+    instead of shrinking an example that every input fails alike."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An input that comes from the model rather than from the golden file."""
+
+    kind: str  # "weight", "weights", "args", "tokenizer", "folder"
+    name: str = ""  # the weight's name, or the dtype of "weights"
+
+
+@dataclass
+class Call:
+    """One graded call: exercise module, function (or class), case name, inputs, names of the outputs."""
+
+    module: str
+    function: str
+    case: str
+    kwargs: dict[str, Any]
+    outputs: tuple[str, ...] = ("out",)
+    depth: str = "op"  # "op", "layer" or "deep": picks the tolerance
+    reduce: str | None = None  # "logits" or "generation": what of a large result is kept
+    driver: str | None = None  # a function in grader.cases that drives a class or loader
+
+
+@dataclass
+class Golden:
+    """A Call with the outputs the reference gave, and the outputs of known mistakes on the same inputs."""
+
+    call: Call
+    expected: dict[str, Any]
+    mistakes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _learner_frame(exc: BaseException) -> str:
+    """The deepest frame of the traceback that is in exercises/ or solutions/, as 'file:line in fn: source'."""
+    if isinstance(exc, SyntaxError):
+        return f"\n  at {exc.filename}:{exc.lineno}\n    {(exc.text or '').strip()}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve().parent.name in ("exercises", "solutions")
+              and not Path(f.filename).name.startswith("test_")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    where = Path(f.filename).resolve().relative_to(ROOT) if Path(f.filename).resolve().is_relative_to(ROOT) else f.filename
+    return f"\n  at {where}:{f.lineno} in {f.name}\n    {f.line}"
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+
+
+def not_started_message(fn: Callable | None, error: NotImplementedError) -> str:
+    """The learner's own 'not started: ...' message, or one that names the function and file."""
+    if str(error).startswith("not started"):
+        return str(error)
+    module = inspect.getmodule(fn) if fn is not None else None
+    where = Path(module.__file__).relative_to(ROOT) if module and module.__file__ else "exercises/"
+    return f"not started: implement {_name(fn) if fn is not None else 'this function'} in {where}"
+
+
+def learner_error_message(error: BaseException, fn: Callable | None = None) -> str:
+    """'fn raised TypeError: message' and the learner's line that raised it."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    who = _name(fn) if fn is not None else pick("your code", "你的代码")
+    return pick(f"{who} raised {type(error).__name__}: {first_line}", f"{who} 抛出了 {type(error).__name__}：{first_line}") + _learner_frame(error)
+
+
+def in_learner_code(error: BaseException) -> bool:
+    return bool(_learner_frame(error))
+
+
+def invoke(fn: Callable, *args, **kwargs) -> Any:
+    """Call learner code; generators are run to the end. Every failure becomes one GradeFailure."""
+    try:
+        result = fn(*args, **kwargs)
+        if isinstance(result, Iterator):
+            result = list(result)
+        return result
+    except NotImplementedError as e:
+        raise NotStarted(not_started_message(fn, e)) from None
+    except (GradeFailure, NotStarted):
+        raise
+    except Exception as e:
+        raise GradeFailure(learner_error_message(e, fn)) from None
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [v for v in value.values() if isinstance(v, torch.Tensor)]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, torch.Tensor)]
+    return []
+
+
+def call_checked(fn: Callable, kwargs: dict[str, Any], label: str) -> Any:
+    """invoke, and name any input tensor the call changed in place."""
+    before = {(name, i): t._version for name, v in kwargs.items() for i, t in enumerate(_tensors(v))}
+    result = invoke(fn, **kwargs)
+    for name, v in kwargs.items():
+        for i, t in enumerate(_tensors(v)):
+            if t._version != before[(name, i)]:
+                raise GradeFailure(pick(
+                    f"{label} changed its input {name!r} in place (e.g. with +=, .mul_() or x[...] = ...): compute a new tensor instead",
+                    f"{label} 原地修改了输入 {name!r}（例如用了 +=、.mul_() 或 x[...] = ...）：请计算一个新张量"))
+    return result
+
+
+def normalise(result: Any, call: Call, label: str) -> dict[str, Any]:
+    """Name the parts of a result; keep what is compared of large ones."""
+    if call.reduce == "logits":
+        if not isinstance(result, torch.Tensor) or result.dim() != 2:
+            shape = list(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
+            raise GradeFailure(pick(f"{label} should return logits [seq, vocab_size], got {shape}",
+                                    f"{label} 应返回 logits [seq, vocab_size]，实际得到 {shape}"))
+        return {"last": result[-1], "head": result[:, :LOGITS_HEAD]}
+    if call.reduce == "generation":
+        if not all(isinstance(s, tuple) and len(s) == 2 for s in result):
+            raise GradeFailure(pick(f"{label} should yield (token_id, logits) pairs",
+                                    f"{label} 应逐个 yield (token_id, logits) 二元组"))
+        return {"tokens": [int(t) for t, _ in result], "first_logits": result[0][1] if result else torch.empty(0)}
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        result = dataclasses.asdict(result)
+    if len(call.outputs) == 1:
+        return {call.outputs[0]: result}
+    if not isinstance(result, (tuple, list)) or len(result) != len(call.outputs):
+        raise GradeFailure(pick(f"{label} should return {len(call.outputs)} values ({', '.join(call.outputs)})",
+                                f"{label} 应返回 {len(call.outputs)} 个值（{', '.join(call.outputs)}）"))
+    return dict(zip(call.outputs, result))
+
+
+def run(target: Callable, call: Call, kwargs: dict[str, Any], drivers: dict[str, Callable], label: str) -> dict[str, Any]:
+    """Outputs of target (a function, or a class/loader driven by call.driver) on resolved kwargs."""
+    if call.driver:
+        return call_checked(lambda **kw: drivers[call.driver](target, **kw), kwargs, label)
+    return normalise(call_checked(target, kwargs, label), call, label)
+
+
+def differences(got: dict[str, Any], expected: dict[str, Any], depth: str) -> list[str]:
+    """One report per output that differs from its expected value."""
+    reports = []
+    for name, exp in expected.items():
+        if name not in got:
+            reports.append(f"{name}: missing from the result")
+        elif isinstance(exp, torch.Tensor):
+            report = mismatch(name, got[name], exp, tolerance(exp, depth))
+            if report:
+                reports.append(report)
+        else:
+            report = value_mismatch(name, got[name], exp)
+            if report:
+                reports.append(report)
+    return reports
+
+
+def recognised(got: dict[str, Any], golden: Golden) -> list[str]:
+    """Ids of known mistakes whose outputs got matches."""
+    return [mid for mid, outs in golden.mistakes.items() if not differences(got, outs, golden.call.depth)]
+
+
+def check(target: Callable, golden: Golden, model, drivers: dict[str, Callable]) -> None:
+    """Run target on the golden inputs; raise one GradeFailure that says how the result differs, naming a
+    known mistake when the result is what that mistake gives."""
+    from . import mistakes  # the registry imports solutions/, which imports nothing from here
+
+    call = golden.call
+    label = f"{call.function} ({model.name}, {call.case})"
+    kwargs = {k: model.resolve(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()}
+    try:
+        got = run(target, call, kwargs, drivers, label)
+    except GradeFailure as e:
+        if "in place" in str(e):
+            model.forget()  # the shared weights may be damaged: reload them for the next test
+        raise
+    reports = differences(got, golden.expected, call.depth)
+    if not reports:
+        return
+    header = pick(f"{label} does not match the reference:", f"{label} 与参考实现不一致：")
+    known = recognised(got, golden)
+    hint = "".join(pick("\n=> a known mistake: ", "\n=> 这是一个常见错误：") + mistakes.by_id(m).message() for m in known)
+    raise GradeFailure("\n".join([header, *reports]) + hint)

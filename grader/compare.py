@@ -1,0 +1,149 @@
+"""Compare a result with its golden and say what a learner needs: shape, dtype, errors, where, a few values."""
+
+from dataclasses import dataclass
+
+import torch
+
+from .i18n import pick
+
+
+class GradeFailure(AssertionError):
+    """A graded test failed for a reason the message states completely; the plugin shows only the message."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float  # in units of the expected tensor's root mean square
+    rtol: float  # relative to each expected value
+    reason: str
+
+    def bound(self, expected: torch.Tensor) -> torch.Tensor:
+        """Allowed absolute error per element; 0 where expected is inf or NaN (those must match exactly)."""
+        finite = torch.isfinite(expected)
+        magnitude = expected.abs().float().where(finite, 0.0)
+        scale = magnitude.pow(2).sum().div(finite.sum().clamp_min(1)).sqrt()
+        return (self.atol * scale + self.rtol * magnitude).where(finite, 0.0)
+
+
+EXACT = Tolerance(0.0, 0.0, "integers, booleans and masks are exact")
+# One table for every tolerance in the kit, keyed by output dtype and depth of the computation.
+TOLERANCES = {
+    ("float32", "op"): Tolerance(1e-5, 1e-5, "float32, a few operations: only summation order differs"),
+    ("float32", "deep"): Tolerance(1e-4, 1e-4, "float32 through whole layers: summation order accumulates"),
+    ("bfloat16", "op"): Tolerance(2**-7, 2**-6, "bf16 has 8 significant bits: allow about two roundings apart"),
+    ("bfloat16", "layer"): Tolerance(2**-5, 2**-5, "bf16 through a whole attention or FFN sublayer: roundings accumulate"),
+    ("bfloat16", "deep"): Tolerance(2**-3, 2**-4, "bf16 through every layer: roundings accumulate with depth"),
+}
+
+
+def tolerance(expected: torch.Tensor, depth: str) -> Tolerance:
+    """The tolerance for an output of this dtype computed at this depth ("op", "layer" or "deep")."""
+    if not (expected.is_floating_point() or expected.is_complex()):
+        return EXACT
+    dtype = "float32" if expected.dtype in (torch.float32, torch.complex64, torch.float64) else "bfloat16"
+    if dtype == "float32" and depth == "layer":
+        depth = "deep"
+    return TOLERANCES[(dtype, depth)]
+
+
+def _shape(t: torch.Tensor) -> str:
+    return f"[{', '.join(map(str, t.shape))}]"
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _index(flat_index: int, shape: torch.Size) -> str:
+    idx = []
+    for size in reversed(shape):
+        idx.append(flat_index % size)
+        flat_index //= size
+    return "[" + ", ".join(map(str, reversed(idx))) + "]"
+
+
+def _value(x: torch.Tensor) -> str:
+    return f"{complex(x):.5g}" if x.is_complex() else f"{float(x):.5g}"
+
+
+def finite_problem(name: str, got: torch.Tensor) -> str | None:
+    """Name NaN or inf in a result, or None."""
+    if not (got.is_floating_point() or got.is_complex()):
+        return None
+    bad = ~torch.isfinite(got)
+    if not bad.any():
+        return None
+    first = int(bad.reshape(-1).nonzero()[0])
+    kind = "NaN" if torch.isnan(got.reshape(-1)[first]) else "inf"
+    return pick(
+        f"{name} contains {kind} ({int(bad.sum())} of {got.numel()} values, first at {_index(first, got.shape)}): "
+        "look for a division by zero, a log or sqrt of a negative number, or a softmax row that is all -inf",
+        f"{name} 含有 {kind}（{got.numel()} 个值中有 {int(bad.sum())} 个，第一个在 {_index(first, got.shape)}）："
+        "检查是否除以零、对负数取 log 或 sqrt，或 softmax 的某一行全是 -inf",
+    )
+
+
+def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | None:
+    """None if got matches expected within tol, else a report of how it differs."""
+    if not isinstance(got, torch.Tensor):
+        return pick(f"{name}: expected a tensor {_shape(expected)} {_dtype(expected)}, got {type(got).__name__}",
+                    f"{name}：应返回张量 {_shape(expected)} {_dtype(expected)}，实际返回 {type(got).__name__}")
+    if got.shape != expected.shape:
+        return pick(f"{name}: shape {_shape(got)}, expected {_shape(expected)}",
+                    f"{name}：形状为 {_shape(got)}，应为 {_shape(expected)}")
+    if got.dtype != expected.dtype:
+        return pick(f"{name}: dtype {_dtype(got)}, expected {_dtype(expected)} (shape {_shape(got)} is right)",
+                    f"{name}：dtype 为 {_dtype(got)}，应为 {_dtype(expected)}（形状 {_shape(got)} 正确）")
+    problem = finite_problem(name, got)
+    if problem and torch.isfinite(expected).all():
+        return problem
+    if tol is EXACT or not (expected.is_floating_point() or expected.is_complex()):
+        if torch.equal(got, expected):
+            return None
+        wrong = (got != expected).reshape(-1)
+        first = int(wrong.nonzero()[0])
+        side = ", ".join(f"{_index(i, got.shape)} got {_value(got.reshape(-1)[i])} expected {_value(expected.reshape(-1)[i])}"
+                         for i in wrong.nonzero()[:4, 0].tolist())
+        return pick(f"{name}: {int(wrong.sum())} of {got.numel()} values differ (must be exact), first at {_index(first, got.shape)}: {side}",
+                    f"{name}：{got.numel()} 个值中有 {int(wrong.sum())} 个不同（必须完全一致），第一个在 {_index(first, got.shape)}：{side}")
+    same = (got == expected) | (torch.isnan(got) & torch.isnan(expected))  # also equal infs, whose difference is NaN
+    err = (got - expected).abs().float().masked_fill(same, 0).nan_to_num(float("inf"), float("inf"))
+    bound = tol.bound(expected)
+    outside = (err > bound).reshape(-1)
+    if not outside.any():
+        return None
+    flat_err = err.reshape(-1)
+    worst = int(flat_err.argmax())
+    rel = flat_err / expected.abs().float().reshape(-1).clamp_min(1e-30)
+    worst_rel = int(rel.argmax())
+    shown = outside.nonzero()[:4, 0].tolist()
+    side = "\n".join(f"    {_index(i, got.shape):>14}  {_value(got.reshape(-1)[i]):>12}  {_value(expected.reshape(-1)[i]):>12}" for i in shown)
+    return pick(
+        f"{name}: {int(outside.sum())} of {got.numel()} values outside the tolerance (shape {_shape(got)} and dtype {_dtype(got)} are right)\n"
+        f"  max abs error {float(flat_err[worst]):.4g} at {_index(worst, got.shape)}; max rel error {float(rel[worst_rel]):.4g} at {_index(worst_rel, got.shape)}\n"
+        f"  tolerance: {tol.atol:g} x rms(expected) + {tol.rtol:g} x |expected| ({tol.reason})\n"
+        f"           index           got      expected\n{side}",
+        f"{name}：{got.numel()} 个值中有 {int(outside.sum())} 个超出容差（形状 {_shape(got)} 与 dtype {_dtype(got)} 正确）\n"
+        f"  最大绝对误差 {float(flat_err[worst]):.4g} 在 {_index(worst, got.shape)}；最大相对误差 {float(rel[worst_rel]):.4g} 在 {_index(worst_rel, got.shape)}\n"
+        f"  容差：{tol.atol:g} x rms(期望值) + {tol.rtol:g} x |期望值|（{tol.reason}）\n"
+        f"           索引            实际          期望\n{side}",
+    )
+
+
+def matches(got, expected: torch.Tensor, tol: Tolerance) -> bool:
+    return isinstance(got, torch.Tensor) and mismatch("", got, expected, tol) is None
+
+
+def value_mismatch(name: str, got, expected) -> str | None:
+    """For results that are not tensors (ids, strings, numbers, dicts): exact equality."""
+    if got == expected:
+        return None
+    if isinstance(expected, list) and isinstance(got, list):
+        first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        return pick(
+            f"{name}: lists differ first at index {first} (lengths {len(got)} and {len(expected)})\n"
+            f"  got      {got[max(0, first - 3):first + 5]}\n  expected {expected[max(0, first - 3):first + 5]}",
+            f"{name}：两个列表在下标 {first} 处首次不同（长度 {len(got)} 与 {len(expected)}）\n"
+            f"  实际 {got[max(0, first - 3):first + 5]}\n  期望 {expected[max(0, first - 3):first + 5]}",
+        )
+    return pick(f"{name}: got {got!r}, expected {expected!r}", f"{name}：实际为 {got!r}，应为 {expected!r}")

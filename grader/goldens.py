@@ -1,0 +1,163 @@
+"""Golden files: build them from solutions/, write them (safetensors + manifest.json), read and verify them."""
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import cases, mistakes
+from .calls import Call, Golden, Ref, differences, run
+from .compare import tolerance
+from .errors import KitError
+from .progress import track
+
+MANIFEST = "manifest.json"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_sha256(weights: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        t = weights[name].contiguous()
+        h.update(f"{name}:{t.dtype}:{list(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _encode(value, key: str, tensors: dict[str, torch.Tensor]):
+    """JSON for one value; tensors go to the file under key."""
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value.detach().clone()
+        return {"tensor": key}
+    if isinstance(value, Ref):
+        return {"ref": value.kind, "name": value.name}
+    return {"value": value}
+
+
+def _decode(spec: dict, tensors: dict[str, torch.Tensor]):
+    if "tensor" in spec:
+        return tensors[spec["tensor"]]
+    if "ref" in spec:
+        return Ref(spec["ref"], spec["name"])
+    return spec["value"]
+
+
+def _resolve(kwargs: dict, model) -> dict:
+    return {k: model.resolve(v) if isinstance(v, Ref) else v for k, v in kwargs.items()}
+
+
+def _label(call: Call, model) -> str:
+    return f"{call.function} ({model.name}, {call.case})"
+
+
+def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Run the reference and every mistake on each call; the tensors and the JSON spec of one golden file."""
+    reference = importlib.import_module(f"solutions.{module}")
+    tensors: dict[str, torch.Tensor] = {}
+    specs = []
+    for call in calls:
+        prefix = f"{call.function}/{call.case}"
+        kwargs = _resolve(call.kwargs, model)
+        expected = run(getattr(reference, call.function), call, kwargs, cases.DRIVERS, _label(call, model))
+        spec = {
+            "function": call.function, "case": call.case, "outputs": list(call.outputs), "depth": call.depth,
+            "reduce": call.reduce, "driver": call.driver,
+            "kwargs": {k: _encode(v, f"{prefix}/in/{k}", tensors) for k, v in call.kwargs.items()},
+            "expected": {k: _encode(v, f"{prefix}/out/{k}", tensors) for k, v in expected.items()},
+            "mistakes": {},
+        }
+        for mistake in mistakes.for_function(module, call.function):
+            got = run(mistake.variant, call, kwargs, cases.DRIVERS, _label(call, model))
+            if differences(got, expected, call.depth):  # only mistakes this case can tell apart
+                spec["mistakes"][mistake.id] = {k: _encode(v, f"{prefix}/mistake/{mistake.id}/{k}", tensors) for k, v in got.items()}
+        specs.append(spec)
+    return tensors, specs
+
+
+def build(model, out_dir: Path) -> dict:
+    """Write every exercise's golden file for model into out_dir, then manifest.json; returns the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_calls = cases.calls(model)
+    files = {}
+    for module in track(sorted(all_calls), f"building goldens for {model.name}"):
+        tensors, specs = build_module(model, module, all_calls[module])
+        path = out_dir / f"{module}.safetensors"
+        save_file(tensors, path, metadata={"calls": json.dumps(specs)})
+        files[path.name] = {
+            "sha256": _sha256_file(path),
+            "calls": len(specs),
+            "tolerances": sorted({json.dumps(tolerance(t, s["depth"]).__dict__) for s in specs for k, e in s["expected"].items()
+                                  if "tensor" in e for t in [tensors[e["tensor"]]]}),
+        }
+    ck = model.checkpoint
+    manifest = {
+        "model": model.name,
+        "checkpoint": {"folder": ck.folder.name, "layout": ck.layout, "dtype": str(ck.dtype).removeprefix("torch."),
+                       "sha256": checkpoint_sha256(ck.weights)},
+        "torch": torch.__version__,
+        "prompts": cases.PROMPTS,
+        "files": files,
+    }
+    manifest["files"] = {k: {**v, "tolerances": [json.loads(t) for t in v["tolerances"]]} for k, v in files.items()}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def read(golden_dir: Path, module: str) -> list[Golden]:
+    """The golden calls of one exercise module."""
+    path = golden_dir / f"{module}.safetensors"
+    if not path.is_file():
+        raise KitError(f"{path} is missing: restore fixtures/ with `git checkout -- fixtures` (or rebuild with `llama3-grader fixtures build`)")
+    try:
+        tensors = load_file(path)
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            specs = json.loads(json.loads(f.read(header_len))["__metadata__"]["calls"])
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        raise KitError(f"{path} is corrupt ({str(e).splitlines()[0]}): restore it with `git checkout -- {path.parent}` and run `llama3-grader fixtures verify`") from None
+    goldens = []
+    for s in specs:
+        call = Call(module, s["function"], s["case"], {k: _decode(v, tensors) for k, v in s["kwargs"].items()},
+                    tuple(s["outputs"]), s["depth"], s["reduce"], s["driver"])
+        expected = {k: _decode(v, tensors) for k, v in s["expected"].items()}
+        wrong = {mid: {k: _decode(v, tensors) for k, v in outs.items()} for mid, outs in s["mistakes"].items()}
+        goldens.append(Golden(call, expected, wrong))
+    return goldens
+
+
+def verify(golden_dir: Path, model=None) -> list[str]:
+    """Problems with a golden folder: files missing, altered or unreadable; the checkpoint changed. Empty if fine."""
+    manifest_path = golden_dir / MANIFEST
+    if not manifest_path.is_file():
+        return [f"{manifest_path} is missing"]
+    manifest = json.loads(manifest_path.read_text())
+    problems = []
+    for name, entry in manifest["files"].items():
+        path = golden_dir / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif _sha256_file(path) != entry["sha256"]:
+            problems.append(f"{path} is altered (sha256 differs from {MANIFEST})")
+        else:
+            try:
+                read(golden_dir, name.removesuffix(".safetensors"))
+            except KitError as e:
+                problems.append(str(e))
+    for path in sorted(golden_dir.glob("*.safetensors")):
+        if path.name not in manifest["files"]:
+            problems.append(f"{path} is not in {MANIFEST}")
+    if model is not None and checkpoint_sha256(model.checkpoint.weights) != manifest["checkpoint"]["sha256"]:
+        problems.append(f"{model.folder} is not the checkpoint these goldens were built from (tensor sha256 differs)")
+    return problems

@@ -1,0 +1,178 @@
+"""Common mistakes, each as a deliberately wrong variant of one reference function. The builder stores what
+each variant returns on the golden inputs; when a learner's result matches one, the failure names it."""
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
+                       ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
+
+from .i18n import pick
+
+
+@dataclass(frozen=True)
+class Mistake:
+    id: str
+    module: str
+    function: str
+    en: str
+    zh: str
+    variant: Callable
+
+    def message(self, lang: str | None = None) -> str:
+        return pick(self.en, self.zh, lang)
+
+
+def _encode_without_bos(tokenizer, text, bos=True, eos=False):
+    return ex01_tokenizer.encode(tokenizer, text, bos=False, eos=eos)
+
+
+def _rms_norm_without_eps(x, weight, eps):
+    x32 = x.float()
+    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True))).type_as(x) * weight
+
+
+def _precompute_from_position_one(head_dim, end, theta, scale_factor=None):
+    return ex06_rope.precompute_freqs_cis(head_dim, end + 1, theta, scale_factor)[1:]
+
+
+def _precompute_without_scaling(head_dim, end, theta, scale_factor=None):
+    return ex06_rope.precompute_freqs_cis(head_dim, end, theta, None)
+
+
+def _apply_rope_on_halves(x, freqs_cis):
+    half = x.shape[-1] // 2
+    x1, x2 = x.float()[..., :half], x.float()[..., half:]
+    cos, sin = freqs_cis.real[:, None, :], freqs_cis.imag[:, None, :]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+def _mask_hiding_the_diagonal(seqlen, start_pos=0):
+    mask = torch.full((seqlen, seqlen), float("-inf")).triu(diagonal=0)
+    return torch.hstack([torch.zeros(seqlen, start_pos), mask])
+
+
+def _mask_peeking_ahead(seqlen, start_pos=0):
+    mask = torch.full((seqlen, seqlen), float("-inf")).triu(diagonal=2)
+    return torch.hstack([torch.zeros(seqlen, start_pos), mask])
+
+
+def _attention_unscaled(q, k, v, mask):
+    return ex07_attention.attention(q * math.sqrt(q.shape[-1]), k, v, mask)
+
+
+def _attention_unmasked(q, k, v, mask):
+    return ex07_attention.attention(q, k, v, None)
+
+
+def _attention_softmax_over_queries(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + mask.to(scores.dtype)
+    return torch.softmax(scores.float(), dim=-2).nan_to_num().type_as(q) @ v
+
+
+def _repeat_kv_tiled(x, n_rep):
+    return x.repeat(1, n_rep, 1)
+
+
+def _gqa_tiled(q, k, v, mask):
+    seqlen, n_heads, head_dim = q.shape
+    n_rep = n_heads // k.shape[1]
+    k, v = _repeat_kv_tiled(k, n_rep), _repeat_kv_tiled(v, n_rep)
+    out = ex07_attention.attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), mask)
+    return out.transpose(0, 1).reshape(seqlen, n_heads * head_dim)
+
+
+def _feed_forward_w1_w3_swapped(x, w1, w2, w3):
+    return ex09_feed_forward.feed_forward(x, w3, w2, w1)
+
+
+def _block_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    p = f"layers.{layer_id}."
+    normed = ex04_rms_norm.rms_norm(x, weights[p + "attention_norm.weight"], args.norm_eps)
+    h = normed + ex08_multi_head_attention.self_attention(normed, weights, layer_id, args, freqs_cis, mask, cache, start_pos)
+    normed = ex04_rms_norm.rms_norm(h, weights[p + "ffn_norm.weight"], args.norm_eps)
+    return normed + ex09_feed_forward.feed_forward(
+        normed, weights[p + "feed_forward.w1.weight"], weights[p + "feed_forward.w2.weight"], weights[p + "feed_forward.w3.weight"])
+
+
+def _forward_without_final_norm(tokens, weights, args, cache=None, start_pos=0):
+    seqlen = tokens.shape[0]
+    h = ex03_embeddings.embed(tokens, weights["tok_embeddings.weight"])
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)
+    mask = ex07_attention.causal_mask(seqlen, start_pos) if seqlen > 1 else None
+    for layer_id in range(args.n_layers):
+        h = ex10_transformer_block.transformer_block(h, weights, layer_id, args, freqs_cis[start_pos:], mask, cache, start_pos)
+    return ex05_qkv.linear(h, weights["output.weight"]).float()
+
+
+class _KVCacheWrittenAtZero(ex12_generation.KVCache):
+    def update(self, layer_id, start_pos, k, v):
+        seqlen = k.shape[0]
+        self.cache_k[layer_id][:seqlen] = k
+        self.cache_v[layer_id][:seqlen] = v
+        return self.cache_k[layer_id][: start_pos + seqlen], self.cache_v[layer_id][: start_pos + seqlen]
+
+
+MISTAKES = [
+    Mistake("forgot_bos", "ex01_tokenizer", "encode",
+            "the ids lack BOS: with bos=True the list must start with 128000 (<|begin_of_text|>)",
+            "缺少 BOS：bos=True 时列表必须以 128000（<|begin_of_text|>）开头", _encode_without_bos),
+    Mistake("rms_norm_without_eps", "ex04_rms_norm", "rms_norm",
+            "this is RMSNorm without eps: add eps to the mean of squares before the square root (it matters for small inputs)",
+            "这是没有 eps 的 RMSNorm：在开方之前把 eps 加到平方均值上（输入很小时差别很大）", _rms_norm_without_eps),
+    Mistake("positions_from_one", "ex06_rope", "precompute_freqs_cis",
+            "positions start at 1: the first token is position 0, so its rotation is the identity",
+            "位置从 1 开始了：第一个 token 的位置是 0，它的旋转是恒等变换", _precompute_from_position_one),
+    Mistake("rope_scaling_ignored", "ex06_rope", "precompute_freqs_cis",
+            "the frequencies are not scaled: when scale_factor is given, pass the base frequencies through apply_scaling first",
+            "频率没有缩放：给定 scale_factor 时，要先把基础频率交给 apply_scaling", _precompute_without_scaling),
+    Mistake("rope_on_halves", "ex06_rope", "apply_rope",
+            "RoPE rotates halves (i, i + head_dim/2), Hugging Face's layout: Meta's weights pair adjacent elements (2i, 2i+1)",
+            "RoPE 旋转了前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的权重把相邻元素 (2i, 2i+1) 配成一对", _apply_rope_on_halves),
+    Mistake("mask_hides_diagonal", "ex07_attention", "causal_mask",
+            "the mask hides the diagonal: a token may attend to itself, so mask only j > i (triu with diagonal=1)",
+            "掩码遮住了对角线：token 可以关注自己，只应遮住 j > i（triu 的 diagonal=1）", _mask_hiding_the_diagonal),
+    Mistake("mask_peeks_ahead", "ex07_attention", "causal_mask",
+            "the mask lets each token see the next one: mask every j > i (triu with diagonal=1)",
+            "掩码让每个 token 看到了下一个 token：要遮住所有 j > i（triu 的 diagonal=1）", _mask_peeking_ahead),
+    Mistake("attention_unscaled", "ex07_attention", "attention",
+            "the scores are not divided by sqrt(head_dim): without it softmax saturates as head_dim grows",
+            "分数没有除以 sqrt(head_dim)：不除的话 head_dim 越大 softmax 越饱和", _attention_unscaled),
+    Mistake("attention_unmasked", "ex07_attention", "attention",
+            "the mask is not applied: add it to the scores before the softmax",
+            "没有使用掩码：在 softmax 之前把它加到分数上", _attention_unmasked),
+    Mistake("softmax_over_queries", "ex07_attention", "attention",
+            "softmax runs over the wrong dimension: each query's weights over the keys must sum to 1 (dim=-1)",
+            "softmax 用错了维度：每个 query 对所有 key 的权重之和应为 1（dim=-1）", _attention_softmax_over_queries),
+    Mistake("kv_heads_tiled", "ex08_multi_head_attention", "repeat_kv",
+            "K/V heads are tiled (0,1,0,1) instead of repeated in place (0,0,1,1): query head h reads kv head h // n_rep (repeat_interleave, not repeat)",
+            "K/V 头被平铺成 (0,1,0,1)，而不是就地重复 (0,0,1,1)：第 h 个 query 头读取第 h // n_rep 个 kv 头（用 repeat_interleave，不是 repeat）", _repeat_kv_tiled),
+    Mistake("kv_heads_tiled_in_attention", "ex08_multi_head_attention", "grouped_query_attention",
+            "K/V heads are tiled (0,1,0,1) instead of repeated in place (0,0,1,1): query head h reads kv head h // n_rep (repeat_interleave, not repeat)",
+            "K/V 头被平铺成 (0,1,0,1)，而不是就地重复 (0,0,1,1)：第 h 个 query 头读取第 h // n_rep 个 kv 头（用 repeat_interleave，不是 repeat）", _gqa_tiled),
+    Mistake("w1_w3_swapped", "ex09_feed_forward", "feed_forward",
+            "w1 and w3 are swapped: SiLU goes on w1 x (the gate), and w3 x is the plain branch it multiplies",
+            "w1 和 w3 弄反了：SiLU 作用在 w1 x（门）上，w3 x 是与它相乘的普通分支", _feed_forward_w1_w3_swapped),
+    Mistake("residual_on_normed", "ex10_transformer_block", "transformer_block",
+            "the residual is added to the normed input: add each sublayer's output to the un-normed stream (h = x + attention(norm(x)))",
+            "残差加在了归一化之后的输入上：每个子层的输出应加到未归一化的残差流上（h = x + attention(norm(x))）", _block_residual_on_normed),
+    Mistake("no_final_norm", "ex11_forward", "forward",
+            "the final RMSNorm (norm.weight) is missing: normalise after the last layer, before the output projection",
+            "缺少最后的 RMSNorm（norm.weight）：最后一层之后、输出投影之前要再归一化一次", _forward_without_final_norm),
+    Mistake("cache_written_at_zero", "ex12_generation", "KVCache",
+            "the cache is written at position 0 every time: write the new keys and values at positions start_pos .. start_pos + seq",
+            "每次都从位置 0 写缓存：新的 key 和 value 应写在 start_pos .. start_pos + seq", _KVCacheWrittenAtZero),
+]
+
+
+def for_function(module: str, function: str) -> list[Mistake]:
+    return [m for m in MISTAKES if m.module == module and m.function == function]
+
+
+def by_id(mistake_id: str) -> Mistake:
+    return next(m for m in MISTAKES if m.id == mistake_id)

@@ -1,0 +1,102 @@
+"""The models the graded tests run on: the two tiny fixtures, and a real checkpoint when LLAMA3_CHECKPOINT is set."""
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from solutions.ex01_tokenizer import load_tokenizer
+
+from . import checkpoint
+from .calls import Ref
+from .paths import GOLDENS, MODELS, TINY_MODELS
+
+REAL = "real"
+
+
+@functools.cache
+def _tokenizer(path: Path):
+    return load_tokenizer(path)
+
+
+class Model:
+    """A checkpoint, its golden folder, and the inputs graded calls take from it."""
+
+    def __init__(self, name: str, folder: Path, golden_dir: Path):
+        self.name, self.folder, self.golden_dir = name, folder, golden_dir
+        self._weights: dict[str, dict] = {}
+        self._checkpoint = None
+
+    def __repr__(self) -> str:
+        return self.name
+
+    @property
+    def checkpoint(self) -> checkpoint.Checkpoint:
+        if self._checkpoint is None:
+            self._checkpoint = checkpoint.load(self.folder)
+        return self._checkpoint
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.name in TINY_MODELS
+
+    @property
+    def is_llama3_8b(self) -> bool:
+        """Meta-Llama-3-8B's shape (base and Instruct share it): the model the published facts are about."""
+        a = self.checkpoint.args
+        return (a.dim, a.n_layers, a.n_heads, a.n_kv_heads, a.hidden_dim, a.rope_scale_factor) == (4096, 32, 32, 8, 14336, None)
+
+    def weights(self, dtype: str = "") -> dict[str, torch.Tensor]:
+        """The weights in dtype ("" for the checkpoint's own), cast once and kept."""
+        if dtype not in self._weights:
+            self._weights[dtype] = checkpoint.cast(self.checkpoint.weights, dtype) if dtype else self.checkpoint.weights
+        return self._weights[dtype]
+
+    @property
+    def tokenizer(self):
+        return _tokenizer(self.checkpoint.tokenizer_path)
+
+    def resolve(self, ref: Ref):
+        if ref.kind == "weight":
+            return self.weights()[ref.name]
+        if ref.kind == "weights":
+            return self.weights(ref.name)
+        return {"args": lambda: self.checkpoint.args, "tokenizer": lambda: self.tokenizer,
+                "tokenizer_path": lambda: self.checkpoint.tokenizer_path, "folder": lambda: self.folder}[ref.kind]()
+
+    def forget(self) -> None:
+        """Drop loaded weights (after learner code changed them in place)."""
+        self._weights.clear()
+        self._checkpoint = None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LLAMA3_KIT_CACHE") or Path.home() / ".cache" / "llama3-kit")
+
+
+def _fingerprint(folder: Path) -> str:
+    """Cheap identity of a checkpoint folder: resolved path, and name, size, mtime of every file in it."""
+    h = hashlib.sha256(str(folder.resolve()).encode())
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def tiny(name: str) -> Model:
+    return Model(name, MODELS / name, GOLDENS / name)
+
+
+@functools.cache
+def real(folder: str) -> Model:
+    path = Path(folder).expanduser()
+    return Model(REAL, path, cache_dir() / "goldens" / f"{path.name}-{_fingerprint(path)}")
+
+
+def real_from_env() -> Model | None:
+    folder = os.environ.get("LLAMA3_CHECKPOINT")
+    return real(folder) if folder else None
