@@ -1,0 +1,206 @@
+"""The pytest plugin: --impl, --checkpoint and --time-limit; the impl and golden fixtures; one clean message
+per failed graded test; deterministic hypothesis."""
+
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from . import cases, goldens, impl as impls, models
+from .calls import (Golden, GradeFailure, NotStarted, Ref, check, in_learner_code, invoke, learner_error_message,
+                    not_started_message)
+from .errors import KitError
+from .i18n import pick
+
+DEFAULT_TIME_LIMIT = 60.0
+settings.register_profile("llama3-kit", derandomize=True, deadline=None, database=None, max_examples=30,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile("llama3-kit")
+
+
+class TimeLimitExceeded(BaseException):
+    """A test ran past its time limit (a BaseException, so hypothesis does not retry it)."""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("llama3-kit")
+    group.addoption("--impl", choices=impls.IMPLS, default=None,
+                    help="implementation to grade: exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
+    group.addoption("--checkpoint", default=None, help="also grade on this real checkpoint folder (or set LLAMA3_CHECKPOINT)")
+    group.addoption("--time-limit", type=float, default=None, help=f"seconds per test (default {DEFAULT_TIME_LIMIT:g})")
+    parser.addini("llama3_time_limit", "seconds per graded test", default=str(DEFAULT_TIME_LIMIT))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "goldens(function): parametrise the test over the golden calls of function")
+    config.addinivalue_line("markers", "real: needs a real checkpoint (LLAMA3_CHECKPOINT)")
+    try:
+        config.llama3_impl = impls.choice(config.getoption("impl"))
+    except KitError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("checkpoint"):
+        os.environ["LLAMA3_CHECKPOINT"] = str(config.getoption("checkpoint"))
+
+
+def graded_models() -> list:
+    """The tiny models, and the real checkpoint when LLAMA3_CHECKPOINT is set (its goldens built on first use)."""
+    found = [models.tiny(name) for name in ("tiny-llama3", "tiny-llama3.2")]
+    real = models.real_from_env()
+    if real is not None:
+        try:
+            if not (real.golden_dir / goldens.MANIFEST).is_file():
+                print(f"\nbuilding goldens for {real.folder} into {real.golden_dir} (once)")
+                goldens.build(real, real.golden_dir)
+        except KitError as e:
+            raise pytest.UsageError(f"LLAMA3_CHECKPOINT: {e}") from None
+        found.append(real)
+    return found
+
+
+def exercise_module(test_module_name: str) -> str:
+    """test_ex04_rms_norm -> ex04_rms_norm"""
+    return test_module_name.rsplit(".", 1)[-1].removeprefix("test_")
+
+
+@dataclass
+class GoldenCase:
+    """One golden call on one model, as a test sees it."""
+
+    model: object
+    golden: Golden
+
+    def check(self, target) -> None:
+        check(target, self.golden, self.model, cases.DRIVERS)
+
+    @property
+    def kwargs(self) -> dict:
+        return {k: self.model.resolve(v) if isinstance(v, Ref) else v for k, v in self.golden.call.kwargs.items()}
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("goldens")
+    if marker is None or "golden" not in metafunc.fixturenames:
+        return
+    module = exercise_module(metafunc.module.__name__)
+    params, ids = [], []
+    for model in graded_models():
+        try:
+            found = goldens.read(model.golden_dir, module)
+        except KitError as e:
+            raise pytest.UsageError(str(e)) from None
+        for g in found:
+            if g.call.function == marker.args[0]:
+                params.append(GoldenCase(model, g))
+                ids.append(f"{model.name}-{g.call.case}")
+    metafunc.parametrize("golden", params, ids=ids)
+
+
+@pytest.fixture
+def impl(request):
+    """The module under test for this test file's exercise, with earlier exercises' names bound to the reference."""
+    name = exercise_module(request.module.__name__)
+    mod = invoke(impls.module, request.config.llama3_impl, name)
+    with impls.isolated(mod):
+        yield impls.Graded(mod)
+
+
+class Chain:
+    """The implementation under test, not isolated: end-to-end tests chain the learner's own exercises."""
+
+    def __init__(self, impl: str, own: str):
+        self.impl, self.own = impl, own
+
+    def __getattr__(self, module: str):
+        """chain.ex01_tokenizer is the learner's module."""
+        return invoke(impls.module, self.impl, module)
+
+    def run(self, fn, *args, **kwargs):
+        """invoke fn; an earlier exercise that is not started skips the test instead of failing it."""
+        try:
+            return invoke(fn, *args, **kwargs)
+        except NotStarted as e:
+            if f"/{self.own}.py" in str(e):
+                raise
+            pytest.skip(pick(f"this end-to-end test chains your earlier exercises, and one is not started yet ({e})",
+                             f"这个端到端测试会串联你之前的练习，其中有一个还没开始（{e}）"))
+
+
+@pytest.fixture
+def chain(request) -> Chain:
+    return Chain(request.config.llama3_impl, exercise_module(request.module.__name__))
+
+
+@pytest.fixture
+def llama3_8b():
+    """The real checkpoint, when it has Meta-Llama-3-8B's shape: the published "42" facts are about that model."""
+    model = models.real_from_env()
+    if model is None:
+        pytest.skip(pick("set LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B to grade on the real model (see README)",
+                         "设置 LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B 即可在真实模型上评分（见 README）"))
+    if not model.is_llama3_8b:
+        pytest.skip(pick(f"the published 42 facts are about Meta-Llama-3-8B; {model.folder} has another shape",
+                         f"公开的 42 结果针对 Meta-Llama-3-8B；{model.folder} 的结构不同"))
+    return model
+
+
+def _time_limit(item) -> float:
+    option = item.config.getoption("time_limit")
+    return option if option is not None else float(item.config.getini("llama3_time_limit"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    limit = _time_limit(item)
+    if limit <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeLimitExceeded(pick(f"time limit: the test ran longer than {limit:g} s; is there an endless loop? "
+                                     "(change the limit with --time-limit SECONDS)",
+                                     f"超时：测试运行超过了 {limit:g} 秒，是否有死循环？（用 --time-limit 秒数 修改上限）"))
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _message(error: BaseException) -> tuple[str, str] | None:
+    """(message, status) for a failure caused by the learner's code or reported by the grader; None otherwise,
+    so a fault in a test or in the grader itself keeps pytest's full traceback."""
+    if isinstance(error, NotStarted) or isinstance(error, NotImplementedError):
+        return (str(error) if isinstance(error, NotStarted) else not_started_message(None, error)), "not started"
+    if isinstance(error, (GradeFailure, TimeLimitExceeded)):
+        return str(error), "failing"
+    if isinstance(error, Exception) and in_learner_code(error):
+        return learner_error_message(error), "failing"
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
+        return
+    found = _message(call.excinfo.value)
+    if found is None:
+        return
+    message, status = found
+    notes = [n for n in getattr(call.excinfo.value, "__notes__", []) if n.startswith("Falsifying")]
+    report.longrepr = "\n".join([message, *notes])
+    report.user_properties.append(("status", status))
+
+
+def pytest_report_teststatus(report, config):
+    if report.failed and ("status", "not started") in report.user_properties:
+        return "failed", "N", "NOT STARTED"
+    return None
