@@ -1,0 +1,84 @@
+"""`llama3-grader generate`: the implementation under test answering a prompt, end to end."""
+
+import json
+import sys
+
+from .errors import KitError
+
+DEFAULT_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
+PAGE_IN_ABOVE = 256 * 2**20  # bytes: show a progress bar while reading weights larger than this
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="run your Llama (or the reference) on a prompt: tokenize, prefill, cached greedy decode")
+    p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (default: the 42 prompt)")
+    p.add_argument("--max-new-tokens", type=int, default=16, help="tokens to generate at most (default 16)")
+    p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
+    p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    p.set_defaults(run=run)
+
+
+def load_implementation(impl: str):
+    """The implementation's tokenizer and generation modules."""
+    from . import impl as impls
+    return impls.module(impl, "ex01_tokenizer"), impls.module(impl, "ex12_generation")
+
+
+def run(args) -> int:
+    import torch
+
+    from . import checkpoint, impl as impls
+    from .calls import GradeFailure, NotStarted, invoke
+
+    impl = impls.choice(args.impl)
+    if args.max_new_tokens < 1:
+        raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
+    ck = checkpoint.load(args.checkpoint, dtype)
+    if ck.nbytes > PAGE_IN_ABOVE:
+        checkpoint.page_in(ck.weights)
+    try:
+        tok, gen = invoke(load_implementation, impl)
+        tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
+        prompt_ids = invoke(tok.encode, tokenizer, args.prompt)
+        if len(prompt_ids) + args.max_new_tokens > ck.args.max_seq_len:
+            raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
+                           f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
+        generated, top10 = [], []
+        with torch.inference_mode():
+            for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, tok.STOP_TOKENS):
+                if not generated:
+                    values, ids = logits.float().topk(10)
+                    top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
+                generated.append(int(token))
+                if not args.json:
+                    _stream(tok, tokenizer, generated)
+        text = invoke(tok.decode, tokenizer, generated)
+    except NotStarted as e:
+        raise KitError(f"{e} (or run the reference with --impl solutions)") from None
+    except GradeFailure as e:
+        raise KitError(" ".join(str(e).split())) from None
+    if args.json:
+        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(ck.dtype).removeprefix("torch."),
+                          "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
+                          "top10": top10}, ensure_ascii=False))
+    else:
+        print()
+    return 0
+
+
+_shown = {"text": ""}
+
+
+def _stream(tok, tokenizer, generated: list[int]) -> None:
+    """Print the part of the decoded text not yet shown, holding back a half-decoded character."""
+    text = tok.decode(tokenizer, generated)
+    if text.endswith("\ufffd"):
+        return
+    if len(generated) == 1:
+        _shown["text"] = ""
+    sys.stdout.write(text[len(_shown["text"]):])
+    sys.stdout.flush()
+    _shown["text"] = text
