@@ -7,7 +7,7 @@ import torch
 
 from grader.cases import RELEASED
 from grader.paths import MODELS
-from grader.testing import expect_equal
+from grader.testing import expect_close, expect_equal
 
 
 @pytest.mark.goldens("ffn_hidden_dim")
@@ -52,7 +52,9 @@ def test_load_weights_memory_maps_and_loads_weights_only(impl, monkeypatch):
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    impl.load_weights(MODELS / "tiny-llama3")
+    weights = impl.load_weights(MODELS / "tiny-llama3")
+    expected = real_load(MODELS / "tiny-llama3" / "consolidated.00.pth", mmap=True, weights_only=True)
+    expect_close("tok_embeddings.weight[:4]", weights["tok_embeddings.weight"][:4], expected["tok_embeddings.weight"][:4])
     expect_equal("torch.load(..., mmap=)", seen.get("mmap"), True)
     expect_equal("torch.load(..., weights_only=)", seen.get("weights_only"), True)
 
@@ -63,6 +65,11 @@ class _RunsCode:
 
 
 def test_load_weights_refuses_a_pickle_that_runs_code(impl, tmp_path):
-    torch.save({"tok_embeddings.weight": torch.zeros(2), "payload": _RunsCode()}, tmp_path / "consolidated.00.pth")
+    """A plain tensor file loads; one whose pickle would call a function is refused (pickle.UnpicklingError)."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir(), bad.mkdir()
+    torch.save({"norm.weight": torch.arange(4.0)}, good / "consolidated.00.pth")
+    expect_close("norm.weight", impl.load_weights(good)["norm.weight"], torch.arange(4.0))
+    torch.save({"norm.weight": torch.zeros(2), "payload": _RunsCode()}, bad / "consolidated.00.pth")
     with pytest.raises(pickle.UnpicklingError):
-        impl.load_weights(tmp_path)
+        impl.load_weights(bad)

@@ -20,7 +20,8 @@ def test_feed_forward_is_w2_of_silu_w1_times_w3(impl, seed, seqlen, hidden):
                  why="out = w2( silu(w1 x) * (w3 x) )")
 
 
-def test_zero_input_gives_zero(impl):
-    """silu(0) * 0 = 0: a zero vector passes through as zero (no biases in Llama)."""
-    w1, w2, w3 = randn(1, 16, 8), randn(2, 8, 16), randn(3, 16, 8)
-    expect_close("feed_forward(0)", impl.feed_forward(torch.zeros(3, 8), w1, w2, w3), torch.zeros(3, 8))
+def test_bfloat16_in_bfloat16_out(impl):
+    """In the model's dtype: bf16 activations and weights give a bf16 result."""
+    x, w1, w2, w3 = (randn(i, *shape, dtype=torch.bfloat16) for i, shape in enumerate([(3, 8), (16, 8), (8, 16), (16, 8)]))
+    expected = ((F.silu(x.float() @ w1.float().T) * (x.float() @ w3.float().T)) @ w2.float().T).bfloat16()
+    expect_close("feed_forward in bf16", impl.feed_forward(x, w1, w2, w3), expected, depth="layer")

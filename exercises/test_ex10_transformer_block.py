@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from grader.testing import expect_close
+from solutions.ex04_rms_norm import rms_norm
+from solutions.ex09_feed_forward import feed_forward
 
 
 @pytest.mark.goldens("transformer_block")
@@ -12,22 +14,21 @@ def test_transformer_block(impl, golden):
 
 
 @pytest.mark.goldens("transformer_block")
-def test_with_zero_output_projections_the_block_is_the_identity(impl, golden):
-    """If wo and w2 are zero, both sublayers add nothing and the residual stream passes through unchanged."""
-    kwargs = golden.kwargs
-    layer = kwargs["layer_id"]
-    weights = dict(kwargs["weights"])
-    for name in (f"layers.{layer}.attention.wo.weight", f"layers.{layer}.feed_forward.w2.weight"):
-        weights[name] = torch.zeros_like(weights[name])
-    out = impl.transformer_block(**{**kwargs, "weights": weights})
-    expect_close("transformer_block with wo = w2 = 0", out, kwargs["x"],
-                 why="the output must be x + attention(...) + feed_forward(...), with both terms zero here")
+def test_with_wo_zero_only_the_feed_forward_adds_to_x(impl, golden):
+    """With wo = 0 attention adds nothing, so the block is x + feed_forward(rms_norm(x, ffn_norm))."""
+    kwargs = golden.kwargs(golden.case("prompt42_layer0"))
+    x, p, eps = kwargs["x"], f"layers.{kwargs['layer_id']}.", kwargs["args"].norm_eps
+    weights = {**kwargs["weights"], p + "attention.wo.weight": torch.zeros_like(kwargs["weights"][p + "attention.wo.weight"])}
+    expected = x + feed_forward(rms_norm(x, weights[p + "ffn_norm.weight"], eps), *(weights[p + f"feed_forward.w{i}.weight"] for i in (1, 2, 3)))
+    expect_close("transformer_block with wo = 0", impl.transformer_block(**{**kwargs, "weights": weights}), expected, depth="layer",
+                 why="the block must add each sublayer's output to the un-normed stream: h = x + attention(norm(x)); out = h + ffn(norm(h))")
 
 
 @pytest.mark.goldens("transformer_block")
 def test_a_prefix_does_not_see_later_tokens(impl, golden):
     """The block is causal: running the first 5 tokens alone gives the same first 5 rows."""
-    kwargs = golden.kwargs
-    full = impl.transformer_block(**kwargs)
+    case = golden.case("prompt42_layer0")
+    kwargs = golden.kwargs(case)
     prefix = impl.transformer_block(**{**kwargs, "x": kwargs["x"][:5], "freqs_cis": kwargs["freqs_cis"][:5], "mask": kwargs["mask"][:5, :5]})
-    expect_close("first 5 rows", prefix, full[:5], depth="layer", why="the first 5 outputs changed when later tokens were added")
+    expect_close("first 5 rows", prefix, case.expected["out"][:5], depth="layer",
+                 why="the block on the first 5 tokens alone must give the first 5 rows of the block on all of them")

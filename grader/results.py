@@ -47,7 +47,9 @@ def run(args: list[str] | None = None, quiet: bool = True) -> tuple[int, list[Re
     for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
         del sys.modules[name]  # grade the files as they are now
     collector = Collector()
-    argv = [*(args or [str(ROOT / "exercises")]), "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
+    argv = [*(args or [str(ROOT / "exercises")]), "-q", "-p", "no:cacheprovider"]
+    if not any(a.startswith("--rootdir") for a in argv):
+        argv += ["--rootdir", str(ROOT)]
     if quiet:
         with redirect_stdout(io.StringIO()):
             code = pytest.main(argv, plugins=[collector])
