@@ -1,0 +1,116 @@
+"""The goldens and tiny checkpoints are what the builder makes: rebuilding reproduces them, verify notices any
+change, and fixtures/ stays within its size budget."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from grader import goldens, presets
+from grader.compare import tolerance
+from grader.errors import KitError
+from grader.models import tiny
+from grader.paths import FIXTURES, GOLDENS, MODELS, TINY_MODELS
+
+
+def _specs(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(json.loads(f.read(n))["__metadata__"]["calls"])
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_rebuilding_the_goldens_reproduces_the_committed_ones(name, tmp_path):
+    """Bitwise with the torch version that built them; with another version, within each output's tolerance
+    (kernels and their summation order change between releases)."""
+    manifest = goldens.build(tiny(name), tmp_path)
+    committed = json.loads((GOLDENS / name / goldens.MANIFEST).read_text())
+    assert manifest["checkpoint"] == committed["checkpoint"]
+    assert sorted(manifest["files"]) == sorted(committed["files"])
+    bitwise = manifest["torch"] == committed["torch"]
+    for file in committed["files"]:
+        new, old = load_file(tmp_path / file), load_file(GOLDENS / name / file)
+        assert _specs(tmp_path / file) == _specs(GOLDENS / name / file), file
+        assert sorted(new) == sorted(old), file
+        for key in old:
+            if bitwise:
+                assert torch.equal(new[key], old[key]), f"{file}: {key} differs"
+            else:
+                torch.testing.assert_close(new[key], old[key], rtol=tolerance(old[key], "deep").rtol, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_rebuilding_the_tiny_checkpoints_reproduces_them(name, tmp_path):
+    presets.make(name, tmp_path / name)
+    assert json.loads((tmp_path / name / "params.json").read_text()) == json.loads((MODELS / name / "params.json").read_text())
+    new = torch.load(tmp_path / name / "consolidated.00.pth", weights_only=True)
+    old = torch.load(MODELS / name / "consolidated.00.pth", weights_only=True)
+    assert list(new) == list(old)
+    assert all(torch.equal(new[k], old[k]) for k in old)
+
+
+def test_the_tiny_llama3_2_checkpoint_is_tied_like_metas():
+    """Meta's 3.2 files keep output.weight, equal to tok_embeddings.weight, stored once."""
+    w = torch.load(MODELS / "tiny-llama3.2" / "consolidated.00.pth", weights_only=True, mmap=True)
+    assert torch.equal(w["output.weight"], w["tok_embeddings.weight"])
+    assert w["output.weight"].untyped_storage().data_ptr() == w["tok_embeddings.weight"].untyped_storage().data_ptr()
+    untied = torch.load(MODELS / "tiny-llama3" / "consolidated.00.pth", weights_only=True, mmap=True)
+    assert not torch.equal(untied["output.weight"], untied["tok_embeddings.weight"])
+
+
+def _verify(*folders) -> subprocess.CompletedProcess:
+    """llama3-grader fixtures verify [folders]"""
+    argv = ["fixtures", "verify", *map(str, folders)]
+    return subprocess.run([sys.executable, "-c", f"from grader.cli import main; main({argv!r})"], capture_output=True, text=True)
+
+
+def test_fixtures_verify_passes_on_the_committed_goldens():
+    result = _verify()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok ") == len(TINY_MODELS)
+
+
+def test_fixtures_verify_names_every_missing_or_altered_file(tmp_path):
+    folder = tmp_path / "tiny-llama3"
+    shutil.copytree(GOLDENS / "tiny-llama3", folder)
+    (folder / "ex03_embeddings.safetensors").unlink()
+    data = bytearray((folder / "ex04_rms_norm.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "ex04_rms_norm.safetensors").write_bytes(data)
+    (folder / "ex05_qkv.safetensors").write_bytes(b"")
+    result = _verify(folder)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any("ex03_embeddings.safetensors is missing" in line for line in lines)
+    assert any("ex04_rms_norm.safetensors is altered" in line for line in lines)
+    assert any("ex05_qkv.safetensors is altered" in line for line in lines)
+    assert len([line for line in lines if line.startswith("FAIL")]) == 3
+
+
+def test_a_corrupt_golden_is_a_one_line_error(tmp_path):
+    folder = tmp_path / "g"
+    shutil.copytree(GOLDENS / "tiny-llama3", folder)
+    (folder / "ex04_rms_norm.safetensors").write_bytes(b"\x00" * 7)
+    with pytest.raises(KitError) as e:
+        goldens.read(folder, "ex04_rms_norm")
+    assert "is corrupt" in str(e.value) and "\n" not in str(e.value)
+    (folder / "ex04_rms_norm.safetensors").unlink()
+    with pytest.raises(KitError, match="is missing"):
+        goldens.read(folder, "ex04_rms_norm")
+
+
+def test_manifest_records_checkpoint_tolerances_and_torch():
+    for name in TINY_MODELS:
+        manifest = json.loads((GOLDENS / name / goldens.MANIFEST).read_text())
+        assert manifest["checkpoint"]["sha256"] == goldens.checkpoint_sha256(tiny(name).checkpoint.weights)
+        assert manifest["checkpoint"]["dtype"] == "bfloat16" and manifest["torch"]
+        assert all(f["tolerances"] or f == manifest["files"]["ex01_tokenizer.safetensors"] for f in manifest["files"].values())
+
+
+def test_fixtures_stay_within_50_mb():
+    size = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
+    assert size < 50 * 2**20, f"fixtures/ is {size / 2**20:.1f} MB"
