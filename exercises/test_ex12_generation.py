@@ -34,7 +34,7 @@ def test_cached_decoding_equals_full_recomputation(impl, prompt, n_new, name):
     ids = list(prompt)
     for i, (token, logits) in enumerate(steps):
         full = forward(torch.tensor(ids), weights, args)[-1]
-        expect_close(f"logits of step {i}", logits, full, depth="deep", why="cached logits must equal recomputing the whole sequence")
+        expect_close(f"logits of step {i}", logits, full, tol="float32 layers", why="cached logits must equal recomputing the whole sequence")
         expect_equal(f"token of step {i}", token, int(full.argmax()))
         ids.append(token)
 

@@ -40,7 +40,7 @@ class Call:
     case: str
     kwargs: dict[str, Any]
     outputs: tuple[str, ...] = ("out",)
-    depth: str = "op"  # "op", "layer" or "deep": picks the tolerance
+    tolerance: str = "bf16"  # a name in compare.TOLERANCES
     reduce: str | None = None  # "logits" or "generation": what of a large result is kept
     driver: str | None = None  # a function in grader.cases that drives a class or loader
 
@@ -160,14 +160,14 @@ def run(target: Callable, call: Call, kwargs: dict[str, Any], drivers: dict[str,
     return normalise(call_checked(target, kwargs, label), call, label)
 
 
-def differences(got: dict[str, Any], expected: dict[str, Any], depth: str) -> list[str]:
+def differences(got: dict[str, Any], expected: dict[str, Any], tol: str) -> list[str]:
     """One report per output that differs from its expected value."""
     reports = []
     for name, exp in expected.items():
         if name not in got:
             reports.append(f"{name}: missing from the result")
         elif isinstance(exp, torch.Tensor):
-            report = mismatch(name, got[name], exp, tolerance(exp, depth))
+            report = mismatch(name, got[name], exp, tolerance(exp, tol))
             if report:
                 reports.append(report)
         else:
@@ -179,7 +179,7 @@ def differences(got: dict[str, Any], expected: dict[str, Any], depth: str) -> li
 
 def recognised(got: dict[str, Any], golden: Golden) -> list[str]:
     """Ids of known mistakes whose outputs got matches."""
-    return [mid for mid, outs in golden.mistakes.items() if not differences(got, outs, golden.call.depth)]
+    return [mid for mid, outs in golden.mistakes.items() if not differences(got, outs, golden.call.tolerance)]
 
 
 def check(target: Callable, golden: Golden, model, drivers: dict[str, Callable]) -> None:
@@ -196,7 +196,7 @@ def check(target: Callable, golden: Golden, model, drivers: dict[str, Callable])
         if "in place" in str(e):
             model.forget()  # the shared weights may be damaged: reload them for the next test
         raise
-    reports = differences(got, golden.expected, call.depth)
+    reports = differences(got, golden.expected, call.tolerance)
     if not reports:
         return
     header = pick(f"{label} does not match the reference:", f"{label} 与参考实现不一致：")

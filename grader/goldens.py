@@ -1,5 +1,6 @@
 """Golden files: build them from solutions/, write them (safetensors + manifest.json), read and verify them."""
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -11,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from . import cases, mistakes
 from .calls import Call, Golden, Ref, differences, run
-from .compare import tolerance
+from .compare import TOLERANCES
 from .errors import KitError
 from .progress import track
 
@@ -72,7 +73,7 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
         kwargs = _resolve(call.kwargs, model)
         expected = run(getattr(reference, call.function), call, kwargs, cases.DRIVERS, _label(call, model))
         spec = {
-            "function": call.function, "case": call.case, "outputs": list(call.outputs), "depth": call.depth,
+            "function": call.function, "case": call.case, "outputs": list(call.outputs), "tolerance": call.tolerance,
             "reduce": call.reduce, "driver": call.driver,
             "kwargs": {k: _encode(v, f"{prefix}/in/{k}", tensors) for k, v in call.kwargs.items()},
             "expected": {k: _encode(v, f"{prefix}/out/{k}", tensors) for k, v in expected.items()},
@@ -80,7 +81,7 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
         }
         for mistake in mistakes.for_function(module, call.function):
             got = run(mistake.variant, call, kwargs, cases.DRIVERS, _label(call, model))
-            if differences(got, expected, call.depth):  # only mistakes this case can tell apart
+            if differences(got, expected, call.tolerance):  # only mistakes this case can tell apart
                 spec["mistakes"][mistake.id] = {k: _encode(v, f"{prefix}/mistake/{mistake.id}/{k}", tensors) for k, v in got.items()}
         specs.append(spec)
     return tensors, specs
@@ -95,12 +96,7 @@ def build(model, out_dir: Path) -> dict:
         tensors, specs = build_module(model, module, all_calls[module])
         path = out_dir / f"{module}.safetensors"
         save_file(tensors, path, metadata={"calls": json.dumps(specs)})
-        files[path.name] = {
-            "sha256": _sha256_file(path),
-            "calls": len(specs),
-            "tolerances": sorted({json.dumps(tolerance(t, s["depth"]).__dict__) for s in specs for k, e in s["expected"].items()
-                                  if "tensor" in e for t in [tensors[e["tensor"]]]}),
-        }
+        files[path.name] = {"sha256": _sha256_file(path), "calls": len(specs), "tolerances": sorted({s["tolerance"] for s in specs})}
     ck = model.checkpoint
     manifest = {
         "model": model.name,
@@ -109,8 +105,8 @@ def build(model, out_dir: Path) -> dict:
         "torch": torch.__version__,
         "prompts": cases.PROMPTS,
         "files": files,
+        "tolerances": {name: dataclasses.asdict(t) for name, t in TOLERANCES.items()},
     }
-    manifest["files"] = {k: {**v, "tolerances": [json.loads(t) for t in v["tolerances"]]} for k, v in files.items()}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
@@ -130,7 +126,7 @@ def read(golden_dir: Path, module: str) -> list[Golden]:
     goldens = []
     for s in specs:
         call = Call(module, s["function"], s["case"], {k: _decode(v, tensors) for k, v in s["kwargs"].items()},
-                    tuple(s["outputs"]), s["depth"], s["reduce"], s["driver"])
+                    tuple(s["outputs"]), s["tolerance"], s["reduce"], s["driver"])
         expected = {k: _decode(v, tensors) for k, v in s["expected"].items()}
         wrong = {mid: {k: _decode(v, tensors) for k, v in outs.items()} for mid, outs in s["mistakes"].items()}
         goldens.append(Golden(call, expected, wrong))

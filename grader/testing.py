@@ -10,9 +10,11 @@ def randn(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.T
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
 
 
-def expect_close(name: str, got, expected: torch.Tensor, depth: str = "op", why: str = "") -> None:
-    """Raise a GradeFailure with the full report if got differs from expected beyond the tolerance."""
-    report = mismatch(name, got, expected, tolerance(expected, depth))
+def expect_close(name: str, got, expected: torch.Tensor, tol: str | None = None, why: str = "") -> None:
+    """Raise a GradeFailure with the full report if got differs from expected beyond the named tolerance
+    (by default "float32" or "bf16" after expected's dtype)."""
+    tol = tol or ("bf16" if expected.dtype == torch.bfloat16 else "float32")
+    report = mismatch(name, got, expected, tolerance(expected, tol))
     if report:
         raise GradeFailure((why + "\n" if why else "") + report)
 
