@@ -1,28 +1,41 @@
-"""Checkpoint folders in Meta's layout or Hugging Face's: read them (checked, one-line errors) and write them."""
+"""Checkpoint folders in Meta's layout or Hugging Face's: read them (checked, one-line errors) and write them.
+
+Meta:          params.json, consolidated.00.pth, tokenizer.model (and checklist.chk)
+Hugging Face:  config.json, model.safetensors or model-0000i-of-0000n.safetensors + model.safetensors.index.json,
+               original/tokenizer.model (and original/params.json)
+
+Whatever the layout, load() returns Meta's tensor names with Meta's interleaved q/k row order, memory-mapped and in
+the file's dtype: nothing is copied except the q/k rows of a Hugging Face checkpoint, which must be reordered.
+"""
 
 import json
 import os
 import pickle
 import shutil
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import safe_open, save_file
+from safetensors.torch import safe_open
 
 from solutions.ex02_checkpoint import ModelArgs, model_args
 
 from . import hf_layout
 from .errors import KitError
-from .paths import MODELS, TOKENIZER
+from .paths import MODELS, ROOT, TOKENIZER
 from .progress import bar
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 META_KEYS = ("dim", "n_layers", "n_heads", "vocab_size", "multiple_of", "norm_eps", "rope_theta")
 HF_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "rms_norm_eps")
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp32": "float32", "float": "float32"}
 N_SPECIAL_TOKENS = 256
+ROPE_FACTOR_ENV = "LLAMA3_ROPE_SCALE_FACTOR"
+TENSOR_PARALLEL_HINT = ("tensor parallelism, one process per shard (the tensor-parallel extra: torchrun --nproc-per-node {n}, "
+                        "torch.distributed with the gloo backend); for the core exercises use an 8B or smaller model")
 
 
 @dataclass
@@ -55,23 +68,40 @@ def resolve(folder: str | Path | None) -> Path:
     return Path(folder).expanduser()
 
 
+def _looks_like_checkpoint(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("params.json", "config.json", "consolidated.00.pth"))
+
+
 def detect_layout(folder: Path) -> str:
-    if not folder.is_dir():
+    """"meta" or "hf", or a KitError that says what is wrong with the folder."""
+    if not folder.exists():
         raise KitError(f"checkpoint folder {folder} does not exist: pass --checkpoint DIR or set LLAMA3_CHECKPOINT to a Meta or Hugging Face model folder")
-    if (folder / "params.json").is_file() or list(folder.glob("consolidated.*.pth")):
+    if not folder.is_dir():
+        raise KitError(f"{folder} is a file, not a folder: pass the folder that holds it (--checkpoint {folder.parent})")
+    if list(folder.glob("consolidated.*.pth")):
         return "meta"
     if (folder / "config.json").is_file():
         return "hf"
-    raise KitError(f"{folder} is neither Meta's layout (params.json + consolidated.00.pth) nor Hugging Face's (config.json + model*.safetensors): point to the folder that holds those files")
+    if (folder / "params.json").is_file():
+        return "meta"  # its weights are missing: _read_meta_weights says so
+    hint = ""
+    inside = sorted(d for d in folder.iterdir() if d.is_dir() and _looks_like_checkpoint(d)) if folder.is_dir() else []
+    if inside:
+        hint = f"; did you mean {inside[0]}?"
+    raise KitError(f"{folder} is neither Meta's layout (params.json + consolidated.00.pth) nor Hugging Face's "
+                   f"(config.json + model*.safetensors): point to the folder that holds those files{hint}")
 
 
 def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise KitError(f"{path} is missing: a {what} folder needs it; download it with the weights")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise KitError(f"{path} is not valid JSON ({e}): download it again") from None
+    if not isinstance(data, dict):
+        raise KitError(f"{path} is not a JSON object: download it again")
+    return data
 
 
 def _require(cfg: dict, keys, path: Path) -> None:
@@ -80,13 +110,51 @@ def _require(cfg: dict, keys, path: Path) -> None:
         raise KitError(f"{path} lacks {', '.join(missing)}: is this a Llama 3 file? download it again")
 
 
-def read_args(folder: Path, layout: str) -> ModelArgs:
-    """ModelArgs from params.json (Meta) or config.json (Hugging Face)."""
-    if layout == "meta":
-        path = folder / "params.json"
-        params = _read_json(path, "Meta checkpoint")
-        _require(params, META_KEYS, path)
-        return model_args(params)
+def rope_factor_override(value: float | str | None = None) -> float | None:
+    """An explicit RoPE scale factor: the argument, else LLAMA3_ROPE_SCALE_FACTOR, else None (the checkpoint decides)."""
+    raw = value if value is not None else os.environ.get(ROPE_FACTOR_ENV) or None
+    if raw is None:
+        return None
+    try:
+        factor = float(raw)
+    except ValueError:
+        factor = float("nan")
+    if not factor > 0:
+        raise KitError(f"RoPE scale factor {raw!r} is not a positive number: use e.g. 32 (Llama 3.2 1B/3B) or 8 (Llama 3.1)")
+    return factor
+
+
+def read_args(folder: Path, layout: str, rope_scale_factor: float | str | None = None) -> ModelArgs:
+    """ModelArgs from params.json (Meta) or config.json (Hugging Face); rope_scale_factor overrides the factor."""
+    args = _read_meta_args(folder) if layout == "meta" else _read_hf_args(folder)
+    factor = rope_factor_override(rope_scale_factor)
+    if factor is not None:
+        if args.rope_scale_factor is None:
+            raise KitError(f"{folder} does not use scaled RoPE (Llama 3, not 3.1/3.2), so a RoPE scale factor does not apply: "
+                           f"unset {ROPE_FACTOR_ENV} / drop --rope-scale-factor")
+        args = replace(args, rope_scale_factor=factor)
+    return args
+
+
+def _read_meta_args(folder: Path) -> ModelArgs:
+    path = folder / "params.json"
+    params = _read_json(path, "Meta checkpoint")
+    _require(params, META_KEYS, path)
+    try:
+        args = model_args(params)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise KitError(f"{path} has a value of the wrong type ({e}): download it again") from None
+    _check_heads(args, path)
+    return args
+
+
+def _check_heads(args: ModelArgs, path: Path) -> None:
+    if args.n_heads <= 0 or args.dim % args.n_heads or args.n_kv_heads <= 0 or args.n_heads % args.n_kv_heads:
+        raise KitError(f"{path}: dim {args.dim}, n_heads {args.n_heads}, n_kv_heads {args.n_kv_heads} do not divide evenly: "
+                       "this is not a Llama 3 config; download it again")
+
+
+def _read_hf_args(folder: Path) -> ModelArgs:
     path = folder / "config.json"
     cfg = _read_json(path, "Hugging Face checkpoint")
     _require(cfg, HF_KEYS, path)
@@ -96,10 +164,10 @@ def read_args(folder: Path, layout: str) -> ModelArgs:
     factor = None
     if scaling is not None:
         kind = scaling.get("rope_type", scaling.get("type"))
-        if kind != "llama3" or any(scaling.get(k) != v for k, v in hf_layout.LLAMA3_ROPE.items()):
+        if kind != "llama3" or any(scaling.get(k) != v for k, v in hf_layout.LLAMA3_ROPE.items()) or "factor" not in scaling:
             raise KitError(f"{path} has rope_scaling {scaling}, not Llama 3.1's: only Llama 3, 3.1 and 3.2 models are supported")
         factor = float(scaling["factor"])
-    return ModelArgs(
+    args = ModelArgs(
         dim=cfg["hidden_size"],
         n_layers=cfg["num_hidden_layers"],
         n_heads=cfg["num_attention_heads"],
@@ -109,8 +177,13 @@ def read_args(folder: Path, layout: str) -> ModelArgs:
         rope_theta=float(theta),
         hidden_dim=cfg["intermediate_size"],
         rope_scale_factor=factor,
-        max_seq_len=cfg.get("max_position_embeddings", 8192 if factor is None else 131072),
+        max_seq_len=cfg.get("max_position_embeddings") or (8192 if factor is None else 131072),
     )
+    _check_heads(args, path)
+    if cfg.get("head_dim") not in (None, args.head_dim):
+        raise KitError(f"{path} has head_dim {cfg['head_dim']} but hidden_size / num_attention_heads = {args.head_dim}: "
+                       "Llama 3 models have head_dim = dim / n_heads; this is another architecture")
+    return args
 
 
 def _check_not_pointer(path: Path) -> None:
@@ -120,53 +193,79 @@ def _check_not_pointer(path: Path) -> None:
         raise KitError(f"{path} is a git-lfs pointer, not the weights: run `git lfs pull` in {path.parent} (or download the file itself)")
 
 
+def meta_shards(folder: Path) -> list[Path]:
+    return sorted(folder.glob("consolidated.*.pth"))
+
+
 def _read_meta_weights(folder: Path) -> dict[str, torch.Tensor]:
-    shards = sorted(folder.glob("consolidated.*.pth"))
+    shards = meta_shards(folder)
     if not shards:
         raise KitError(f"{folder / 'consolidated.00.pth'} is missing: download it into {folder} with params.json")
     if len(shards) > 1:
-        raise KitError(f"{folder} holds {len(shards)} consolidated.*.pth shards (a 70B-class model split for tensor parallelism): the kit runs one-file checkpoints (8B, 3.2 1B/3B) in one process; larger ones need the tensor-parallel extra")
+        raise KitError(f"{folder} holds {len(shards)} consolidated.*.pth shards (a 70B-class model split for tensor parallelism): "
+                       f"the kit runs one-file checkpoints (Llama 3/3.1 8B, 3.2 1B/3B) in one process; this one needs "
+                       + TENSOR_PARALLEL_HINT.format(n=len(shards)))
     path = shards[0]
     _check_not_pointer(path)
+    return load_pth(path)
+
+
+def load_pth(path: Path) -> dict[str, torch.Tensor]:
+    """torch.load with mmap and weights_only, every failure a KitError."""
     try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        weights = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0]
-        raise KitError(f"{path} was refused by torch.load(weights_only=True), it would run code or holds non-tensor objects ({first}): use genuine weights only") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0]
+        raise KitError(f"{path} was refused by torch.load(weights_only=True), it would run code or holds non-tensor objects "
+                       f"({first}): use genuine weights only") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0].removesuffix(".")
         raise KitError(f"{path} is truncated or corrupt ({first}): download it again, then run `llama3-grader checkpoint verify`") from None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise KitError(f"{path} does not hold a dict of tensors: it is not a Meta consolidated.00.pth; download it again")
+    return weights
 
 
-def _hf_shards(folder: Path) -> list[Path]:
+def hf_shards(folder: Path) -> list[Path]:
+    """The safetensors files of a Hugging Face folder: from the index, else model.safetensors, else model-*-of-*."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = _read_json(index, "Hugging Face checkpoint").get("weight_map", {})
+        weight_map = _read_json(index, "Hugging Face checkpoint").get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise KitError(f"{index} has no weight_map: download it again")
         return [folder / name for name in sorted(set(weight_map.values()))]
     single = folder / "model.safetensors"
     shards = [single] if single.is_file() else sorted(folder.glob("model-*-of-*.safetensors"))
     if not shards:
+        if list(folder.glob("pytorch_model*.bin")) or list(folder.glob("*.gguf")):
+            raise KitError(f"{folder} holds pytorch_model*.bin or .gguf weights, which the kit does not read: download the "
+                           "model*.safetensors files of the same Hugging Face repository (or original/ in Meta's layout)")
         raise KitError(f"{folder} has config.json but no model.safetensors: download the weights into it")
     return shards
 
 
-def _read_hf_weights(folder: Path, args: ModelArgs) -> dict[str, torch.Tensor]:
+def _read_hf_weights(folder: Path, args: ModelArgs, tied: bool) -> dict[str, torch.Tensor]:
     weights = {}
-    shards = _hf_shards(folder)
-    total = sum(p.stat().st_size for p in shards if p.is_file())
-    with bar("loading weights", total, bytes_=True) as progress:
-        for path in shards:
-            if not path.is_file():
-                raise KitError(f"{path} is missing (named in model.safetensors.index.json): download it into {folder}")
-            _check_not_pointer(path)
-            try:
-                with safe_open(path, framework="pt") as f:
-                    for key in f.keys():
-                        weights[key] = f.get_tensor(key)
-            except SafetensorError as e:
-                raise KitError(f"{path} is truncated or corrupt ({e}): download it again") from None
-            progress.advance(progress.task_ids[0], path.stat().st_size)
+    shards = hf_shards(folder)
+    for path in shards:
+        if not path.is_file():
+            raise KitError(f"{path} is missing (named in model.safetensors.index.json): download it into {folder}")
+    for path in shards:
+        _check_not_pointer(path)
+        try:
+            with safe_open(path, framework="pt") as f:  # memory-mapped: get_tensor reads nothing yet
+                for key in f.keys():
+                    weights[key] = f.get_tensor(key)
+        except (SafetensorError, OSError, ValueError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise KitError(f"{path} is truncated or corrupt ({first}): download it again") from None
+    if tied:
+        weights.pop("lm_head.weight", None)
     return hf_layout.to_meta(weights, args)
+
+
+def _hf_tied(folder: Path) -> bool:
+    return bool(_read_json(folder / "config.json", "Hugging Face checkpoint").get("tie_word_embeddings", False))
 
 
 def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
@@ -191,12 +290,31 @@ def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_shapes(weights: dict[str, torch.Tensor], args: ModelArgs, folder: Path) -> None:
-    for name, shape in expected_shapes(args).items():
+def shape_problems(weights: dict[str, torch.Tensor], args: ModelArgs) -> list[str]:
+    """Every tensor that is missing, misshapen or not floating point against these args, and layers beyond n_layers.
+    Other extra tensors (e.g. rotary buffers) are ignored, as Meta's loader ignores them."""
+    expected = expected_shapes(args)
+    problems = []
+    for name, shape in expected.items():
         if name not in weights:
-            raise KitError(f"{folder} has no tensor {name}: the weights do not belong to this params/config file")
-        if tuple(weights[name].shape) != shape:
-            raise KitError(f"{folder}: {name} has shape {list(weights[name].shape)} but the config implies {list(shape)}: weights and config come from different models")
+            problems.append(f"no tensor {name}")
+        elif tuple(weights[name].shape) != shape:
+            problems.append(f"{name} has shape {list(weights[name].shape)} but the config implies {list(shape)}")
+        elif not weights[name].is_floating_point():
+            problems.append(f"{name} has dtype {weights[name].dtype}, not a floating-point type")
+    extra_layers = sorted({int(k.split(".")[1]) for k in weights
+                           if k.startswith("layers.") and k.split(".")[1].isdigit() and int(k.split(".")[1]) >= args.n_layers})
+    if extra_layers:
+        problems.append(f"the weights have layers up to {extra_layers[-1]} but the config says n_layers {args.n_layers}")
+    return problems
+
+
+def check_shapes(weights: dict[str, torch.Tensor], args: ModelArgs, folder: Path) -> None:
+    problems = shape_problems(weights, args)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise KitError(f"{folder}: {problems[0]}{more}: weights and config come from different models; "
+                       "run `llama3-grader checkpoint verify` for the full list")
 
 
 def tokenizer_path(folder: Path) -> Path:
@@ -207,22 +325,40 @@ def tokenizer_path(folder: Path) -> Path:
     return TOKENIZER
 
 
-def _check_vocab(args: ModelArgs, tokenizer: Path, folder: Path) -> None:
+def tokenizer_n_words(tokenizer: Path) -> int:
     with open(tokenizer, "rb") as f:
-        n_words = sum(1 for line in f if line.strip()) + N_SPECIAL_TOKENS
+        return sum(1 for line in f if line.strip()) + N_SPECIAL_TOKENS
+
+
+def _check_vocab(args: ModelArgs, tokenizer: Path, folder: Path) -> None:
+    _check_not_pointer(tokenizer)
+    n_words = tokenizer_n_words(tokenizer)
     if args.vocab_size != n_words:
-        raise KitError(f"{folder} has vocab_size {args.vocab_size} but {tokenizer} has {n_words} tokens: use the tokenizer.model that came with these weights")
+        raise KitError(f"{folder} has vocab_size {args.vocab_size} but {tokenizer} has {n_words} tokens: "
+                       "use the tokenizer.model and params/config file that came with these weights")
 
 
-def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = None) -> Checkpoint:
-    """Open a checkpoint: args, weights (memory-mapped where the format allows), tokenizer path."""
+def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = None,
+         rope_scale_factor: float | str | None = None) -> Checkpoint:
+    """Open a checkpoint: args, weights (memory-mapped, in the file's dtype unless dtype says otherwise), tokenizer path.
+
+    rope_scale_factor (or LLAMA3_ROPE_SCALE_FACTOR) overrides the RoPE scale factor of a Llama 3.1/3.2 model: by default
+    32 for Meta-layout 3.2 1B/3B, 8 for other scaled Meta models, and config.json's factor for Hugging Face's layout.
+    """
+    if dtype is not None:
+        dtype = parse_dtype(dtype)
     folder = resolve(folder)
     layout = detect_layout(folder)
-    args = read_args(folder, layout)
+    args = read_args(folder, layout, rope_scale_factor)
     tokenizer = tokenizer_path(folder)
     _check_vocab(args, tokenizer, folder)
-    weights = _read_meta_weights(folder) if layout == "meta" else _read_hf_weights(folder, args)
+    if layout == "meta":
+        weights = _read_meta_weights(folder)
+    else:
+        weights = _read_hf_weights(folder, args, _hf_tied(folder))
     weights.setdefault("output.weight", weights.get("tok_embeddings.weight"))  # tied embeddings
+    if weights["output.weight"] is None:
+        del weights["output.weight"]
     check_shapes(weights, args, folder)
     weights = {k: weights[k] for k in expected_shapes(args)}
     if dtype is not None:
@@ -232,10 +368,13 @@ def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = Non
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise KitError(f"unsupported dtype {dtype}: use one of {', '.join(DTYPES)}")
         return dtype
-    if dtype not in DTYPES:
-        raise KitError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    name = DTYPE_ALIASES.get(str(dtype).lower().removeprefix("torch."), str(dtype).lower().removeprefix("torch."))
+    if name not in DTYPES:
+        raise KitError(f"unknown dtype {dtype!r}: use --dtype {' or --dtype '.join(DTYPES)}")
+    return DTYPES[name]
 
 
 def cast(weights: dict[str, torch.Tensor], dtype: str | torch.dtype) -> dict[str, torch.Tensor]:
@@ -250,6 +389,17 @@ def cast(weights: dict[str, torch.Tensor], dtype: str | torch.dtype) -> dict[str
     return out
 
 
+def unique_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One name per storage: a tied output.weight is left out."""
+    seen, out = set(), {}
+    for name, t in weights.items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key not in seen:
+            seen.add(key)
+            out[name] = t
+    return out
+
+
 def page_in(weights: dict[str, torch.Tensor]) -> None:
     """Read every page of memory-mapped weights once, with a progress bar, so the first forward is not the one that waits."""
     unique = {t.untyped_storage().data_ptr(): t for t in weights.values()}
@@ -261,20 +411,47 @@ def page_in(weights: dict[str, torch.Tensor]) -> None:
             progress.advance(progress.task_ids[0], t.untyped_storage().nbytes())
 
 
-def save_meta(folder: Path, weights: dict[str, torch.Tensor], params: dict, tokenizer: Path | None = None) -> None:
-    """params.json and consolidated.00.pth as Meta ships them, and tokenizer.model if given."""
+def check_out_folder(out: Path, force: bool = False) -> None:
+    """A folder to write a checkpoint into: outside the repository, and empty unless force."""
+    out = out.expanduser()
+    if out.resolve().is_relative_to(ROOT):
+        raise KitError(f"{out} is inside the kit's repository: write checkpoints elsewhere (e.g. /tmp or ~/models) so they are never committed")
+    if out.exists() and not out.is_dir():
+        raise KitError(f"{out} is a file: pass a folder for --out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise KitError(f"{out} is not empty: pass an empty or new folder (or --force to write over it)")
+
+
+def check_free_space(out: Path, nbytes: int) -> None:
+    parent = out.expanduser()
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if free < nbytes * 1.05:
+        raise KitError(f"{out} needs {nbytes / 1e9:.1f} GB but its disk has {free / 1e9:.1f} GB free: choose --out on another disk or free space")
+
+
+def _params_text(params: dict | str) -> str:
+    return params if isinstance(params, str) else json.dumps(params, indent=4)
+
+
+def save_meta(folder: Path, weights: dict[str, torch.Tensor], params: dict | str, tokenizer: Path | None = None) -> None:
+    """params.json (a dict, or the text of an original file to keep its bytes) and consolidated.00.pth as Meta ships
+    them, and tokenizer.model if given. A tied output.weight that is the same tensor as tok_embeddings.weight is
+    stored once, as in Meta's 3.2 files."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "params.json").write_text(json.dumps(params, indent=4))
+    (folder / "params.json").write_text(_params_text(params))
     torch.save(weights, folder / "consolidated.00.pth")
     if tokenizer is not None:
         shutil.copyfile(tokenizer, folder / "tokenizer.model")
 
 
 def save_hf(
-    folder: Path, weights: dict[str, torch.Tensor], config: dict, params: dict,
+    folder: Path, weights: dict[str, torch.Tensor], config: dict, params: dict | str,
     tokenizer: Path | None = None, shard_bytes: int = 5 * 2**30,
 ) -> None:
-    """config.json and model.safetensors (sharded with an index above shard_bytes); params.json and tokenizer.model in original/."""
+    """config.json and model.safetensors (sharded with an index above shard_bytes); params.json and tokenizer.model in
+    original/. Tensors are streamed to disk one at a time: a memory-mapped 16 GB model is never held in memory."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     shards, size = [[]], 0
@@ -285,19 +462,47 @@ def save_hf(
             size = 0
         shards[-1].append(name)
         size += nbytes
-    if len(shards) == 1:
-        save_file({k: weights[k].contiguous() for k in shards[0]}, folder / "model.safetensors", metadata={"format": "pt"})
-    else:
-        weight_map = {}
-        for i, names in enumerate(shards, 1):
-            filename = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            save_file({k: weights[k].contiguous() for k in names}, folder / filename, metadata={"format": "pt"})
-            weight_map |= dict.fromkeys(names, filename)
-        total = sum(w.numel() * w.element_size() for w in weights.values())
-        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    total = sum(w.numel() * w.element_size() for w in weights.values())
+    with bar("writing safetensors", total, bytes_=True) as progress:
+        advance = lambda n: progress.advance(progress.task_ids[0], n)  # noqa: E731
+        if len(shards) == 1:
+            write_safetensors(folder / "model.safetensors", {k: weights[k] for k in shards[0]}, advance)
+        else:
+            weight_map = {}
+            for i, names in enumerate(shards, 1):
+                filename = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+                write_safetensors(folder / filename, {k: weights[k] for k in names}, advance)
+                weight_map |= dict.fromkeys(names, filename)
+            index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+            (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     original = folder / "original"
     original.mkdir(exist_ok=True)
-    (original / "params.json").write_text(json.dumps(params, indent=4))
+    (original / "params.json").write_text(_params_text(params))
     if tokenizer is not None:
         shutil.copyfile(tokenizer, original / "tokenizer.model")
+
+
+_ST_DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32", torch.float64: "F64",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], advance=lambda n: None) -> None:
+    """The safetensors format (8-byte header length, JSON header padded to 8 bytes, raw little-endian data), written
+    tensor by tensor, so nothing larger than one tensor is ever copied (safetensors.torch.save_file copies them all)."""
+    header, offset = {}, 0
+    for name, t in tensors.items():
+        n = t.numel() * t.element_size()
+        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    header["__metadata__"] = {"format": "pt"}
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(len(blob).to_bytes(8, "little"))
+        f.write(blob)
+        for t in tensors.values():
+            data = t.detach().contiguous().reshape(-1).view(torch.uint8)
+            for start in range(0, data.numel(), 1 << 28):  # 256 MiB at a time
+                chunk = data[start : start + (1 << 28)]
+                f.write(memoryview(chunk.numpy()))
+                advance(chunk.numel())

@@ -12,6 +12,7 @@ from .errors import KitError
 VERBS = [
     "grader.generate",
     "grader.fixtures_cli",
+    "grader.checkpoint_cli",
 ]
 SCOREBOARD = "grader.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

@@ -1,16 +1,11 @@
-"""Checkpoints with seeded random weights: the tiny fixtures and real-shaped Llama 3 / 3.2 models."""
+"""Checkpoints with seeded random weights: the tiny fixtures and real-shaped Llama 3 / 3.2 models.
+torch is imported inside the functions, so the CLI can list the presets without it."""
 
-import json
+from __future__ import annotations
+
 import math
 import zlib
 from pathlib import Path
-
-import torch
-
-from solutions.ex02_checkpoint import model_args
-
-from . import checkpoint, hf_layout
-from .progress import bar
 
 VOCAB = 128256
 PRESETS = {
@@ -35,21 +30,33 @@ SEED = 3
 CHUNK = 1 << 24  # elements drawn at a time, so an 8B checkpoint never needs a float32 copy
 
 
+_buffer: list = []  # one float32 chunk, reused: a fresh 64 MB allocation per chunk costs a page fault per 4 KB
+
+
 def _uniform(name: str, shape: tuple[int, ...], std: float, mean: float = 0.0) -> torch.Tensor:
-    """bf16 values, uniform with the given mean and std, seeded by the tensor's name (torch.rand is exact integer math)."""
+    """bf16 values, uniform with the given mean and std, seeded by the tensor's name (torch.rand is exact integer math).
+    Each value is ((rand * 2 - 1) * half_width + mean) in float32, rounded once to bf16: the tiny fixtures depend on it."""
+    import torch
+
     g = torch.Generator().manual_seed(SEED * 2**32 + zlib.crc32(name.encode()))
     out = torch.empty(shape, dtype=torch.bfloat16)
     flat = out.view(-1)
     half_width = std * math.sqrt(3)
+    if not _buffer:
+        _buffer.append(torch.empty(CHUNK))
     for start in range(0, flat.numel(), CHUNK):
         n = min(CHUNK, flat.numel() - start)
-        flat[start : start + n] = (torch.rand(n, generator=g) * 2 - 1) * half_width + mean
+        chunk = torch.rand(n, generator=g, out=_buffer[0][:n])
+        flat[start : start + n] = chunk.mul_(2).sub_(1).mul_(half_width).add_(mean)
     return out
 
 
 def random_weights(args, tied: bool) -> dict[str, torch.Tensor]:
     """Meta's names and order. Scales (in units of 1/sqrt(fan_in)) chosen so attention is peaked, each block
     outweighs the residual it adds to, and logits are decisive: greedy tokens agree in bf16 and float32."""
+    from . import checkpoint
+    from .progress import bar
+
     shapes = checkpoint.expected_shapes(args)
     weights = {}
     with bar("drawing weights", sum(math.prod(s) for s in shapes.values())) as progress:
@@ -73,14 +80,33 @@ def random_weights(args, tied: bool) -> dict[str, torch.Tensor]:
     return weights
 
 
-def make(preset: str, out: Path, layout: str = "meta") -> None:
-    """Write a preset checkpoint to out in Meta's or Hugging Face's layout."""
+def make(preset: str, out: Path, layout: str = "meta", tokenizer: Path | None = None, checklist: bool = False) -> None:
+    """Write a preset checkpoint to out in Meta's or Hugging Face's layout; with tokenizer, copy it in (Meta: beside
+    the weights; Hugging Face: original/); with checklist, write checklist.chk (md5sum's format) as Meta does."""
+    import torch
+
+    from solutions.ex02_checkpoint import model_args
+
+    from . import checkpoint, hf_layout
+
     params = PRESETS[preset]
     args = model_args(params)
     tied = preset in TIED
     weights = random_weights(args, tied)
     if layout == "meta":
-        checkpoint.save_meta(out, weights, params)
+        checkpoint.save_meta(out, weights, params, tokenizer)
     else:
         config = hf_layout.config(args, tied, torch.bfloat16)
-        checkpoint.save_hf(out, hf_layout.to_hf(weights, args, tied), config, params)
+        checkpoint.save_hf(out, hf_layout.to_hf(weights, args, tied), config, params, tokenizer)
+    del weights
+    if checklist:
+        write_checklist(out)
+
+
+def write_checklist(folder: Path) -> None:
+    """checklist.chk with the md5 of every file in folder, as Meta ships it."""
+    from .verify import hash_files
+
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "checklist.chk")
+    hashes = hash_files(folder, names)
+    (folder / "checklist.chk").write_text("".join(f"{hashes[n]['md5']}  {n}\n" for n in names))

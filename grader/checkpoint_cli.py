@@ -1,0 +1,111 @@
+"""`llama3-grader checkpoint make|convert|verify`: random checkpoints of real shapes, Meta <-> Hugging Face layout,
+and checksums against Meta's checklists."""
+
+import json
+from pathlib import Path
+
+from .errors import KitError
+
+LAYOUTS = ("meta", "hf")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("checkpoint", help="make a random checkpoint of a real shape, convert Meta <-> Hugging Face, verify md5s and shapes")
+    verbs = p.add_subparsers(title="checkpoint verbs", metavar="make|convert|verify", required=True)
+
+    from .presets import PRESETS  # no torch needed for the names
+
+    make = verbs.add_parser("make", help="write a checkpoint with seeded random weights in a real model's shape")
+    make.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the shape (and tiny fixtures)")
+    make.add_argument("--out", required=True, type=Path, help="folder to write (outside the repository; 1B is 2.5 GB, 8B is 16 GB)")
+    make.add_argument("--layout", default="meta", choices=LAYOUTS, help="meta (default) or hf")
+    make.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    make.set_defaults(run=run_make)
+
+    convert = verbs.add_parser("convert", help="rewrite a checkpoint in the other layout (q/k rows permuted, names mapped)")
+    convert.add_argument("--from", dest="source", required=True, help="checkpoint folder (Meta or Hugging Face layout)")
+    convert.add_argument("--to-layout", required=True, choices=LAYOUTS, help="meta or hf")
+    convert.add_argument("--out", required=True, type=Path, help="folder to write")
+    convert.add_argument("--shard-size", type=float, default=5.0, help="hf: largest safetensors file in GB before sharding (default 5)")
+    convert.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint (written to the output)")
+    convert.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    convert.set_defaults(run=run_convert)
+
+    verify = verbs.add_parser("verify", help="md5 of every file against checklist.chk and Meta's known checklists; shapes against params")
+    verify.add_argument("folder", nargs="?", help="checkpoint folder (default: LLAMA3_CHECKPOINT, else the tiny fixture)")
+    verify.add_argument("--rope-scale-factor", help="override the RoPE scale factor when reading the params")
+    verify.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    verify.set_defaults(run=run_verify)
+
+
+def run_make(args) -> int:
+    import math
+
+    from . import checkpoint, presets
+    from .paths import TOKENIZER
+    from solutions.ex02_checkpoint import model_args
+
+    out = args.out.expanduser()
+    checkpoint.check_out_folder(out, args.force)
+    params = presets.PRESETS[args.preset]
+    shapes = checkpoint.expected_shapes(model_args(params))
+    nbytes = 2 * sum(math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and args.preset in presets.TIED))
+    checkpoint.check_free_space(out, nbytes)
+    presets.make(args.preset, out, args.layout, tokenizer=TOKENIZER, checklist=args.layout == "meta")
+    print(f"wrote {args.preset} ({nbytes / 1e9:.2f} GB of random bf16 weights) in {args.layout} layout to {out}")
+    print(f"use it with: --checkpoint {out}   or   export LLAMA3_CHECKPOINT={out}")
+    return 0
+
+
+def run_convert(args) -> int:
+    from . import checkpoint, hf_layout
+
+    out = args.out.expanduser()
+    ck = checkpoint.load(args.source, rope_scale_factor=args.rope_scale_factor)
+    if out.resolve() == ck.folder.resolve():
+        raise KitError("--out is the folder being converted: write to a new folder")
+    checkpoint.check_out_folder(out, args.force)
+    checkpoint.check_free_space(out, ck.nbytes)
+    if args.shard_size <= 0:
+        raise KitError(f"--shard-size must be positive, got {args.shard_size}")
+    tied = ck.tied
+    params = original_params(ck)
+    weights = ck.weights
+    if tied:
+        weights = {**weights, "output.weight": weights["tok_embeddings.weight"]}  # stored once
+    if args.to_layout == "meta":
+        checkpoint.save_meta(out, weights, params, tokenizer=ck.tokenizer_path)
+    else:
+        config = hf_layout.config(ck.args, tied, ck.dtype)
+        checkpoint.save_hf(out, hf_layout.to_hf(weights, ck.args, tied), config, params,
+                           tokenizer=ck.tokenizer_path, shard_bytes=int(args.shard_size * 1e9))
+    print(f"converted {ck.folder} ({ck.layout} layout) to {args.to_layout} layout in {out}")
+    return 0
+
+
+def original_params(ck) -> dict | str:
+    """The params.json to write: the source's own file, byte for byte, when it describes the same model (so its md5
+    stays Meta's), else one made from the args."""
+    from . import hf_layout
+    from solutions.ex02_checkpoint import model_args
+
+    for path in (ck.folder / "params.json", ck.folder / "original" / "params.json"):
+        if path.is_file():
+            try:
+                text = path.read_text()
+                if model_args(json.loads(text)) == ck.args:
+                    return text
+            except (ValueError, KeyError, TypeError):
+                pass
+    return hf_layout.params_json(ck.args)
+
+
+def run_verify(args) -> int:
+    from . import verify
+
+    result = verify.verify(args.folder, show_progress=not args.json, rope_scale_factor=args.rope_scale_factor)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(verify.report(result))
+    return 0 if result["verdict"] != verify.DIFFERS else 1
