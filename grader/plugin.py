@@ -217,6 +217,6 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_report_teststatus(report, config):
-    if report.failed and ("status", "not started") in report.user_properties:
+    if report.failed and ("status", "not started") in getattr(report, "user_properties", ()):  # a CollectReport has none
         return "failed", "N", "NOT STARTED"
     return None
