@@ -1,0 +1,112 @@
+"""Grade exercises in-process, and sum up each one: tests passed of total, and its status."""
+
+import io
+import re
+import sys
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import workspace
+from .curriculum import Exercise
+from .errors import KitError
+from .i18n import pick
+from .paths import GOLDENS, TOKENIZER
+
+
+@dataclass
+class Score:
+    exercise: Exercise
+    passed: int
+    total: int  # tests that ran: passed and failed, not skipped
+    skipped: int
+    status: str  # "passed", "failing" or "not started"
+    failures: list = field(default_factory=list)  # grader.results.Result, in order
+
+    @property
+    def done(self) -> bool:
+        return self.status == "passed"
+
+
+def test_name(result) -> str:
+    """'test_rms_norm[tiny-llama3-basic]' from the node id."""
+    return result.nodeid.split("::", 1)[-1]
+
+
+def score(exercise: Exercise, results: list) -> Score:
+    mine = [r for r in results if r.exercise == exercise.module]
+    ran = [r for r in mine if r.outcome != "skipped"]
+    failures = [r for r in ran if r.outcome != "passed"]
+    passed = len(ran) - len(failures)
+    if ran and not failures:
+        status = "passed"
+    elif passed or any(r.status != "not started" for r in failures):
+        status = "failing"
+    else:
+        status = "not started"
+    return Score(exercise, passed, len(ran), len(mine) - len(ran), status, failures)
+
+
+def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: Path | None = None,
+        lang: str | None = None) -> list:
+    """The graded tests' results, of these exercises (all when None), on root/exercises (the learner's folder by
+    default) with impl under test. Every way this cannot run is a KitError."""
+    from . import results
+
+    folder = (root or workspace.root()) / "exercises"
+    _check_fixtures(lang)
+    if not folder.is_dir():
+        raise KitError(pick(f"there is no exercises/ folder in {folder.parent}: run llama3-grader from a clone of the kit",
+                            f"{folder.parent} 中没有 exercises/ 文件夹：请在本套件的克隆目录中运行 llama3-grader", lang))
+    targets = [folder] if exercises is None else [folder / e.tests for e in exercises]
+    for t in targets:
+        if not t.exists():
+            raise KitError(pick(f"{t} is missing: restore it with `git checkout -- exercises/{t.name}`",
+                                f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
+    out = io.StringIO()
+    with _first_on_path(folder.parent), redirect_stdout(out), redirect_stderr(out):
+        code, found = results.run([*map(str, targets), "-p", "grader.plugin", "--impl", impl,
+                                   "--rootdir", str(folder.parent)], quiet=False)
+    _check_exit(code, out.getvalue(), folder, lang)
+    return found
+
+
+def _check_fixtures(lang: str | None) -> None:
+    if not GOLDENS.is_dir() or not TOKENIZER.is_file():
+        raise KitError(pick(f"the fixtures folder is missing or incomplete ({GOLDENS.parent}): restore it with "
+                            "`git checkout -- fixtures` (or clone the kit again)",
+                            f"fixtures 文件夹缺失或不完整（{GOLDENS.parent}）：用 `git checkout -- fixtures` 恢复（或重新克隆本套件）", lang))
+
+
+def _check_exit(code: int, output: str, folder: Path, lang: str | None) -> None:
+    """pytest's exit code: 0 and 1 are grades; the others become one line that says what to do."""
+    if code in (0, 1):
+        return
+    if "KeyboardInterrupt" in output:
+        raise KeyboardInterrupt
+    if code == 5:
+        raise KitError(pick(f"no graded tests were collected from {folder}: restore them with `git checkout -- exercises`",
+                            f"在 {folder} 中没有收集到评分测试：用 `git checkout -- exercises` 恢复", lang))
+    usage = re.search(r"UsageError: (.+)$|^ERROR: (.+)$", output, re.MULTILINE)  # e.g. a bad LLAMA3_CHECKPOINT
+    if usage:
+        raise KitError((usage.group(1) or usage.group(2)).strip())
+    error = re.search(r"^E   (.+)$", output, re.MULTILINE)
+    where = re.search(r"ERROR collecting (\S+)", output)
+    detail = f"{where.group(1)}: " if where else ""
+    detail += error.group(1).strip() if error else f"pytest exit code {code}"
+    raise KitError(pick(f"the graded tests could not run ({detail}): run `pytest exercises/` to see the whole error",
+                        f"评分测试无法运行（{detail}）：运行 `pytest exercises/` 查看完整错误", lang))
+
+
+@contextmanager
+def _first_on_path(root: Path):
+    """Import the package exercises from root during the block (the kit's tests and notebooks grade copies);
+    afterwards sys.path is as it was and no module of that copy stays imported."""
+    saved = list(sys.path)
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
+            del sys.modules[name]

@@ -1,0 +1,62 @@
+"""Your progress file, .llama3-progress.json in the kit's folder (git-ignored): the day each exercise first passed,
+and how many of its hints you have seen. Written atomically; a missing or corrupt file reads as empty, and the
+next grading writes it afresh."""
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+
+from . import workspace
+
+
+def load() -> dict:
+    """{"first_passed": {module: "YYYY-MM-DD"}, "hints": {module: count}}; empty on any problem with the file."""
+    empty = {"first_passed": {}, "hints": {}}
+    try:
+        data = json.loads(workspace.history().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return empty
+    if not isinstance(data, dict):
+        return empty
+    first = data.get("first_passed")
+    hints = data.get("hints")
+    return {
+        "first_passed": {k: v for k, v in first.items() if isinstance(v, str)} if isinstance(first, dict) else {},
+        "hints": {k: v for k, v in hints.items() if type(v) is int and v >= 0} if isinstance(hints, dict) else {},
+    }
+
+
+def save(data: dict) -> None:
+    """Write via a temporary file and os.replace, so a crash never leaves half a file. A folder that cannot be
+    written is reported on stderr, not raised: progress is a convenience."""
+    path = workspace.history()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".llama3-progress-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        print(f"llama3-grader: could not save your progress to {path}: {e}", file=sys.stderr)
+
+
+def record_passes(modules: list[str]) -> dict[str, str]:
+    """Note today as the first-passed day of each module that has none yet; returns every first-passed day."""
+    data = load()
+    today = datetime.date.today().isoformat()
+    for module in modules:
+        data["first_passed"].setdefault(module, today)
+    save(data)
+    return data["first_passed"]
+
+
+def hints_seen(module: str) -> int:
+    return load()["hints"].get(module, 0)
+
+
+def see_hints(module: str, count: int) -> None:
+    data = load()
+    data["hints"][module] = count
+    save(data)
