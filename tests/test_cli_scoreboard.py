@@ -1,0 +1,109 @@
+"""`llama3-grader` with no verb: the scoreboard (plain text when piped, --json, en and zh), the progress file,
+and the 42 line."""
+
+import datetime
+import json
+
+import pytest
+
+from cli_kit import kit, run
+from grader import curriculum, fortytwo, grading, scoreboard
+from grader.results import Result
+
+TODAY = datetime.date.today().isoformat()
+
+
+def test_the_reference_passes_every_exercise(tmp_path):
+    folder = kit(tmp_path)
+    out = run(folder, "--impl", "solutions")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert "\x1b[" not in text, "piped output is plain text"
+    assert "grading the reference in solutions/" in text
+    for e in curriculum.exercises():
+        row = next(line for line in text.splitlines() if line.split()[:1] == [str(e.id)])
+        assert e.title in row and row.rstrip().endswith("passed"), row
+    assert "[########################] 12/12 exercises pass" in text
+    assert "42: no real checkpoint yet" in text
+    assert "All 12 core exercises pass: every test was re-run just now" in text
+    assert not (folder / ".llama3-progress.json").exists(), "grading the reference is not your progress"
+
+
+def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
+    folder = kit(tmp_path, solved=("ex03_embeddings",))
+    progress = folder / ".llama3-progress.json"
+    progress.write_text("{not json")
+    out = run(folder, "--json")
+    assert out.returncode == 1, out.stderr
+    board = json.loads(out.stdout)
+    rows = {row["id"]: row for row in board["exercises"]}
+    assert set(rows) == set(range(1, 13))
+    assert rows[3]["status"] == "passed" and rows[3]["passed"] == rows[3]["total"] > 0
+    assert rows[3]["first_passed"] == TODAY
+    assert {rows[i]["status"] for i in rows if i != 3} == {"not started"}
+    assert all(rows[i]["passed"] == 0 and rows[i]["total"] > 0 for i in rows if i != 3)
+    assert board["all_passed"] is False
+    assert board["fortytwo"]["checkpoint"] is None and board["fortytwo"]["reproduced"] is False
+    assert json.loads(progress.read_text())["first_passed"] == {"ex03_embeddings": TODAY}
+
+
+def result(module: str, test: str, status: str, message: str = "") -> Result:
+    outcome = {"passed": "passed", "skipped": "skipped"}.get(status, "failed")
+    return Result(f"exercises/test_{module}.py::{test}", module, outcome, status, message, 0.01)
+
+
+def fake_scores():
+    """Exercise 1 passes, 2 is failing, the rest are not started."""
+    rows = []
+    for e in curriculum.exercises():
+        status = {1: "passed", 2: "failing"}.get(e.id, "not started")
+        rows += [result(e.module, "test_a", "passed" if status == "failing" else status, "not started: implement f"),
+                 result(e.module, "test_b", status, "f (tiny-llama3, basic) does not match the reference:")]
+    return [grading.score(e, rows) for e in curriculum.exercises()]
+
+
+def test_the_plain_scoreboard_in_chinese(capsys):
+    scores = fake_scores()
+    assert [s.status for s in scores[:3]] == ["passed", "failing", "not started"]
+    scoreboard.show(scores, {"ex01_tokenizer": "2025-01-02"}, fortytwo.status([]), "exercises", "zh")
+    text = capsys.readouterr().out
+    assert "练习" in text and "首次通过" in text
+    assert "分词器" in text and "已通过  2025-01-02" in text
+    assert "检查点与配置" in text and "1/2  未通过" in text
+    assert "0/2  未开始" in text
+    assert "1/12 个练习已通过" in text
+    assert "下一步：练习 2 · 检查点与配置" in text and "does not match the reference" in text
+    assert "llama3-grader hint 2" in text
+
+
+def test_the_42_line(monkeypatch):
+    monkeypatch.delenv("LLAMA3_CHECKPOINT", raising=False)
+    assert "no real checkpoint yet" in fortytwo.line(fortytwo.status([]))
+
+    monkeypatch.setenv("LLAMA3_CHECKPOINT", "/models/Meta-Llama-3-8B")
+    monkeypatch.setattr(fortytwo, "_verified", lambda folder: None)
+    skipped = [result("ex11_forward", "test_the_llama3_8b_predicts_42", "skipped", "Skipped: another shape")]
+    line = fortytwo.line(fortytwo.status(skipped))
+    assert "/models/Meta-Llama-3-8B" in line and "not verified (run llama3-grader checkpoint verify)" in line
+    assert "42 not graded: another shape" in line
+
+    monkeypatch.setattr(fortytwo, "_verified", lambda folder: {"verdict": "genuine", "ok": True, "model": "Meta-Llama-3-8B"})
+    failing = [result("ex11_forward", "test_the_llama3_8b_predicts_42", "passed"),
+               result("ex12_generation", "test_the_llama3_8b_answers_42", "failing", "expected 42")]
+    line = fortytwo.line(fortytwo.status(failing))
+    assert "verified: genuine Meta-Llama-3-8B" in line and "42 not reproduced yet (test_the_llama3_8b_answers_42" in line
+
+    passing = [result("ex11_forward", "test_the_llama3_8b_predicts_42", "passed"),
+               result("ex12_generation", "test_the_llama3_8b_answers_42", "passed")]
+    s = fortytwo.status(passing)
+    assert s["reproduced"] and "42 reproduced" in fortytwo.line(s)
+    assert "已复现 42" in fortytwo.line(s, "zh")
+
+
+def test_the_verify_outcome_is_read_when_grader_verify_has_one(monkeypatch, tmp_path):
+    verify = pytest.importorskip("grader.verify")
+    monkeypatch.setattr(verify, "last_result", lambda folder: {"verdict": "differs", "ok": False, "model": None,
+                                                               "summary": "1 problem(s): consolidated.00.pth has md5 0"})
+    monkeypatch.setenv("LLAMA3_CHECKPOINT", str(tmp_path))
+    line = fortytwo.line(fortytwo.status([]))
+    assert "verify found problems: 1 problem(s): consolidated.00.pth has md5 0" in line
