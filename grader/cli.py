@@ -13,6 +13,7 @@ VERBS = [
     "grader.generate",
     "grader.fixtures_cli",
     "grader.checkpoint_cli",
+    "grader.hints",
 ]
 SCOREBOARD = "grader.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

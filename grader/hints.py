@@ -1,0 +1,93 @@
+"""`llama3-grader hint N`: one more hint each time. `llama3-grader solution N`: the reference, once N passes."""
+
+import argparse
+import ast
+from pathlib import Path
+
+from . import curriculum, workspace
+from .i18n import LANGS, pick
+from .paths import ROOT
+
+FAILURES_LISTED = 10
+
+
+def register(sub) -> None:
+    p = sub.add_parser("hint", help="the next hint for an exercise (each call shows one more)")
+    p.add_argument("number", type=int, help="exercise number, e.g. 4")
+    p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
+    p.set_defaults(run=run_hint)
+    p = sub.add_parser("solution", help="the reference solution of an exercise, once all its tests pass")
+    p.add_argument("number", type=int, help="exercise number, e.g. 4")
+    p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
+    p.set_defaults(run=run_solution)
+
+
+def run_hint(args) -> int:
+    from . import history, term
+
+    lang = args.lang
+    e = curriculum.get(args.number, lang)
+    hints = e.hints_in(lang)
+    shown = min(history.hints_seen(e.module) + 1, len(hints))
+    history.see_hints(e.module, shown)
+    c = term.console()
+    c.print(pick(f"{e.heading(lang)}: hint {shown} of {len(hints)}", f"{e.heading(lang)}：提示 {shown}/{len(hints)}", lang), style="bold")
+    for i, hint in enumerate(hints[:shown], 1):
+        c.print(f"\n{i}. {hint}", markup=False)
+    c.print()
+    if shown < len(hints):
+        c.print(pick(f"Run `llama3-grader hint {e.id}` again for the next one.", f"再次运行 `llama3-grader hint {e.id}` 查看下一条。", lang), markup=False)
+    else:
+        c.print(pick(f"That is every hint. The chapter at the top of exercises/{e.stub} explains the rest; once all its tests "
+                     f"pass, `llama3-grader solution {e.id}` shows the reference.",
+                     f"这已是全部提示。exercises/{e.module}.zh.md 的章节讲解了其余内容；全部测试通过后，"
+                     f"`llama3-grader solution {e.id}` 会显示参考实现。", lang), markup=False)
+    return 0
+
+
+def run_solution(args) -> int:
+    from . import grading, history, term
+
+    lang = args.lang
+    e = curriculum.get(args.number, lang)
+    s = grading.score(e, grading.run([e], "exercises", lang=lang))
+    c = term.console()
+    if not s.done:
+        c.print(pick(f"{e.heading(lang)} does not pass yet ({s.passed}/{s.total} tests): the reference stays hidden until it does.",
+                     f"{e.heading(lang)} 尚未通过（{s.passed}/{s.total} 个测试）：通过之前不显示参考实现。", lang), markup=False)
+        c.print(pick("Still failing:", "仍未通过：", lang), markup=False)
+        for r in s.failures[:FAILURES_LISTED]:
+            c.print(f"  {grading.test_name(r)}: {r.message.strip().splitlines()[0] if r.message.strip() else r.status}", markup=False)
+        if len(s.failures) > FAILURES_LISTED:
+            c.print(pick(f"  … and {len(s.failures) - FAILURES_LISTED} more", f"  …… 另有 {len(s.failures) - FAILURES_LISTED} 个", lang))
+        c.print(pick(f"Run `pytest exercises/ -k ex{e.id:02d}` for the details.", f"运行 `pytest exercises/ -k ex{e.id:02d}` 查看详情。", lang), markup=False)
+        return 1
+    history.record_passes([e.module])
+    c.print(pick(f"{e.heading(lang)} passes ({s.passed}/{s.total} tests).", f"{e.heading(lang)} 已通过（{s.passed}/{s.total} 个测试）。", lang),
+            style="bold green")
+    show_code(c, pick("Your code", "你的代码", lang), workspace.exercises() / e.stub)
+    show_code(c, pick("The reference", "参考实现", lang), ROOT / "solutions" / e.stub)
+    return 0
+
+
+def show_code(c, title: str, path: Path) -> None:
+    """The file without its module docstring (the chapter), highlighted in a terminal."""
+    code = without_docstring(path.read_text(encoding="utf-8"))
+    c.print()
+    c.print(f"── {title}: {workspace.show(path)} ──", style="bold", markup=False)
+    if c.is_terminal:
+        from rich.syntax import Syntax
+        c.print(Syntax(code, "python", theme="ansi_dark", background_color="default"))
+    else:
+        c.print(code, markup=False)
+
+
+def without_docstring(source: str) -> str:
+    """source after its module docstring; the whole source when it has none or does not parse."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return source
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        return "\n".join(source.splitlines()[body[0].end_lineno:]).strip("\n") + "\n"
+    return source
