@@ -14,6 +14,7 @@ VERBS = [
     "grader.fixtures_cli",
     "grader.checkpoint_cli",
     "grader.hints",
+    "grader.reset",
 ]
 SCOREBOARD = "grader.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 
