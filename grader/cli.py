@@ -15,6 +15,7 @@ VERBS = [
     "grader.checkpoint_cli",
     "grader.hints",
     "grader.reset",
+    "grader.watch",
 ]
 SCOREBOARD = "grader.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

@@ -1,0 +1,145 @@
+"""`llama3-grader watch`: grade the first unfinished exercise on every save in exercises/, show its first
+failing test, move on when it passes. q or Ctrl-C quits."""
+
+import argparse
+import contextlib
+import os
+import queue
+import sys
+import threading
+import time
+
+from . import curriculum, workspace
+from .i18n import LANGS, pick
+
+SETTLE_SECONDS = 0.1  # editors write a file in several steps: wait for the last before grading
+
+
+def register(sub) -> None:
+    p = sub.add_parser("watch", help="re-grade the current exercise every time you save a file in exercises/")
+    p.add_argument("--poll", action="store_true",
+                   help="check files for changes twice a second instead of using file notifications "
+                        "(for folders where notifications do not arrive, e.g. some network or container mounts)")
+    p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from . import changes, term
+
+    lang = args.lang
+    c = term.console()
+    exercises = curriculum.exercises()
+    events: queue.Queue = queue.Queue()
+    how = changes.watch(workspace.exercises(), events, args.poll)
+    try:
+        with keys(events):
+            found = first_unfinished(exercises, 0, c, lang)
+            while found is not None:
+                index, score, seconds = found
+                show(c, score, seconds, how, lang)
+                if wait(events) == "quit":
+                    return 0
+                found = first_unfinished(exercises, index, c, lang)
+    except KeyboardInterrupt:
+        return 0
+    c.print(pick(f"All {len(exercises)} core exercises pass. Run `llama3-grader` for the full check and what comes next.",
+                 f"全部 {len(exercises)} 个核心练习都已通过。运行 `llama3-grader` 做完整检查并查看下一步。", lang), style="bold green")
+    return 0
+
+
+def grade(exercise, lang):
+    """(score, seconds it took) of one exercise; notes the day when it passes."""
+    from . import grading, history
+
+    started = time.monotonic()
+    score = grading.score(exercise, grading.run([exercise], "exercises", lang=lang))
+    if score.done:
+        history.record_passes([exercise.module])
+    return score, time.monotonic() - started
+
+
+def first_unfinished(exercises, start: int, c, lang):
+    """(index, score, seconds) of the first exercise from start on that does not pass; None when all do."""
+    for index in range(start, len(exercises)):
+        score, seconds = grade(exercises[index], lang)
+        if not score.done:
+            return index, score, seconds
+        c.print(pick(f"✓ {score.exercise.heading(lang)} passes ({score.passed}/{score.total} tests)",
+                     f"✓ {score.exercise.heading(lang)} 已通过（{score.passed}/{score.total} 个测试）", lang), style="green", markup=False)
+    return None
+
+
+def show(c, score, seconds: float, how: str, lang) -> None:
+    from . import grading
+
+    e = score.exercise
+    if c.is_terminal:
+        c.clear()
+    else:
+        c.print("-" * 72)
+    c.print(pick(f"{e.heading(lang)}: {score.passed}/{score.total} tests pass (graded in {seconds:.1f} s)",
+                 f"{e.heading(lang)}：{score.passed}/{score.total} 个测试通过（评分用时 {seconds:.1f} 秒）", lang), style="bold", markup=False)
+    c.print()
+    if score.failures:
+        first = score.failures[0]
+        c.print(f"✗ {grading.test_name(first)}", style="red", markup=False)
+        c.print(first.message.strip(), markup=False)
+    else:
+        c.print(pick("No test ran: every one was skipped.", "没有运行任何测试：全部被跳过。", lang), markup=False)
+    if len(score.failures) > 1:
+        c.print(pick(f"\n(and {len(score.failures) - 1} more failing)", f"\n（另有 {len(score.failures) - 1} 个未通过）", lang), markup=False)
+    c.print()
+    c.print(pick(f"Save exercises/{e.stub} to re-grade · stuck? llama3-grader hint {e.id} · q quits ({how})",
+                 f"保存 exercises/{e.stub} 即重新评分 · 卡住了？llama3-grader hint {e.id} · 按 q 退出（{_how_zh(how)}）", lang),
+            style="dim", markup=False)
+
+
+def _how_zh(how: str) -> str:
+    return {"notifications": "文件通知", "polling": "轮询"}[how]
+
+
+def wait(events: queue.Queue) -> str:
+    """Block until a save ("saved") or q ("quit"); saves that follow within SETTLE_SECONDS count as one."""
+    while True:
+        try:
+            kind, value = events.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if kind == "key" and value.lower() == "q":
+            return "quit"
+        if kind == "saved":
+            time.sleep(SETTLE_SECONDS)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    kind, value = events.get_nowait()
+                    if kind == "key" and value.lower() == "q":
+                        return "quit"
+            return "saved"
+
+
+@contextlib.contextmanager
+def keys(events: queue.Queue):
+    """Within the block, each key pressed in the terminal is put on events as ("key", char), without Enter."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+
+    def read():
+        while True:
+            char = os.read(fd, 1)
+            if not char:
+                return
+            events.put(("key", char.decode(errors="replace")))
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
