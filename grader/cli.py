@@ -13,6 +13,7 @@ VERBS = [
     "grader.generate",
     "grader.fixtures_cli",
     "grader.checkpoint_cli",
+    "grader.bench",
     "grader.hints",
     "grader.reset",
     "grader.watch",

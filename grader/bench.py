@@ -1,0 +1,322 @@
+"""`llama3-grader bench`: how fast the implementation under test runs on a checkpoint, against two bounds measured on
+the spot and, when transformers is installed, its LlamaForCausalLM on the same weights, dtype and threads.
+
+Figures are medians over --repeats rounds. In a round the contenders run in lockstep, one token each in turn (ours
+with the KV cache, transformers', ours recomputing, a kernel-bound pass, a read pass), so a machine that slows down
+for a while slows every contender alike; ratios are medians of each round's own ratio.
+
+  prefill_ms            the prompt (the 42 prompt by default) through the model once, up to the first token
+  decode_tok_s          new tokens per second after the first, with the KV cache (one token per forward)
+  decode_nocache_tok_s  the same without a cache: every new token re-runs the whole sequence (ex11's generate_uncached)
+  kernel_bound_tok_s    1 / the time of one [1, in] x [out, in] F.linear through every weight matrix of the model:
+                        the matmuls a decode step cannot avoid, with the kernel the reference uses, nothing else
+  bandwidth_bound_tok_s measured read bandwidth / bytes of weights read per token (every matrix once)
+  peak_rss_bytes        peak resident memory of this process after our runs (before transformers is imported)
+"""
+
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+
+from .errors import KitError
+from .generate import DEFAULT_PROMPT
+
+JSON_KEYS = ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "peak_rss_bytes", "checkpoint_bytes",
+             "bandwidth_bound_tok_s", "kernel_bound_tok_s", "transformers")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="prefill ms, decode tokens/s with and without the KV cache, peak RSS, bounds, transformers")
+    p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
+    p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
+    p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
+    p.add_argument("--threads", type=int, help="torch threads for every contender (default: torch's default, the core count)")
+    p.add_argument("--new-tokens", type=int, default=64, help="tokens to decode in each run (default 64)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds; figures are their medians (default 3)")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt to prefill (default: the 42 prompt)")
+    p.add_argument("--no-transformers", action="store_true", help="skip transformers' LlamaForCausalLM even if installed")
+    p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def peak_rss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+class _Steps:
+    """A generator of (token, logits) from an implementation, advanced one token at a time and timed per token.
+    Failures of the implementation become NotStarted / GradeFailure, as in the graded tests."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.times = fn, []
+        self.gen = self._guard(lambda: iter(fn(*args)))
+
+    def _guard(self, call):
+        from .calls import GradeFailure, NotStarted, learner_error_message, not_started_message
+
+        try:
+            return call()
+        except NotImplementedError as e:
+            raise NotStarted(not_started_message(self.fn, e)) from None
+        except StopIteration:
+            raise GradeFailure(f"{self.fn.__module__}.{self.fn.__name__} stopped after {len(self.times)} tokens, "
+                               "with no stop tokens and more asked for") from None
+        except Exception as e:
+            raise GradeFailure(learner_error_message(e, self.fn)) from None
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        self._guard(lambda: next(self.gen))
+        self.times.append(time.perf_counter() - start)
+
+    def prefill_ms(self) -> float:
+        return self.times[0] * 1000
+
+    def decode_tok_s(self) -> float:
+        return (len(self.times) - 1) / sum(self.times[1:])
+
+
+def _hf_generate(model, prompt_ids: list[int], n_tokens: int, _stop=()):
+    """Greedy decoding with transformers' own KV cache, one token per forward: what a tuned user loop does
+    (generate() adds logits processors and stopping criteria on top of this)."""
+    import torch
+
+    out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+    for i in range(n_tokens):
+        logits = out.logits[0, -1]
+        token = int(logits.argmax())
+        yield token, logits
+        if i + 1 < n_tokens:
+            out = model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+
+
+def matmul_weights(weights: dict) -> list:
+    """The weight matrices one decode step multiplies by: every 2-D tensor but the embedding table (a lookup);
+    a tied output.weight counts, as it is multiplied by."""
+    return [w for name, w in weights.items() if w.dim() == 2 and name != "tok_embeddings.weight"]
+
+
+def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, with_transformers: bool,
+            progress=lambda message: None) -> dict:
+    """Every figure of the bench, as one dict (see the module docstring).
+
+    Each round runs the contenders in lockstep, one token each in turn (ours with the cache, transformers', ours
+    recomputing), with one kernel-bound pass and one read pass per token: whatever else the machine does slows
+    them alike, so their ratios hold even where the absolute figures wander."""
+    import torch
+
+    from . import impl as impls
+
+    gen = impls.module(impl, "ex12_generation")
+    fwd = impls.module(impl, "ex11_forward")
+    n = new_tokens + 1  # the first token comes from the prefill; new_tokens decode steps follow
+    mats = matmul_weights(ck.weights)
+    bytes_per_token = sum(w.numel() * w.element_size() for w in mats)
+    kernel, read = _kernel_pass(mats), _read_pass(mats)
+    args = (prompt_ids, ck.weights, ck.args)
+
+    progress("warming up (and measuring peak memory)")
+    with torch.inference_mode():
+        warm = _Steps(gen.generate, *args, n, ())
+        for _ in range(n):
+            warm.step()
+        longest = list(prompt_ids) + [prompt_ids[-1]] * new_tokens
+        _Steps(fwd.generate_uncached, longest, ck.weights, ck.args, 1, ()).step()
+        kernel(), read()
+    rss = peak_rss_bytes()  # before transformers is imported
+    hf_model, hf_version = _transformers(ck) if with_transformers else (None, None)
+
+    rounds = []
+    for r in range(repeats):
+        ours = _Steps(gen.generate, *args, n, ())
+        theirs = _Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
+        recompute = _Steps(fwd.generate_uncached, *args, n, ())
+        kernel_s, read_s = [], []
+        with torch.inference_mode():
+            for i in range(n):
+                if i % 8 == 0:
+                    progress(f"round {r + 1}/{repeats}: token {i + 1}/{n}")
+                for contender in (ours, theirs, recompute):
+                    if contender is not None:
+                        contender.step()
+                kernel_s.append(kernel())
+                read_s.append(read())
+        rounds.append({
+            "prefill_ms": ours.prefill_ms(),
+            "decode_tok_s": ours.decode_tok_s(),
+            "decode_nocache_tok_s": recompute.decode_tok_s(),
+            "kernel_bound_tok_s": 1 / _median(kernel_s),
+            "read_bandwidth_gb_s": bytes_per_token / _median(read_s) / 1e9,
+            "transformers_prefill_ms": theirs.prefill_ms() if theirs else None,
+            "transformers_decode_tok_s": theirs.decode_tok_s() if theirs else None,
+        })
+
+    def med(key):
+        return _median([r[key] for r in rounds])
+
+    def med_ratio(a, b):
+        return _median([r[a] / r[b] for r in rounds])
+
+    result = {
+        "impl": impl,
+        "checkpoint": str(ck.folder),
+        "layout": ck.layout,
+        "dtype": str(ck.dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "prompt_tokens": len(prompt_ids),
+        "new_tokens": new_tokens,
+        "repeats": repeats,
+        "prefill_ms": med("prefill_ms"),
+        "decode_tok_s": med("decode_tok_s"),
+        "decode_nocache_tok_s": med("decode_nocache_tok_s"),
+        "peak_rss_bytes": rss,
+        "checkpoint_bytes": ck.nbytes,
+        "weight_bytes_per_token": bytes_per_token,
+        "read_bandwidth_gb_s": med("read_bandwidth_gb_s"),
+        "bandwidth_bound_tok_s": med("read_bandwidth_gb_s") * 1e9 / bytes_per_token,
+        "kernel_bound_tok_s": med("kernel_bound_tok_s"),
+        "transformers": None,
+        "rounds": rounds,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+    }
+    if hf_model is not None:
+        result["transformers"] = {"version": hf_version, "prefill_ms": med("transformers_prefill_ms"),
+                                  "decode_tok_s": med("transformers_decode_tok_s")}
+    # ratios are medians of each round's own ratio: paired figures, measured side by side
+    for r in rounds:
+        r["bandwidth_bound_tok_s"] = r["read_bandwidth_gb_s"] * 1e9 / bytes_per_token
+    result["ratios"] = {
+        "decode_vs_kernel_bound": med_ratio("decode_tok_s", "kernel_bound_tok_s"),
+        "decode_vs_bandwidth_bound": med_ratio("decode_tok_s", "bandwidth_bound_tok_s"),
+        "cached_vs_nocache": med_ratio("decode_tok_s", "decode_nocache_tok_s"),
+        "decode_vs_transformers": med_ratio("decode_tok_s", "transformers_decode_tok_s") if hf_model is not None else None,
+        "peak_rss_vs_checkpoint": rss / ck.nbytes,
+    }
+    return result
+
+
+def _kernel_pass(mats: list):
+    """A function that pushes one [1, in] activation through every matrix with F.linear (2-D, as the reference does)
+    and returns the seconds it took."""
+    import torch
+    import torch.nn.functional as F
+
+    xs = {(w.shape[1], w.dtype): torch.randn(1, w.shape[1]).to(w.dtype) for w in mats}
+
+    def run() -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for w in mats:
+                F.linear(xs[(w.shape[1], w.dtype)], w)
+        return time.perf_counter() - start
+
+    return run
+
+
+def _read_pass(mats: list):
+    """A function that reads every matrix once (a float32 sum over its bytes, the fastest streaming read torch
+    offers) and returns the seconds it took."""
+    import torch
+
+    flats = []
+    for w in mats:
+        flat = w.reshape(-1)
+        if flat.element_size() < 4 and (flat.numel() * flat.element_size()) % 4 == 0:
+            try:
+                flat = flat.view(torch.float32)
+            except RuntimeError:
+                pass
+        flats.append(flat)
+
+    def run() -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for flat in flats:
+                flat.sum()
+        return time.perf_counter() - start
+
+    return run
+
+
+def _transformers(ck):
+    """transformers' LlamaForCausalLM on the checkpoint's weights, or (None, None) when transformers is not installed."""
+    try:
+        import transformers
+    except ImportError:
+        return None, None
+    from . import hf_layout
+
+    return hf_layout.transformers_model(ck.weights, ck.args), transformers.__version__
+
+
+def run(args) -> int:
+    import torch
+
+    from . import checkpoint, impl as impls
+    from .calls import GradeFailure, NotStarted
+    from .progress import console
+    from solutions.ex01_tokenizer import encode, load_tokenizer
+
+    impl = impls.choice(args.impl)
+    if args.new_tokens < 2:
+        raise KitError(f"--new-tokens must be at least 2, got {args.new_tokens}")
+    if args.repeats < 1:
+        raise KitError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise KitError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
+    ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
+    checkpoint.page_in(ck.weights)
+    prompt_ids = encode(load_tokenizer(ck.tokenizer_path), args.prompt)
+    if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
+        raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
+                       f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or decode fewer tokens")
+    show = console.is_terminal and not args.json
+
+    def progress(message: str) -> None:
+        if show:
+            console.print(f"[dim]bench {message}[/dim]")
+
+    try:
+        result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers, progress)
+    except NotStarted as e:
+        raise KitError(f"{e} (or bench the reference with --impl solutions)") from None
+    except GradeFailure as e:
+        raise KitError(" ".join(str(e).split())) from None
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(report(result))
+    return 0
+
+
+def report(r: dict) -> str:
+    """The figures as a few aligned lines."""
+    ratios, hf = r["ratios"], r["transformers"]
+    gb = 1e9
+    lines = [
+        f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {r['checkpoint_bytes'] / gb:.2f} GB), "
+        f"{r['threads']} threads, prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
+        f"  prefill                {r['prefill_ms']:9.1f} ms" + (f"      transformers {hf['prefill_ms']:9.1f} ms" if hf else ""),
+        f"  decode, KV cache       {r['decode_tok_s']:9.2f} tok/s"
+        + (f"   transformers {hf['decode_tok_s']:9.2f} tok/s ({ratios['decode_vs_transformers']:.2f}x)" if hf
+           else "   transformers: not installed or skipped"),
+        f"  decode, recomputing    {r['decode_nocache_tok_s']:9.2f} tok/s   (the cache is {ratios['cached_vs_nocache']:.1f}x faster)",
+        f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
+        f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read, "
+        f"{r['weight_bytes_per_token'] / gb:.2f} GB per token)",
+        f"  peak RSS               {r['peak_rss_bytes'] / gb:9.2f} GB      ({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)",
+    ]
+    return "\n".join(lines)
