@@ -17,6 +17,7 @@ VERBS = [
     "grader.hints",
     "grader.reset",
     "grader.watch",
+    "grader.notebook",
 ]
 SCOREBOARD = "grader.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

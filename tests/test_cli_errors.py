@@ -1,0 +1,73 @@
+"""Every error a person can cause is one line on stderr that says what to do, and exit code 2."""
+
+import pytest
+
+from cli_kit import call, kit, root, run  # noqa: F401 (root is a fixture)
+from grader import grading
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("llama3-grader: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("verb", ["hint", "solution", "reset", "notebook"])
+def test_an_unknown_exercise_number(root, capsys, verb):
+    assert call(verb, "13") == 2
+    assert "there is no exercise 13: the exercises are numbered 1 to 12" in one_line(capsys.readouterr().err)
+
+
+def test_a_number_that_is_not_one(root, capsys):
+    assert call("hint", "four") == 2
+    assert "invalid int value" in one_line(capsys.readouterr().err)
+
+
+def test_an_unknown_exercise_number_in_chinese(root, capsys):
+    assert call("hint", "0", "--lang", "zh") == 2
+    assert "没有练习 0" in one_line(capsys.readouterr().err)
+
+
+def test_a_missing_fixtures_folder(root, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(grading, "GOLDENS", tmp_path / "nowhere")
+    assert call("solution", "4") == 2
+    assert "git checkout -- fixtures" in one_line(capsys.readouterr().err)
+
+
+def test_a_missing_test_file(root, capsys):
+    (root / "exercises" / "test_ex04_rms_norm.py").unlink()
+    assert call("solution", "4") == 2
+    assert "git checkout -- exercises/test_ex04_rms_norm.py" in one_line(capsys.readouterr().err)
+
+
+def test_an_unknown_implementation(root, capsys):
+    assert call("--impl", "mine") == 2
+    assert "--impl exercises or --impl solutions" in one_line(capsys.readouterr().err)
+
+
+def test_no_tests_collected(tmp_path):
+    folder = kit(tmp_path)
+    for test in (folder / "exercises").glob("test_*.py"):
+        test.unlink()
+    out = run(folder)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "no graded tests were collected" in one_line(out.stderr)
+    assert out.stdout == ""
+
+
+def test_a_checkpoint_folder_that_does_not_exist(tmp_path):
+    folder = kit(tmp_path)
+    out = run(folder, "solution", "4", LLAMA3_CHECKPOINT=str(tmp_path / "no-such-model"))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "LLAMA3_CHECKPOINT" in one_line(out.stderr) and "no-such-model" in out.stderr
+
+
+def test_a_graded_test_file_that_cannot_be_imported(tmp_path):
+    folder = kit(tmp_path)
+    with open(folder / "exercises" / "test_ex03_embeddings.py", "a") as f:
+        f.write("\nimport no_such_module\n")
+    out = run(folder, "solution", "3")
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_line(out.stderr)
+    assert "test_ex03_embeddings.py" in line and "No module named 'no_such_module'" in line and "pytest exercises/" in line
