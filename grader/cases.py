@@ -126,7 +126,7 @@ def calls(model) -> dict[str, list[Call]]:
     norm = {"weight": W("layers.0.attention_norm.weight"), "eps": args.norm_eps}
     out[m] = [Call(m, "rms_norm", name, {"x": a.x, **norm}) for name, a in acts.items()]
     out[m] += [Call(m, "rms_norm", "small_inputs", {"x": a42.x * 1e-3, **norm}),
-               Call(m, "rms_norm", "float32", {"x": a42.x.float(), "weight": model.weights("float32")["layers.0.attention_norm.weight"],
+               Call(m, "rms_norm", "float32", {"x": a42.x.float(), "weight": model.weights()["layers.0.attention_norm.weight"].float(),
                                                "eps": args.norm_eps}, tolerance="float32")]
 
     m = "ex05_qkv"

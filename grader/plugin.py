@@ -51,18 +51,39 @@ def pytest_configure(config):
 
 
 def graded_models() -> list:
-    """The tiny models, and the real checkpoint when LLAMA3_CHECKPOINT is set (its goldens built on first use)."""
-    found = [models.tiny(name) for name in ("tiny-llama3", "tiny-llama3.2")]
+    """The tiny models, and the real checkpoint when LLAMA3_CHECKPOINT is set."""
     real = models.real_from_env()
-    if real is not None:
-        try:
-            if not (real.golden_dir / goldens.MANIFEST).is_file():
-                print(f"\nbuilding goldens for {real.folder} into {real.golden_dir} (once)")
-                goldens.build(real, real.golden_dir)
-        except KitError as e:
-            raise pytest.UsageError(f"LLAMA3_CHECKPOINT: {e}") from None
-        found.append(real)
-    return found
+    return [models.tiny(name) for name in ("tiny-llama3", "tiny-llama3.2")] + ([real] if real is not None else [])
+
+
+def _grades_exercises(config) -> bool:
+    """Whether this run collects graded tests (pytest exercises/ ...), not only the kit's own tests."""
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if path.name.startswith("test_ex") or (path.is_dir() and any(path.glob("test_ex*.py"))):
+            return True
+    return False
+
+
+def pytest_collection(session):
+    """Before collecting graded tests: build the real checkpoint's goldens if needed (once, into the cache), and
+    check every golden folder, so that a bad checkpoint or a damaged golden is one line, not a collection error."""
+    config = session.config
+    if not _grades_exercises(config):
+        return
+    try:
+        for model in graded_models():
+            if model.name == models.REAL and not (model.golden_dir / goldens.MANIFEST).is_file():
+                with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+                    print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once), into {model.golden_dir}",
+                               f"\n正在用 solutions/ 为 {model.folder} 生成 golden（只需一次），保存到 {model.golden_dir}"), flush=True)
+                    goldens.build(model, model.golden_dir)
+            problems = goldens.verify(model.golden_dir)
+            if problems:
+                raise KitError(f"{problems[0]}: restore fixtures/ with `git checkout -- fixtures`, then run `llama3-grader fixtures verify`")
+    except KitError as e:
+        prefix = "LLAMA3_CHECKPOINT: " if models.real_from_env() is not None and "fixtures/" not in str(e) else ""
+        raise pytest.UsageError(prefix + str(e)) from None
 
 
 def exercise_module(test_module_name: str) -> str:
@@ -106,10 +127,7 @@ def pytest_generate_tests(metafunc):
     module = exercise_module(metafunc.module.__name__)
     params = []
     for model in graded_models():
-        try:
-            found = [g for g in goldens.read(model.golden_dir, module) if g.call.function == marker.args[0]]
-        except KitError as e:
-            raise pytest.UsageError(str(e)) from None
+        found = [g for g in goldens.read(model.golden_dir, module) if g.call.function == marker.args[0]]
         params.append(pytest.param(GoldenCases(model, found), id=model.name))
     metafunc.parametrize("golden", params)
 

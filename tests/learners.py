@@ -38,12 +38,12 @@ def spoiled(module: str, kind: str) -> str:
     return solution(module) + f"\n\nimport bad_learners  # noqa: E402\nbad_learners.spoil(globals(), {kind!r})\n"
 
 
-def grade(root: Path, *args: str) -> list[dict]:
+def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dict]:
     """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status, message)."""
     env_path = f"{root}:{Path(__file__).parent}"
     out = subprocess.run(
         [sys.executable, "-m", "grader.results", str(root / "exercises"), "-p", "grader.plugin", "--rootdir", str(root), *args],
-        cwd=root, capture_output=True, text=True, timeout=600, env={**_env(), "PYTHONPATH": env_path},
+        cwd=root, capture_output=True, text=True, timeout=1200, env={**_env(), "PYTHONPATH": env_path, **(env or {})},
     )
     if out.returncode != 0:
         raise AssertionError(f"grading crashed ({out.returncode}):\n{out.stderr[-3000:]}")

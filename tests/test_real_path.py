@@ -1,0 +1,43 @@
+"""With LLAMA3_CHECKPOINT set, the graded tests also run on that checkpoint: its goldens are built once with
+solutions/ into a local cache, every exercise is graded on it, and the "42" facts are asserted only for
+Meta-Llama-3-8B's shape. A tiny checkpoint in Hugging Face's layout stands in for the real one here."""
+
+import pytest
+
+from grader import checkpoint, hf_layout
+from grader.models import tiny
+from learners import grade, tree
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    ck = tiny("tiny-llama3.2").checkpoint
+    folder = tmp_path_factory.mktemp("hf") / "Llama-3.2-tiny"
+    checkpoint.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, ck.tied), hf_layout.config(ck.args, ck.tied, ck.dtype),
+                       hf_layout.params_json(ck.args))
+    return folder
+
+
+def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(tmp_path, hf_folder):
+    env = {"LLAMA3_CHECKPOINT": str(hf_folder), "LLAMA3_KIT_CACHE": str(tmp_path / "cache")}
+    root = tree(tmp_path)
+    results = grade(root, "--impl", "solutions", env=env)
+    real = [r for r in results if "[real" in r["nodeid"]]
+    assert {r["exercise"] for r in real} >= {"ex03_embeddings", "ex08_multi_head_attention", "ex11_forward", "ex12_generation"}
+    assert all(r["outcome"] == "passed" for r in real), [r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
+    built = list((tmp_path / "cache" / "goldens").iterdir())
+    assert len(built) == 1 and (built[0] / "manifest.json").is_file()
+    facts = [r for r in results if "the_real_model" in r["nodeid"]]
+    assert facts and all(r["outcome"] == "skipped" and "Meta-Llama-3-8B" in r["message"] for r in facts)
+
+    stamp = (built[0] / "manifest.json").stat().st_mtime_ns
+    again = grade(root, "-k", "ex03", env=env)  # the learner's stubs, graded on the same checkpoint
+    assert (built[0] / "manifest.json").stat().st_mtime_ns == stamp, "goldens were rebuilt"
+    assert [r["status"] for r in again if "[real" in r["nodeid"]] == ["not started"]
+
+
+def test_a_wrong_checkpoint_is_one_line(tmp_path):
+    env = {"LLAMA3_CHECKPOINT": str(tmp_path / "missing"), "LLAMA3_KIT_CACHE": str(tmp_path / "cache")}
+    with pytest.raises(AssertionError) as e:
+        grade(tree(tmp_path), "-k", "ex03", env=env)
+    assert "LLAMA3_CHECKPOINT:" in str(e.value) and "does not exist" in str(e.value)
