@@ -1,6 +1,7 @@
 """Grade exercises in-process, and sum up each one: tests passed of total, and its status."""
 
 import io
+import os
 import re
 import sys
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -64,7 +65,7 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
             raise KitError(pick(f"{t} is missing: restore it with `git checkout -- exercises/{t.name}`",
                                 f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
     out = io.StringIO()
-    with _first_on_path(folder.parent), redirect_stdout(out), redirect_stderr(out):
+    with _first_on_path(folder.parent), _threads(), redirect_stdout(out), redirect_stderr(out):
         code, found = results.run([*map(str, targets), "-p", "grader.plugin", "--impl", impl,
                                    "--rootdir", str(folder.parent)], quiet=False)
     _check_exit(code, out.getvalue(), folder, lang)
@@ -96,6 +97,21 @@ def _check_exit(code: int, output: str, folder: Path, lang: str | None) -> None:
     detail += error.group(1).strip() if error else f"pytest exit code {code}"
     raise KitError(pick(f"the graded tests could not run ({detail}): run `pytest exercises/` to see the whole error",
                         f"评分测试无法运行（{detail}）：运行 `pytest exercises/` 查看完整错误", lang))
+
+
+@contextmanager
+def _threads():
+    """One torch thread for the tiny models: they are too small to gain from more, and on a busy 2-core machine
+    threads waiting for each other made the scoreboard 3 to 4 times slower. A real checkpoint keeps them all."""
+    import torch
+
+    before = torch.get_num_threads()
+    if not os.environ.get("LLAMA3_CHECKPOINT"):
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager
