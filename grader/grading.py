@@ -30,8 +30,14 @@ class Score:
 
 
 def test_name(result) -> str:
-    """'test_rms_norm[tiny-llama3-basic]' from the node id."""
+    """'test_rms_norm[tiny-llama3]' from the node id."""
     return result.nodeid.split("::", 1)[-1]
+
+
+def summary(result) -> str:
+    """A failure in one line: the known mistake it was recognised as, else the message's first line."""
+    lines = [line.strip() for line in result.message.strip().splitlines()] or [result.status]
+    return next((line.removeprefix("=> ") for line in lines if line.startswith("=> ")), lines[0])
 
 
 def score(exercise: Exercise, results: list) -> Score:
@@ -65,7 +71,7 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
             raise KitError(pick(f"{t} is missing: restore it with `git checkout -- exercises/{t.name}`",
                                 f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
     out = io.StringIO()
-    with _first_on_path(folder.parent), _threads(), redirect_stdout(out), redirect_stderr(out):
+    with _first_on_path(folder.parent), _threads(), _language(lang), redirect_stdout(out), redirect_stderr(out):
         code, found = results.run([*map(str, targets), "-p", "grader.plugin", "--impl", impl,
                                    "--rootdir", str(folder.parent)], quiet=False)
     _check_exit(code, out.getvalue(), folder, lang)
@@ -97,6 +103,21 @@ def _check_exit(code: int, output: str, folder: Path, lang: str | None) -> None:
     detail += error.group(1).strip() if error else f"pytest exit code {code}"
     raise KitError(pick(f"the graded tests could not run ({detail}): run `pytest exercises/` to see the whole error",
                         f"评分测试无法运行（{detail}）：运行 `pytest exercises/` 查看完整错误", lang))
+
+
+@contextmanager
+def _language(lang: str | None):
+    """The graded tests' messages in lang too: the plugin reads LLAMA3_KIT_LANG."""
+    before = os.environ.get("LLAMA3_KIT_LANG")
+    if lang:
+        os.environ["LLAMA3_KIT_LANG"] = lang
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LLAMA3_KIT_LANG", None)
+        else:
+            os.environ["LLAMA3_KIT_LANG"] = before
 
 
 @contextmanager

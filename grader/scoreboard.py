@@ -114,13 +114,15 @@ def _plain_table(scores, days, lang) -> str:
 
 def next_steps(scores, fortytwo_status, impl, lang) -> list[str]:
     """What to do now: the first unfinished exercise, or, when all pass, the real weights and the extras."""
+    from . import grading
+
     unfinished = [s for s in scores if not s.done]
     if unfinished:
         s = unfinished[0]
         e = s.exercise
         lines = [pick(f"Next: {e.heading(lang)} (exercises/{e.stub})", f"下一步：{e.heading(lang)}（exercises/{e.stub}）", lang)]
         if s.failures:
-            lines.append("  " + s.failures[0].message.strip().splitlines()[0])
+            lines.append("  " + grading.summary(s.failures[0]))
         lines.append(pick(f"  Re-grade on every save: llama3-grader watch · stuck? llama3-grader hint {e.id}",
                           f"  每次保存自动评分：llama3-grader watch · 卡住了？llama3-grader hint {e.id}", lang))
         return lines

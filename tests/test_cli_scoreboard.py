@@ -107,3 +107,11 @@ def test_the_verify_outcome_is_read_when_grader_verify_has_one(monkeypatch, tmp_
     monkeypatch.setenv("LLAMA3_CHECKPOINT", str(tmp_path))
     line = fortytwo.line(fortytwo.status([]))
     assert "verify found problems: 1 problem(s): consolidated.00.pth has md5 0" in line
+
+
+def test_a_failure_in_one_line_names_the_known_mistake():
+    plain = result("ex04_rms_norm", "test_rms_norm", "failing", "rms_norm does not match the reference:\nout: 3 of 5 values")
+    known = result("ex04_rms_norm", "test_rms_norm", "failing",
+                   "rms_norm does not match the reference:\nout: 5 of 5 values\n=> a known mistake: this is RMSNorm without eps")
+    assert grading.summary(plain) == "rms_norm does not match the reference:"
+    assert grading.summary(known) == "a known mistake: this is RMSNorm without eps"
