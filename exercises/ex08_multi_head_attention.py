@@ -22,7 +22,7 @@ each K/V head n_rep times in place order, so that K/V heads line up with query h
 That is torch.repeat_interleave along the head dimension. Tensor.repeat (or
 torch.cat of copies) tiles the whole block instead, kv0 kv1 ... kv7 kv0 kv1 ..., which
 pairs query head 1 with K/V head 1: the shapes are right, the numbers are wrong, and
-the grader recognises it as "K/V heads not shared in the right order".
+the grader recognises it as K/V heads "tiled (0,1,0,1) instead of repeated in place (0,0,1,1)".
 
 Why share K/V heads at all? Memory. When generating text, the keys and values of all
 earlier tokens are kept in the KV cache (exercise 12) and read again for every new
