@@ -71,7 +71,7 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
             raise KitError(pick(f"{t} is missing: restore it with `git checkout -- exercises/{t.name}`",
                                 f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
     out = io.StringIO()
-    with _first_on_path(folder.parent), _threads(), _language(lang), redirect_stdout(out), redirect_stderr(out):
+    with _first_on_path(folder.parent), _language(lang), redirect_stdout(out), redirect_stderr(out):
         code, found = results.run([*map(str, targets), "-p", "grader.plugin", "--impl", impl,
                                    "--rootdir", str(folder.parent)], quiet=False)
     _check_exit(code, out.getvalue(), folder, lang)
@@ -118,21 +118,6 @@ def _language(lang: str | None):
             os.environ.pop("LLAMA3_KIT_LANG", None)
         else:
             os.environ["LLAMA3_KIT_LANG"] = before
-
-
-@contextmanager
-def _threads():
-    """One torch thread for the tiny models: they are too small to gain from more, and on a busy 2-core machine
-    threads waiting for each other made the scoreboard 3 to 4 times slower. A real checkpoint keeps them all."""
-    import torch
-
-    before = torch.get_num_threads()
-    if not os.environ.get("LLAMA3_CHECKPOINT"):
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager
