@@ -136,6 +136,6 @@ def next_steps(scores, fortytwo_status, impl, lang) -> list[str]:
     if not fortytwo_status["reproduced"]:
         lines.append(pick("  - on the real Meta-Llama-3-8B, make it answer 42: docs/real-weights.md",
                           "  - 在真实的 Meta-Llama-3-8B 上让它回答 42：docs/real-weights.md", lang))
-    lines.append(pick("  - the extras: sampling, attention experiments, tensor parallelism, the chat format (README.md)",
-                      "  - 进阶练习：采样、注意力实验、张量并行、对话格式（README.zh.md）", lang))
+    lines.append(pick("  - measure it: llama3-grader bench; and see what comes after the core (README.md, \"After the core\")",
+                      "  - 测一测速度：llama3-grader bench；核心之后还有什么，见 README.zh.md 的“核心练习之后”", lang))
     return lines
