@@ -21,7 +21,11 @@ def grouped_query_attention(
     n_rep = n_heads // k.shape[1]
     k = repeat_kv(k, n_rep)  # [kv_len, n_kv_heads, head_dim] -> [kv_len, n_heads, head_dim]
     v = repeat_kv(v, n_rep)  # [kv_len, n_kv_heads, head_dim] -> [kv_len, n_heads, head_dim]
-    out = attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), mask)  # [n_heads, seq, head_dim]
+    # Heads first, and contiguous: then attention's k.transpose(-2, -1) is a free view. A merely transposed K
+    # would be copied element by element inside the matmul, in every layer, for every new token.
+    k = k.transpose(0, 1).contiguous()  # [n_heads, kv_len, head_dim]
+    v = v.transpose(0, 1).contiguous()  # [n_heads, kv_len, head_dim]
+    out = attention(q.transpose(0, 1), k, v, mask)  # [n_heads, seq, head_dim]
     return out.transpose(0, 1).reshape(seqlen, n_heads * head_dim)  # [seq, n_heads * head_dim]
 
 
