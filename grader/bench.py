@@ -44,6 +44,14 @@ def register(sub) -> None:
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident memory. On Linux VmHWM: ru_maxrss also counts the memory of the process this one
+    was forked from (a large pytest, say), which the kernel carries over exec."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
 
@@ -110,8 +118,8 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     """Every figure of the bench, as one dict (see the module docstring).
 
     Each round runs the contenders in lockstep, one token each in turn (ours with the cache, transformers', ours
-    recomputing), with one kernel-bound pass and one read pass per token: whatever else the machine does slows
-    them alike, so their ratios hold even where the absolute figures wander."""
+    recomputing, one kernel-bound pass, one read pass), the order rotating from token to token: whatever else the
+    machine does slows them alike, so their ratios hold even where the absolute figures wander."""
     import torch
 
     from . import impl as impls
@@ -141,15 +149,15 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         theirs = _Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
         recompute = _Steps(fwd.generate_uncached, *args, n, ())
         kernel_s, read_s = [], []
+        turns = [ours.step, recompute.step, lambda: kernel_s.append(kernel()), lambda: read_s.append(read())]
+        if theirs is not None:
+            turns.insert(1, theirs.step)
         with torch.inference_mode():
             for i in range(n):
                 if i % 8 == 0:
                     progress(f"round {r + 1}/{repeats}: token {i + 1}/{n}")
-                for contender in (ours, theirs, recompute):
-                    if contender is not None:
-                        contender.step()
-                kernel_s.append(kernel())
-                read_s.append(read())
+                for turn in turns[i % len(turns):] + turns[: i % len(turns)]:  # each goes first in turn
+                    turn()
         rounds.append({
             "prefill_ms": ours.prefill_ms(),
             "decode_tok_s": ours.decode_tok_s(),
