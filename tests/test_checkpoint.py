@@ -264,3 +264,19 @@ def test_real_presets_have_the_real_shapes_and_sizes():
         assert total == n_params, preset
     assert model_args(presets.PRESETS["llama3-8b"]).hidden_dim == 14336
     assert model_args(presets.PRESETS["llama3.2-1b"]).rope_scale_factor == 32.0
+
+
+def test_generate_bench_and_verify_run_on_both_layouts(converted, capsys):
+    name, meta, hf = converted
+    generated = []
+    for folder in (meta, hf):
+        assert grader("generate", "--impl", "solutions", "--checkpoint", folder, "--max-new-tokens", "4", "--json") == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["prompt_ids"] == PROMPT42
+        generated.append(out["generated_ids"])
+        assert grader("bench", "--impl", "solutions", "--checkpoint", folder, "--new-tokens", "2", "--repeats", "1",
+                      "--no-transformers", "--json") == 0
+        assert json.loads(capsys.readouterr().out)["layout"] == ("meta" if folder == meta else "hf")
+        assert grader("checkpoint", "verify", folder, "--json") == 0
+        assert json.loads(capsys.readouterr().out)["shapes"]["problems"] == []
+    assert generated[0] == generated[1]
