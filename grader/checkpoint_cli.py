@@ -74,7 +74,10 @@ def run_convert(args) -> int:
     if tied:
         weights = {**weights, "output.weight": weights["tok_embeddings.weight"]}  # stored once
     if args.to_layout == "meta":
+        from .presets import write_checklist
+
         checkpoint.save_meta(out, weights, params, tokenizer=ck.tokenizer_path)
+        write_checklist(out)  # as Meta ships it: `checkpoint verify` then guards the new files
     else:
         config = hf_layout.config(ck.args, tied, ck.dtype)
         checkpoint.save_hf(out, hf_layout.to_hf(weights, ck.args, tied), config, params,

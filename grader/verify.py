@@ -161,19 +161,29 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
 
     known = identify(hashes)
     model = known.get("model")
+    checklist_ok = checklist is not None and all(e["ok"] for e in files)
+    partial, notes = [], []
     if model is None:
         for near in known["near"]:
             matched = ", ".join(near["matched"])
+            verb = "is" if len(near["matched"]) == 1 else "are"
+            if not near["differs"]:
+                notes.append(f"{matched} {verb} {near['model']}'s")
             for d in near["differs"]:
-                problems.append(f"{matched} {'is' if len(near['matched']) == 1 else 'are'} {near['model']}'s, but {d['file']} has "
-                                f"{d['algo']} {d['got']} where {near['model']}'s has {d['expected']}")
+                partial.append(f"{matched} {verb} {near['model']}'s, but {d['file']} has {d['algo']} {d['got']} "
+                               f"where {near['model']}'s has {d['expected']}")
+    if checklist_ok:
+        # the folder's own checklist vouches for the files: weights that are not Meta's are converted or fine-tuned
+        notes += [f"{p} (converted or fine-tuned weights?)" for p in partial]
+    else:
+        problems += partial  # with Meta's params and tokenizer, other weights are most likely a broken download
 
     shapes = _check_shapes(folder, layout, rope_scale_factor)
     if shapes["problems"]:
         problems += [f"shapes: {p}" for p in shapes["problems"]]
 
     failed = any(e["ok"] is False for e in files) or bool(shapes["problems"])
-    if failed or (model is None and known["near"] and any(n["differs"] for n in known["near"]) and checklist is None):
+    if failed or (partial and not checklist_ok):
         verdict = DIFFERS
     elif model is not None:
         verdict = GENUINE
@@ -193,6 +203,7 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
         "files": files,
         "shapes": shapes,
         "problems": problems,
+        "notes": notes,
         "summary": "",
         "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "fingerprint": _fingerprint(folder, names),
@@ -267,6 +278,8 @@ def report(r: dict) -> str:
     lines.append(f"{head}: {r['summary']}")
     for p in r["problems"][1:]:
         lines.append(f"  also: {p}")
+    for n in r.get("notes", []):
+        lines.append(f"  note: {n}")
     return "\n".join(lines)
 
 

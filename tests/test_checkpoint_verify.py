@@ -193,3 +193,25 @@ def test_plain_output_reads_well(capsys, made):
     assert out[1].split()[:2] == ["ok", "consolidated.00.pth"] and out[1].endswith("= checklist.chk")
     assert out[-2].split()[:2] == ["ok", "shapes:"]
     assert out[-1].startswith("OK: every file matches checklist.chk")
+
+
+def test_a_converted_folder_carries_its_own_checklist(capsys, tmp_path):
+    out = tmp_path / "converted"
+    assert grader("checkpoint", "convert", "--from", MODELS / "tiny-llama3", "--to-layout", "meta", "--out", out) == 0
+    assert (out / "checklist.chk").is_file()
+    capsys.readouterr()
+    code, r = run_verify(capsys, out)
+    assert code == 0 and r["verdict"] == "matches checklist" and r["ok"] and r["problems"] == []
+
+
+def test_meta_s_params_with_other_weights_and_a_checklist_is_a_note_not_a_problem(capsys, tmp_path):
+    folder = tmp_path / "finetune"
+    folder.mkdir()
+    (folder / "params.json").write_text(LLAMA3_8B_PARAMS)
+    shutil.copy(TOKENIZER, folder / "tokenizer.model")
+    shutil.copy(MODELS / "tiny-llama3" / "consolidated.00.pth", folder)
+    presets.write_checklist(folder)
+    code, r = run_verify(capsys, folder)
+    assert r["verdict"] == "differs"  # the tiny tensors do not fit the 8B params
+    assert all("Meta-Llama-3-8B's, but" not in p for p in r["problems"])
+    assert any("Meta-Llama-3-8B's, but consolidated.00.pth" in n and "converted or fine-tuned" in n for n in r["notes"])
