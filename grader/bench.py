@@ -271,20 +271,30 @@ def _transformers(ck):
 def run(args) -> int:
     import torch
 
-    from . import checkpoint, impl as impls
-    from .calls import GradeFailure, NotStarted
-    from .progress import console
-    from solutions.ex01_tokenizer import encode, load_tokenizer
+    from . import impl as impls
 
     impl = impls.choice(args.impl)
     if args.new_tokens < 2:
         raise KitError(f"--new-tokens must be at least 2, got {args.new_tokens}")
     if args.repeats < 1:
         raise KitError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise KitError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise KitError(f"--threads must be at least 1, got {args.threads}")
+    threads = torch.get_num_threads()
+    try:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        return _run(args, impl)
+    finally:
+        torch.set_num_threads(threads)  # run in-process (tests, notebooks): leave the caller's setting as it was
+
+
+def _run(args, impl: str) -> int:
+    from . import checkpoint
+    from .calls import GradeFailure, NotStarted
+    from .progress import console
+    from solutions.ex01_tokenizer import encode, load_tokenizer
+
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
     ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
     checkpoint.page_in(ck.weights)

@@ -79,3 +79,13 @@ def test_the_learner_s_stubs_are_not_started(capsys):
                                                 ("--threads", "0", "--threads must be at least 1")])
 def test_bad_options(capsys, option, value, words):
     assert words in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", option, value)
+
+
+def test_threads_are_restored_after_an_in_process_run(capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    assert grader("bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
+                  "--repeats", "1", "--no-transformers", "--threads", str(before + 1), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["threads"] == before + 1
+    assert torch.get_num_threads() == before  # the goldens rebuild bitwise only at the thread count they were built with
