@@ -34,8 +34,8 @@ DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 DTYPE_ALIASES = {"bf16": "bfloat16", "fp32": "float32", "float": "float32"}
 N_SPECIAL_TOKENS = 256
 ROPE_FACTOR_ENV = "LLAMA3_ROPE_SCALE_FACTOR"
-TENSOR_PARALLEL_HINT = ("tensor parallelism, one process per shard (the tensor-parallel extra: torchrun --nproc-per-node {n}, "
-                        "torch.distributed with the gloo backend); for the core exercises use an 8B or smaller model")
+TENSOR_PARALLEL_HINT = ("tensor parallelism, one process per shard (torchrun --nproc-per-node {n} with torch.distributed and "
+                        "the gloo backend: the kit's tensor-parallel extra, planned); for the core exercises use an 8B or smaller model")
 
 
 @dataclass
