@@ -161,7 +161,7 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
 
     known = identify(hashes)
     model = known.get("model")
-    checklist_ok = checklist is not None and all(e["ok"] for e in files)
+    checklist_ok = checklist is not None and all(e["ok"] is not False for e in files)  # files it does not list are None
     partial, notes = [], []
     if model is None:
         for near in known["near"]:
