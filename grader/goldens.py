@@ -88,7 +88,17 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
 
 
 def build(model, out_dir: Path) -> dict:
-    """Write every exercise's golden file for model into out_dir, then manifest.json; returns the manifest."""
+    """Write every exercise's golden file for model into out_dir, then manifest.json; returns the manifest.
+    One torch thread, so that rebuilding gives the same bits on any machine (some reductions are split by thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build(model, out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(model, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     all_calls = cases.calls(model)
     files = {}
