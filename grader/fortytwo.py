@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .i18n import pick
 
-TESTS = ("test_the_llama3_8b_predicts_42", "test_the_llama3_8b_answers_42")
+TESTS = ("test_the_real_model_predicts_42", "test_the_real_model_answers_42")
 REAL_WEIGHTS = "docs/real-weights.md"
 
 

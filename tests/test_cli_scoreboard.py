@@ -82,19 +82,19 @@ def test_the_42_line(monkeypatch):
 
     monkeypatch.setenv("LLAMA3_CHECKPOINT", "/models/Meta-Llama-3-8B")
     monkeypatch.setattr(fortytwo, "_verified", lambda folder: None)
-    skipped = [result("ex11_forward", "test_the_llama3_8b_predicts_42", "skipped", "Skipped: another shape")]
+    skipped = [result("ex11_forward", "test_the_real_model_predicts_42", "skipped", "Skipped: another shape")]
     line = fortytwo.line(fortytwo.status(skipped))
     assert "/models/Meta-Llama-3-8B" in line and "not verified (run llama3-grader checkpoint verify)" in line
     assert "42 not graded: another shape" in line
 
     monkeypatch.setattr(fortytwo, "_verified", lambda folder: {"verdict": "genuine", "ok": True, "model": "Meta-Llama-3-8B"})
-    failing = [result("ex11_forward", "test_the_llama3_8b_predicts_42", "passed"),
-               result("ex12_generation", "test_the_llama3_8b_answers_42", "failing", "expected 42")]
+    failing = [result("ex11_forward", "test_the_real_model_predicts_42", "passed"),
+               result("ex12_generation", "test_the_real_model_answers_42", "failing", "expected 42")]
     line = fortytwo.line(fortytwo.status(failing))
-    assert "verified: genuine Meta-Llama-3-8B" in line and "42 not reproduced yet (test_the_llama3_8b_answers_42" in line
+    assert "verified: genuine Meta-Llama-3-8B" in line and "42 not reproduced yet (test_the_real_model_answers_42" in line
 
-    passing = [result("ex11_forward", "test_the_llama3_8b_predicts_42", "passed"),
-               result("ex12_generation", "test_the_llama3_8b_answers_42", "passed")]
+    passing = [result("ex11_forward", "test_the_real_model_predicts_42", "passed"),
+               result("ex12_generation", "test_the_real_model_answers_42", "passed")]
     s = fortytwo.status(passing)
     assert s["reproduced"] and "42 reproduced" in fortytwo.line(s)
     assert "已复现 42" in fortytwo.line(s, "zh")
@@ -115,3 +115,12 @@ def test_a_failure_in_one_line_names_the_known_mistake():
                    "rms_norm does not match the reference:\nout: 5 of 5 values\n=> a known mistake: this is RMSNorm without eps")
     assert grading.summary(plain) == "rms_norm does not match the reference:"
     assert grading.summary(known) == "a known mistake: this is RMSNorm without eps"
+
+
+def test_the_42_line_reads_the_graded_real_model_tests():
+    """fortytwo.TESTS are the names of the graded tests that assert the published facts."""
+    from grader.paths import ROOT
+
+    sources = (ROOT / "exercises" / "test_ex11_forward.py").read_text() + (ROOT / "exercises" / "test_ex12_generation.py").read_text()
+    for name in fortytwo.TESTS:
+        assert f"def {name}(" in sources
