@@ -16,6 +16,7 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens to generate at most (default 16)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
+    p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
 
@@ -36,7 +37,7 @@ def run(args) -> int:
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-    ck = checkpoint.load(args.checkpoint, dtype)
+    ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
     if ck.nbytes > PAGE_IN_ABOVE:
         checkpoint.page_in(ck.weights)
     try:
