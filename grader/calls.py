@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from . import mistakes
 from .compare import GradeFailure, mismatch, tolerance, value_mismatch
 from .i18n import pick
 from .paths import ROOT
@@ -185,8 +186,6 @@ def recognised(got: dict[str, Any], golden: Golden) -> list[str]:
 def check(target: Callable, golden: Golden, model, drivers: dict[str, Callable]) -> None:
     """Run target on the golden inputs; raise one GradeFailure that says how the result differs, naming a
     known mistake when the result is what that mistake gives."""
-    from . import mistakes  # the registry imports solutions/, which imports nothing from here
-
     call = golden.call
     label = f"{call.function} ({model.name}, {call.case})"
     kwargs = {k: model.resolve(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()}

@@ -48,6 +48,7 @@ def run(args) -> int:
             raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
                            f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
         generated, top10 = [], []
+        show = _streamer(tok, tokenizer)
         with torch.inference_mode():
             for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, tok.STOP_TOKENS):
                 if not generated:
@@ -55,7 +56,7 @@ def run(args) -> int:
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
                 generated.append(int(token))
                 if not args.json:
-                    _stream(tok, tokenizer, generated)
+                    show(generated)
         text = invoke(tok.decode, tokenizer, generated)
     except NotStarted as e:
         raise KitError(f"{e} (or run the reference with --impl solutions)") from None
@@ -70,16 +71,18 @@ def run(args) -> int:
     return 0
 
 
-_shown = {"text": ""}
+def _streamer(tok, tokenizer):
+    """A function that prints the part of the decoded text not yet shown, holding back a half-decoded character."""
+    from .calls import invoke
 
+    shown = ""
 
-def _stream(tok, tokenizer, generated: list[int]) -> None:
-    """Print the part of the decoded text not yet shown, holding back a half-decoded character."""
-    text = tok.decode(tokenizer, generated)
-    if text.endswith("\ufffd"):
-        return
-    if len(generated) == 1:
-        _shown["text"] = ""
-    sys.stdout.write(text[len(_shown["text"]):])
-    sys.stdout.flush()
-    _shown["text"] = text
+    def show(generated: list[int]) -> None:
+        nonlocal shown
+        text = invoke(tok.decode, tokenizer, generated)
+        if not text.endswith("\ufffd"):
+            sys.stdout.write(text[len(shown):])
+            sys.stdout.flush()
+            shown = text
+
+    return show
