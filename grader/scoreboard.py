@@ -50,7 +50,7 @@ def show(scores, days, fortytwo_status, impl, lang) -> None:
     c = term.console()
     done = sum(s.done for s in scores)
     whose = pick("your code in exercises/", "你在 exercises/ 中的代码", lang) if impl == "exercises" \
-        else pick("the reference in solutions/", "solutions/ 中的参考实现", lang)
+        else pick("the reference in solutions/", " solutions/ 中的参考实现", lang)
     c.print(pick(f"llama3-kit: grading {whose}", f"llama3-kit：评分对象是{whose}", lang), style="bold", markup=False)
     c.print()
     if c.is_terminal:
