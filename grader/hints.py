@@ -13,7 +13,8 @@ FAILURES_LISTED = 10
 
 def register(sub) -> None:
     p = sub.add_parser("hint", help="the next hint for an exercise (each call shows one more)")
-    p.add_argument("number", type=int, help="exercise number, e.g. 4")
+    p.add_argument("number", type=int, nargs="?",
+                   help="exercise number, e.g. 4 (default: the first one your progress file does not record as passed)")
     p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
     p.set_defaults(run=run_hint)
     p = sub.add_parser("solution", help="the reference solution of an exercise, once all its tests pass")
@@ -26,7 +27,7 @@ def run_hint(args) -> int:
     from . import history, term
 
     lang = args.lang
-    e = curriculum.get(args.number, lang)
+    e = curriculum.get(args.number, lang) if args.number is not None else current()
     hints = e.hints_in(lang)
     shown = min(history.hints_seen(e.module) + 1, len(hints))
     history.see_hints(e.module, shown)
@@ -43,6 +44,15 @@ def run_hint(args) -> int:
                      f"这已是全部提示。exercises/{e.module}.zh.md 的章节讲解了其余内容；全部测试通过后，"
                      f"`llama3-grader solution {e.id}` 会显示参考实现。", lang), markup=False)
     return 0
+
+
+def current() -> curriculum.Exercise:
+    """The first exercise with no first-passed day in the progress file (the last one when all have one). The file
+    is what the last grading saw, so this costs no grading run."""
+    from . import history
+
+    passed = history.load()["first_passed"]
+    return next((e for e in curriculum.exercises() if e.module not in passed), curriculum.exercises()[-1])
 
 
 def run_solution(args) -> int:

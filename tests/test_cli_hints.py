@@ -54,3 +54,14 @@ def test_solution_refuses_before_the_exercise_passes_and_shows_it_after(tmp_path
     assert "Exercise 4: RMSNorm." not in out, "the chapter (module docstring) is left out"
     assert "ex04_rms_norm" in json.loads((folder / ".llama3-progress.json").read_text())["first_passed"]
 
+
+
+def test_hint_without_a_number_is_for_the_first_exercise_not_yet_passed(root, capsys):
+    assert call("hint") == 0
+    assert "Exercise 1 · Tokenizer: hint 1 of" in capsys.readouterr().out
+    passed = {e.module: "2026-11-01" for e in curriculum.exercises()[:3]}
+    progress = root / ".llama3-progress.json"
+    progress.write_text(json.dumps({"first_passed": passed, "hints": json.loads(progress.read_text())["hints"]}))
+    assert call("hint") == 0
+    assert f"{curriculum.get(4).heading()}: hint 1 of" in capsys.readouterr().out
+    assert json.loads(progress.read_text())["hints"] == {"ex01_tokenizer": 1, "ex04_rms_norm": 1}
