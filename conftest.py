@@ -1,2 +1,2 @@
 # Loads the grader's pytest plugin for every test under this folder (exercises/ and tests/).
-pytest_plugins = ["grader.plugin"]
+pytest_plugins = ["grader.engine.plugin"]

@@ -3,10 +3,10 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from grader.cases import PROMPT42_IDS, PROMPTS
-from grader.models import tiny
+from grader.engine.cases import PROMPT42_IDS, PROMPTS
+from grader.engine.models import tiny
 from grader.paths import TOKENIZER
-from grader.testing import expect_equal
+from grader.engine.testing import expect_equal
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pickle
 import pytest
 import torch
 
-from grader.cases import RELEASED
+from grader.engine.cases import RELEASED
 from grader.paths import MODELS
-from grader.testing import expect_close, expect_equal
+from grader.engine.testing import expect_close, expect_equal
 
 
 @pytest.mark.goldens("ffn_hidden_dim")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grader.testing import expect_close
+from grader.engine.testing import expect_close
 from solutions.ex04_rms_norm import rms_norm
 from solutions.ex09_feed_forward import feed_forward
 

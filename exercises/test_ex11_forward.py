@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from grader import goldens
-from grader.cases import PROMPT42_IDS
-from grader.models import tiny
+from grader.engine import goldens
+from grader.engine.cases import PROMPT42_IDS
+from grader.engine.models import tiny
 from grader.paths import MODELS
-from grader.testing import expect_close, expect_equal
+from grader.engine.testing import expect_close, expect_equal
 
 
 @pytest.mark.goldens("forward")

@@ -4,11 +4,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from grader import goldens
-from grader.cases import PROMPT42_IDS, PROMPTS
-from grader.models import tiny
+from grader.engine import goldens
+from grader.engine.cases import PROMPT42_IDS, PROMPTS
+from grader.engine.models import tiny
 from grader.paths import MODELS
-from grader.testing import expect_close, expect_equal
+from grader.engine.testing import expect_close, expect_equal
 from solutions.ex11_forward import forward
 
 

@@ -30,7 +30,7 @@ def solution(module: str) -> str:
 def with_override(module: str, names: dict[str, str]) -> str:
     """The reference module, with names rebound at the end: names[name] = an expression."""
     lines = [f"{name} = {expr}" for name, expr in names.items()]
-    return solution(module) + "\n\n# planted by the kit's tests\nimport grader.mistakes  # noqa: E402\n" + "\n".join(lines) + "\n"
+    return solution(module) + "\n\n# planted by the kit's tests\nimport grader.engine.mistakes  # noqa: E402\n" + "\n".join(lines) + "\n"
 
 
 def spoiled(module: str, kind: str) -> str:
@@ -42,7 +42,7 @@ def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dic
     """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status, message)."""
     env_path = f"{root}:{Path(__file__).parent}"
     out = subprocess.run(
-        [sys.executable, "-m", "grader.results", str(root / "exercises"), "-p", "grader.plugin", "--rootdir", str(root), *args],
+        [sys.executable, "-m", "grader.engine.results", str(root / "exercises"), "-p", "grader.engine.plugin", "--rootdir", str(root), *args],
         cwd=root, capture_output=True, text=True, timeout=1200, env={**_env(), "PYTHONPATH": env_path, **(env or {})},
     )
     if out.returncode != 0:

@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
-from grader import bench
+from grader.cli import bench
 from grader.paths import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 def result():
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("LLAMA3_CHECKPOINT", raising=False)
-        from grader import checkpoint
+        from grader.formats import checkpoint
 
         ck = checkpoint.load(MODELS / "tiny-llama3.2")
         with_transformers = True

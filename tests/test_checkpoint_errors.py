@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, one_line_error  # noqa: F401
-from grader import checkpoint
+from grader.formats import checkpoint
 from grader.paths import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -29,7 +29,7 @@ def meta(tmp_path):
 @pytest.fixture
 def hf(tmp_path):
     ck = checkpoint.load(MODELS / "tiny-llama3")
-    from grader import hf_layout
+    from grader.formats import hf_layout
 
     folder = tmp_path / "hf"
     checkpoint.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, False), hf_layout.config(ck.args, False, ck.dtype),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, grader  # noqa: F401
-from grader import presets, verify
+from grader.formats import presets, verify
 from grader.paths import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_env")

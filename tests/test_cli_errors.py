@@ -3,7 +3,7 @@
 import pytest
 
 from cli_kit import call, kit, root, run  # noqa: F401 (root is a fixture)
-from grader import grading
+from grader.engine import grading
 
 
 def one_line(err: str) -> str:

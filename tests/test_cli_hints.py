@@ -3,7 +3,7 @@
 import json
 
 from cli_kit import call, kit, root, run  # noqa: F401 (root is a fixture)
-from grader import curriculum
+from grader.learner import curriculum
 from learners import solution
 
 

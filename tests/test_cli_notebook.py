@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from cli_kit import call, root  # noqa: F401 (root is a fixture)
-from grader import curriculum
+from grader.learner import curriculum
 from learners import SOLUTIONS
 
 
@@ -34,7 +34,7 @@ def test_every_exercise_exports_a_valid_notebook_in_both_languages(notebooks):
             assert chapter.cell_type == "markdown" and chapter.source.startswith(heading), chapter.source[:80]
             assert code.source.startswith(f"%%writefile {e.stub}\n")
             assert "raise NotImplementedError" in code.source and '"""Exercise' not in code.source
-            assert grading.source.startswith("from grader.notebook import grade")
+            assert grading.source.startswith("from grader.cli.notebook import grade")
             assert f"grade({e.id}, '{e.stub}'" in grading.source
 
 

@@ -1,4 +1,4 @@
-"""`llama3-grader reset N` restores the stub from grader/stubs.zip after asking, keeping a backup; the zip matches
+"""`llama3-grader reset N` restores the stub from grader/learner/stubs.zip after asking, keeping a backup; the zip matches
 the stubs as committed."""
 
 import shutil
@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from cli_kit import call, root  # noqa: F401 (root is a fixture)
-from grader import curriculum, pristine
+from grader.learner import curriculum, pristine
 from grader.paths import ROOT
 
 
@@ -44,7 +44,7 @@ def test_stubs_zip_matches_the_committed_stubs():
     for e in curriculum.exercises():
         committed = subprocess.run(["git", "show", f"HEAD:exercises/{e.stub}"], cwd=ROOT, capture_output=True, check=True).stdout
         assert pristine.read(e.stub) == committed, (
-            f"grader/stubs.zip differs from exercises/{e.stub} as committed: run `python -m grader.pristine` and commit both")
+            f"grader/learner/stubs.zip differs from exercises/{e.stub} as committed: run `python -m grader.learner.pristine` and commit both")
 
 
 def test_the_zip_is_reproducible(tmp_path):

@@ -7,8 +7,10 @@ import json
 import pytest
 
 from cli_kit import kit, run
-from grader import curriculum, fortytwo, grading, scoreboard
-from grader.results import Result
+from grader.learner import curriculum
+from grader.engine import fortytwo, grading
+from grader.cli import scoreboard
+from grader.engine.results import Result
 
 TODAY = datetime.date.today().isoformat()
 
@@ -101,7 +103,7 @@ def test_the_42_line(monkeypatch):
 
 
 def test_the_verify_outcome_is_read_when_grader_verify_has_one(monkeypatch, tmp_path):
-    verify = pytest.importorskip("grader.verify")
+    verify = pytest.importorskip("grader.formats.verify")
     monkeypatch.setattr(verify, "last_result", lambda folder: {"verdict": "differs", "ok": False, "model": None,
                                                                "summary": "1 problem(s): consolidated.00.pth has md5 0"})
     monkeypatch.setenv("LLAMA3_CHECKPOINT", str(tmp_path))

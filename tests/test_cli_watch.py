@@ -88,7 +88,8 @@ def test_q_quits(tmp_path):
 
 def test_watch_ends_when_every_exercise_passes(root, capsys, monkeypatch):
     """The control flow alone: grading is replaced by a stand-in that passes everything."""
-    from grader import grading, watch
+    from grader.engine import grading
+    from grader.cli import watch
 
     def passes(exercise, lang):
         return grading.Score(exercise, 3, 3, 0, "passed"), 0.01

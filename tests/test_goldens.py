@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grader import goldens, presets
-from grader.compare import tolerance
+from grader.engine import goldens
+from grader.formats import presets
+from grader.engine.compare import tolerance
 from grader.errors import KitError
-from grader.models import tiny
+from grader.engine.models import tiny
 from grader.paths import FIXTURES, GOLDENS, MODELS, TINY_MODELS
 
 

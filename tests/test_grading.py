@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from grader import mistakes
+from grader.engine import mistakes
 from learners import MODULES, by_exercise, grade, solution, spoiled, tree, with_override
 
 
@@ -60,7 +60,7 @@ def _rounds() -> list[list[mistakes.Mistake]]:
 def test_every_known_mistake_is_named(tmp_path, round_):
     planted: dict[str, dict[str, str]] = {}
     for m in round_:
-        planted.setdefault(m.module, {})[m.function] = f"grader.mistakes.{m.variant.__name__}"
+        planted.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
     results = grade(tree(tmp_path, {module: with_override(module, names) for module, names in planted.items()}))
     for m in round_:
         test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache

@@ -4,8 +4,8 @@ Meta-Llama-3-8B's shape. A tiny checkpoint in Hugging Face's layout stands in fo
 
 import pytest
 
-from grader import checkpoint, hf_layout
-from grader.models import tiny
+from grader.formats import checkpoint, hf_layout
+from grader.engine.models import tiny
 from learners import grade, tree
 
 

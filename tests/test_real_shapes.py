@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from ckpt_kit import PROMPT42, grader
-from grader import checkpoint
+from grader.formats import checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from grader import checkpoint, hf_layout
-from grader.cases import PROMPTS
-from grader.models import tiny
+from grader.formats import checkpoint, hf_layout
+from grader.engine.cases import PROMPTS
+from grader.engine.models import tiny
 from grader.paths import TINY_MODELS
 from solutions import ex01_tokenizer as tok
 from solutions.ex06_rope import precompute_freqs_cis

@@ -10,7 +10,7 @@ import torch
 from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
                        ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
 
-from .i18n import pick
+from ..i18n import pick
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from safetensors.torch import safe_open
 from solutions.ex02_checkpoint import ModelArgs, model_args
 
 from . import hf_layout
-from .errors import KitError
-from .paths import MODELS, ROOT, TOKENIZER
-from .progress import bar
+from ..errors import KitError
+from ..paths import MODELS, ROOT, TOKENIZER
+from ..progress import bar
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 META_KEYS = ("dim", "n_layers", "n_heads", "vocab_size", "multiple_of", "norm_eps", "rope_theta")

@@ -4,7 +4,7 @@ temporary copy, so they never touch your exercises/ or your progress file)."""
 import os
 from pathlib import Path
 
-from .paths import ROOT
+from ..paths import ROOT
 
 
 def root() -> Path:

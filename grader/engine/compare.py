@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .i18n import pick
+from ..i18n import pick
 
 
 class GradeFailure(AssertionError):

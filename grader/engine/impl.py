@@ -6,7 +6,7 @@ import os
 from contextlib import contextmanager
 from types import ModuleType
 
-from .errors import KitError
+from ..errors import KitError
 
 IMPLS = ("exercises", "solutions")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .paths import ROOT
+from ..paths import ROOT
 
 _EXERCISE = re.compile(r"test_(ex\d\d_\w+)\.py")
 
@@ -59,7 +59,7 @@ def run(args: list[str] | None = None, quiet: bool = True) -> tuple[int, list[Re
 
 
 def main() -> None:
-    """python -m grader.results [pytest args]: one JSON object per graded test."""
+    """python -m grader.engine.results [pytest args]: one JSON object per graded test."""
     code, results = run(sys.argv[1:] or None)
     for r in results:
         print(json.dumps(asdict(r), ensure_ascii=False))

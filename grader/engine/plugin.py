@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, Phase, settings
 from . import cases, goldens, impl as impls, models
 from .calls import (Golden, GradeFailure, NotStarted, Ref, check, in_learner_code, invoke, learner_error_message,
                     not_started_message)
-from .errors import KitError
-from .i18n import pick
+from ..errors import KitError
+from ..i18n import pick
 
 DEFAULT_TIME_LIMIT = 60.0
 # Deterministic, no deadline, and no shrinking: inputs are drawn from seeds, so a smaller example teaches

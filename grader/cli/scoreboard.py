@@ -4,8 +4,8 @@ and what to do next."""
 import contextlib
 import json
 
-from . import curriculum
-from .i18n import LANGS, pick
+from ..learner import curriculum
+from ..i18n import LANGS, pick
 
 STATUS_ZH = {"passed": "已通过", "failing": "未通过", "not started": "未开始"}
 STATUS_STYLE = {"passed": "green", "failing": "red", "not started": "dim"}
@@ -18,7 +18,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from . import fortytwo, grading, history, impl as impls, progress
+    from ..engine import fortytwo, grading, impl as impls
+    from ..learner import history
+    from .. import progress
 
     impl = impls.choice(args.impl)
     spinner = progress.console.status(pick("grading every exercise…", "正在为所有练习评分…", args.lang))
@@ -45,7 +47,8 @@ def as_json(scores, days, fortytwo_status, impl, lang) -> dict:
 
 
 def show(scores, days, fortytwo_status, impl, lang) -> None:
-    from . import fortytwo, term
+    from ..engine import fortytwo
+    from .. import term
 
     c = term.console()
     done = sum(s.done for s in scores)
@@ -99,7 +102,7 @@ def _table(scores, days, lang):
 def _plain_table(scores, days, lang) -> str:
     from rich.cells import cell_len
 
-    from .term import pad
+    from ..term import pad
 
     rows = [_headers(lang)] + [[str(s.exercise.id), s.exercise.title_in(lang), f"{s.passed}/{s.total}",
                                 _status(s.status, lang), days.get(s.exercise.module, "")] for s in scores]
@@ -114,7 +117,7 @@ def _plain_table(scores, days, lang) -> str:
 
 def next_steps(scores, fortytwo_status, impl, lang) -> list[str]:
     """What to do now: the first unfinished exercise, or, when all pass, the real weights and the extras."""
-    from . import grading
+    from ..engine import grading
 
     unfinished = [s for s in scores if not s.done]
     if unfinished:

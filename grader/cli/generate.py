@@ -3,7 +3,7 @@
 import json
 import sys
 
-from .errors import KitError
+from ..errors import KitError
 
 DEFAULT_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 PAGE_IN_ABOVE = 256 * 2**20  # bytes: show a progress bar while reading weights larger than this
@@ -23,15 +23,16 @@ def register(sub) -> None:
 
 def load_implementation(impl: str):
     """The implementation's tokenizer and generation modules."""
-    from . import impl as impls
+    from ..engine import impl as impls
     return impls.module(impl, "ex01_tokenizer"), impls.module(impl, "ex12_generation")
 
 
 def run(args) -> int:
     import torch
 
-    from . import checkpoint, impl as impls
-    from .calls import GradeFailure, NotStarted, invoke
+    from ..formats import checkpoint
+    from ..engine import impl as impls
+    from ..engine.calls import GradeFailure, NotStarted, invoke
 
     impl = impls.choice(args.impl)
     if args.max_new_tokens < 1:
@@ -73,7 +74,7 @@ def run(args) -> int:
 
 def _streamer(tok, tokenizer):
     """A function that prints the part of the decoded text not yet shown, holding back a half-decoded character."""
-    from .calls import invoke
+    from ..engine.calls import invoke
 
     shown = ""
 

@@ -8,11 +8,11 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import workspace
-from .curriculum import Exercise
-from .errors import KitError
-from .i18n import pick
-from .paths import GOLDENS, TOKENIZER
+from ..learner import workspace
+from ..learner.curriculum import Exercise
+from ..errors import KitError
+from ..i18n import pick
+from ..paths import GOLDENS, TOKENIZER
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Score:
     total: int  # tests that ran: passed and failed, not skipped
     skipped: int
     status: str  # "passed", "failing" or "not started"
-    failures: list = field(default_factory=list)  # grader.results.Result, in order
+    failures: list = field(default_factory=list)  # grader.engine.results.Result, in order
 
     @property
     def done(self) -> bool:
@@ -72,7 +72,7 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
                                 f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
     out = io.StringIO()
     with _first_on_path(folder.parent), _language(lang), redirect_stdout(out), redirect_stderr(out):
-        code, found = results.run([*map(str, targets), "-p", "grader.plugin", "--impl", impl,
+        code, found = results.run([*map(str, targets), "-p", "grader.engine.plugin", "--impl", impl,
                                    "--rootdir", str(folder.parent)], quiet=False)
     _check_exit(code, out.getvalue(), folder, lang)
     return found

@@ -2,7 +2,7 @@
 
 1. md5 (and sha256) of every file, streamed in 8 MiB chunks with a progress bar: a 16 GB file is never in memory.
 2. Against the folder's checklist.chk when there is one (Meta ships it), and against the releases the kit knows
-   (grader/checklists.toml, from Meta's checklists and published hashes): "genuine Meta-Llama-3-8B", or exactly
+   (grader/formats/checklists.toml, from Meta's checklists and published hashes): "genuine Meta-Llama-3-8B", or exactly
    which file differs from what.
 3. Tensor names and shapes against params.json / config.json (memory-mapped: nothing is read but the headers).
 
@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import KitError
+from ..errors import KitError
 
 CHUNK = 8 << 20
 CACHE_FILE = "verify.json"
@@ -64,7 +64,7 @@ def files_to_check(folder: Path, layout: str, checklist: dict[str, str] | None) 
 
 def hash_files(folder: Path, names: list[str], show_progress: bool = True) -> dict[str, dict]:
     """{name: {"bytes", "md5", "sha256"}} for the files that exist; md5 and sha256 run side by side on two threads."""
-    from .progress import bar
+    from ..progress import bar
 
     present = [n for n in names if (folder / n).is_file()]
     total = sum((folder / n).stat().st_size for n in present)
@@ -250,7 +250,7 @@ def _summary(r: dict) -> str:
             return f"{who}: every file matches Meta's checklist"
         return f"{who}: the weights match its published checksums ({r['source']})"
     if r["verdict"] == MATCHES:
-        return f"every file matches {r['checklist']}, and the shapes fit; not one of the Meta releases the kit knows (see grader/checklists.toml)"
+        return f"every file matches {r['checklist']}, and the shapes fit; not one of the Meta releases the kit knows (see grader/formats/checklists.toml)"
     if r["verdict"] == DIFFERS:
         return f"{len(r['problems'])} problem(s): {r['problems'][0]}"
     return ("no checklist.chk here, and the files match none of the Meta releases the kit knows: intact or not cannot be told "
@@ -284,7 +284,7 @@ def report(r: dict) -> str:
 
 
 def _cache_path() -> Path:
-    from .models import cache_dir
+    from ..engine.models import cache_dir
 
     return cache_dir() / CACHE_FILE
 

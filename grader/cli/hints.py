@@ -4,9 +4,9 @@ import argparse
 import ast
 from pathlib import Path
 
-from . import curriculum, workspace
-from .i18n import LANGS, pick
-from .paths import ROOT
+from ..learner import curriculum, workspace
+from ..i18n import LANGS, pick
+from ..paths import ROOT
 
 FAILURES_LISTED = 10
 
@@ -24,7 +24,8 @@ def register(sub) -> None:
 
 
 def run_hint(args) -> int:
-    from . import history, term
+    from ..learner import history
+    from .. import term
 
     lang = args.lang
     e = curriculum.get(args.number, lang) if args.number is not None else current()
@@ -49,14 +50,16 @@ def run_hint(args) -> int:
 def current() -> curriculum.Exercise:
     """The first exercise with no first-passed day in the progress file (the last one when all have one). The file
     is what the last grading saw, so this costs no grading run."""
-    from . import history
+    from ..learner import history
 
     passed = history.load()["first_passed"]
     return next((e for e in curriculum.exercises() if e.module not in passed), curriculum.exercises()[-1])
 
 
 def run_solution(args) -> int:
-    from . import grading, history, term
+    from ..engine import grading
+    from ..learner import history
+    from .. import term
 
     lang = args.lang
     e = curriculum.get(args.number, lang)

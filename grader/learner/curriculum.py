@@ -10,8 +10,8 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from .errors import KitError
-from .i18n import pick
+from ..errors import KitError
+from ..i18n import pick
 
 TOML = Path(__file__).with_name("curriculum.toml")
 

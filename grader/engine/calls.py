@@ -13,8 +13,8 @@ import torch
 
 from . import mistakes
 from .compare import GradeFailure, mismatch, tolerance, value_mismatch
-from .i18n import pick
-from .paths import ROOT
+from ..i18n import pick
+from ..paths import ROOT
 
 LOGITS_HEAD = 1024  # vocabulary columns kept for every position (the last position is kept whole)
 
@@ -43,7 +43,7 @@ class Call:
     outputs: tuple[str, ...] = ("out",)
     tolerance: str = "bf16"  # a name in compare.TOLERANCES
     reduce: str | None = None  # "logits" or "generation": what of a large result is kept
-    driver: str | None = None  # a function in grader.cases that drives a class or loader
+    driver: str | None = None  # a function in grader.engine.cases that drives a class or loader
 
 
 @dataclass

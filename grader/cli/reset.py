@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import curriculum, workspace
-from .errors import KitError
-from .i18n import LANGS, pick
+from ..learner import curriculum, workspace
+from ..errors import KitError
+from ..i18n import LANGS, pick
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from . import pristine
+    from ..learner import pristine
 
     lang = args.lang
     e = curriculum.get(args.number, lang)

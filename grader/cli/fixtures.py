@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .paths import GOLDENS, ROOT, TINY_MODELS
+from ..paths import GOLDENS, ROOT, TINY_MODELS
 
 
 def register(sub) -> None:
@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run_build(args) -> int:
-    from . import goldens, models
+    from ..engine import goldens, models
 
     out = args.out or GOLDENS / args.name
     manifest = goldens.build(models.Model(args.name, Path(args.checkpoint), out), out)
@@ -29,8 +29,8 @@ def run_build(args) -> int:
 
 
 def run_verify(args) -> int:
-    from . import goldens, models
-    from .errors import KitError
+    from ..engine import goldens, models
+    from ..errors import KitError
 
     folders = args.folders or sorted(p for p in GOLDENS.iterdir() if p.is_dir())
     if not folders:

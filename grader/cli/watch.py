@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from . import curriculum, workspace
-from .i18n import LANGS, pick
+from ..learner import curriculum, workspace
+from ..i18n import LANGS, pick
 
 SETTLE_SECONDS = 0.1  # editors write a file in several steps: wait for the last before grading
 
@@ -25,7 +25,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from . import changes, term
+    from ..learner import changes
+    from .. import term
 
     lang = args.lang
     c = term.console()
@@ -50,7 +51,8 @@ def run(args) -> int:
 
 def grade(exercise, lang):
     """(score, seconds it took) of one exercise; notes the day when it passes."""
-    from . import grading, history
+    from ..engine import grading
+    from ..learner import history
 
     started = time.monotonic()
     score = grading.score(exercise, grading.run([exercise], "exercises", lang=lang))
@@ -71,7 +73,7 @@ def first_unfinished(exercises, start: int, c, lang):
 
 
 def show(c, score, seconds: float, how: str, lang) -> None:
-    from . import grading
+    from ..engine import grading
 
     e = score.exercise
     if c.is_terminal:

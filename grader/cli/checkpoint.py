@@ -4,7 +4,7 @@ and checksums against Meta's checklists."""
 import json
 from pathlib import Path
 
-from .errors import KitError
+from ..errors import KitError
 
 LAYOUTS = ("meta", "hf")
 
@@ -13,7 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("checkpoint", help="make a random checkpoint of a real shape, convert Meta <-> Hugging Face, verify md5s and shapes")
     verbs = p.add_subparsers(title="checkpoint verbs", metavar="make|convert|verify", required=True)
 
-    from .presets import PRESETS  # no torch needed for the names
+    from ..formats.presets import PRESETS  # no torch needed for the names
 
     make = verbs.add_parser("make", help="write a checkpoint with seeded random weights in a real model's shape")
     make.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the shape (and tiny fixtures)")
@@ -41,8 +41,8 @@ def register(sub) -> None:
 def run_make(args) -> int:
     import math
 
-    from . import checkpoint, presets
-    from .paths import TOKENIZER
+    from ..formats import checkpoint, presets
+    from ..paths import TOKENIZER
     from solutions.ex02_checkpoint import model_args
 
     out = args.out.expanduser()
@@ -58,7 +58,7 @@ def run_make(args) -> int:
 
 
 def run_convert(args) -> int:
-    from . import checkpoint, hf_layout
+    from ..formats import checkpoint, hf_layout
 
     out = args.out.expanduser()
     ck = checkpoint.load(args.source, rope_scale_factor=args.rope_scale_factor)
@@ -74,7 +74,7 @@ def run_convert(args) -> int:
     if tied:
         weights = {**weights, "output.weight": weights["tok_embeddings.weight"]}  # stored once
     if args.to_layout == "meta":
-        from .presets import write_checklist
+        from ..formats.presets import write_checklist
 
         checkpoint.save_meta(out, weights, params, tokenizer=ck.tokenizer_path)
         write_checklist(out)  # as Meta ships it: `checkpoint verify` then guards the new files
@@ -89,7 +89,7 @@ def run_convert(args) -> int:
 def original_params(ck) -> dict | str:
     """The params.json to write: the source's own file, byte for byte, when it describes the same model (so its md5
     stays Meta's), else one made from the args."""
-    from . import hf_layout
+    from ..formats import hf_layout
     from solutions.ex02_checkpoint import model_args
 
     for path in (ck.folder / "params.json", ck.folder / "original" / "params.json"):
@@ -104,7 +104,7 @@ def original_params(ck) -> dict | str:
 
 
 def run_verify(args) -> int:
-    from . import verify
+    from ..formats import verify
 
     result = verify.verify(args.folder, show_progress=not args.json, rope_scale_factor=args.rope_scale_factor)
     if args.json:

@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 from . import cases, mistakes
 from .calls import Call, Golden, Ref, differences, run
 from .compare import TOLERANCES
-from .errors import KitError
-from .progress import track
+from ..errors import KitError
+from ..progress import track
 
 MANIFEST = "manifest.json"
 

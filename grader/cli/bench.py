@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 
-from .errors import KitError
+from ..errors import KitError
 from .generate import DEFAULT_PROMPT
 
 JSON_KEYS = ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "peak_rss_bytes", "checkpoint_bytes",
@@ -69,7 +69,7 @@ class _Steps:
         self.gen = self._guard(lambda: iter(fn(*args)))
 
     def _guard(self, call):
-        from .calls import GradeFailure, NotStarted, learner_error_message, not_started_message
+        from ..engine.calls import GradeFailure, NotStarted, learner_error_message, not_started_message
 
         try:
             return call()
@@ -122,7 +122,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     machine does slows them alike, so their ratios hold even where the absolute figures wander."""
     import torch
 
-    from . import impl as impls
+    from ..engine import impl as impls
 
     gen = impls.module(impl, "ex12_generation")
     fwd = impls.module(impl, "ex11_forward")
@@ -263,7 +263,7 @@ def _transformers(ck):
         import transformers
     except ImportError:
         return None, None
-    from . import hf_layout
+    from ..formats import hf_layout
 
     return hf_layout.transformers_model(ck.weights, ck.args), transformers.__version__
 
@@ -271,7 +271,7 @@ def _transformers(ck):
 def run(args) -> int:
     import torch
 
-    from . import impl as impls
+    from ..engine import impl as impls
 
     impl = impls.choice(args.impl)
     if args.new_tokens < 2:
@@ -290,9 +290,9 @@ def run(args) -> int:
 
 
 def _run(args, impl: str) -> int:
-    from . import checkpoint
-    from .calls import GradeFailure, NotStarted
-    from .progress import console
+    from ..formats import checkpoint
+    from ..engine.calls import GradeFailure, NotStarted
+    from ..progress import console
     from solutions.ex01_tokenizer import encode, load_tokenizer
 
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None

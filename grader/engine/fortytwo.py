@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from .i18n import pick
+from ..i18n import pick
 
 TESTS = ("test_the_real_model_predicts_42", "test_the_real_model_answers_42")
 REAL_WEIGHTS = "docs/real-weights.md"
@@ -27,7 +27,7 @@ def _verified(folder: str | None) -> dict | None:
     if folder is None:
         return None
     try:
-        from .verify import last_result
+        from ..formats.verify import last_result
     except ImportError:
         return None
     found = last_result(Path(folder))

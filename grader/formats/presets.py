@@ -55,7 +55,7 @@ def random_weights(args, tied: bool) -> dict[str, torch.Tensor]:
     """Meta's names and order. Scales (in units of 1/sqrt(fan_in)) chosen so attention is peaked, each block
     outweighs the residual it adds to, and logits are decisive: greedy tokens agree in bf16 and float32."""
     from . import checkpoint
-    from .progress import bar
+    from ..progress import bar
 
     shapes = checkpoint.expected_shapes(args)
     weights = {}

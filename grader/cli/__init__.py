@@ -5,21 +5,21 @@ import argparse
 import importlib
 import sys
 
-from .errors import KitError
+from ..errors import KitError
 
 # verb modules: each has register(subparsers), which adds its verbs with set_defaults(run=...).
 # They import torch and friends inside their functions, so `llama3-grader hint 3` starts fast.
 VERBS = [
-    "grader.generate",
-    "grader.fixtures_cli",
-    "grader.checkpoint_cli",
-    "grader.bench",
-    "grader.hints",
-    "grader.reset",
-    "grader.watch",
-    "grader.notebook",
+    "grader.cli.generate",
+    "grader.cli.fixtures",
+    "grader.cli.checkpoint",
+    "grader.cli.bench",
+    "grader.cli.hints",
+    "grader.cli.reset",
+    "grader.cli.watch",
+    "grader.cli.notebook",
 ]
-SCOREBOARD = "grader.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
+SCOREBOARD = "grader.cli.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,9 +9,9 @@ import torch
 
 from solutions.ex01_tokenizer import load_tokenizer
 
-from . import checkpoint
+from ..formats import checkpoint
 from .calls import Ref
-from .paths import GOLDENS, MODELS, TINY_MODELS
+from ..paths import GOLDENS, MODELS, TINY_MODELS
 
 REAL = "real"
 

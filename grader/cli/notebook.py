@@ -11,10 +11,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import curriculum, workspace
-from .errors import KitError
-from .i18n import LANGS, pick
-from .paths import ROOT
+from ..learner import curriculum, workspace
+from ..errors import KitError
+from ..i18n import LANGS, pick
+from ..paths import ROOT
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
           "language_info": {"name": "python"}}
@@ -65,7 +65,7 @@ def build(e: curriculum.Exercise, lang):
         new_markdown_cell(chapter(e, lang)),
         new_markdown_cell(how_to(e, lang)),
         new_code_cell(f"%%writefile {e.stub}\n{code(e)}"),
-        new_code_cell(f"from grader.notebook import grade\n\ngrade({e.id}, {e.stub!r}{lang_arg})"),
+        new_code_cell(f"from grader.cli.notebook import grade\n\ngrade({e.id}, {e.stub!r}{lang_arg})"),
     ])
     nbformat.validate(nb)
     return nb
@@ -76,7 +76,7 @@ def chapter(e: curriculum.Exercise, lang) -> str:
     zh = ROOT / "exercises" / f"{e.module}.zh.md"
     if pick("en", "zh", lang) == "zh" and zh.is_file():
         return zh.read_text(encoding="utf-8").strip()
-    from . import pristine
+    from ..learner import pristine
     doc = ast.get_docstring(ast.parse(pristine.read(e.stub))) or e.title
     title, _, rest = doc.partition("\n")
     return f"# {title.rstrip('.')}\n{rest}".strip()
@@ -98,7 +98,7 @@ def how_to(e: curriculum.Exercise, lang) -> str:
 def code(e: curriculum.Exercise) -> str:
     """Your current exercises/exNN_*.py (the stub until you edit it), without the chapter."""
     from .hints import without_docstring
-    from . import pristine
+    from ..learner import pristine
 
     path = workspace.exercises() / e.stub
     source = path.read_text(encoding="utf-8") if path.is_file() else pristine.read(e.stub).decode("utf-8")
@@ -107,7 +107,7 @@ def code(e: curriculum.Exercise) -> str:
 
 def grade(number: int, path: str | Path | None = None, lang: str | None = None) -> None:
     """Grade the file the code cell saved (path, default exNN_<topic>.py in the current folder) as exercise number."""
-    from . import grading
+    from ..engine import grading
 
     e = curriculum.get(number, lang)
     source = Path(path or e.stub)

@@ -1,0 +1,1 @@
+"""The learner's side: the curriculum, progress file, pristine stubs, workspace and file watching."""
