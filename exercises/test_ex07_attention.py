@@ -4,8 +4,8 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from grader.engine.testing import expect_close, expect_equal, randn
-from solutions.ex07_attention import attention, causal_mask
+from grader.engine.testing import expect_close, randn
+from solutions.ex07_attention import causal_mask
 
 
 @pytest.mark.goldens("causal_mask")
@@ -29,8 +29,8 @@ def test_mask_hides_exactly_the_future(impl, seqlen, start_pos):
 
 @given(seed=st.integers(0, 2**31), seqlen=st.integers(2, 10), position=st.integers(0, 8))
 def test_causal_attention_ignores_future_tokens(impl, seed, seqlen, position):
-    """Changing keys and values after position i must not change your output rows 0..i, and must change the last
-    row, which sees them (checked between your own two outputs, not against the reference)."""
+    """Changing keys and values after position i must not change your output rows 0..i (checked between your own two
+    outputs, not against the reference); and row 0, which may see only position 0, is v[0]."""
     position = min(position, seqlen - 2)
     q, k, v = randn(seed, seqlen, 8), randn(seed + 1, seqlen, 8), randn(seed + 2, seqlen, 8)
     k2, v2 = k.clone(), v.clone()
@@ -40,9 +40,7 @@ def test_causal_attention_ignores_future_tokens(impl, seed, seqlen, position):
     before, after = impl.attention(q, k, v, mask), impl.attention(q, k2, v2, mask)
     expect_close(f"your rows 0..{position} with keys and values after {position} changed", after[:position + 1], before[:position + 1],
                  why=f"keys and values after position {position} were changed; your rows up to it must not move")
-    moved = (after[-1] - before[-1]).abs().amax()
-    expect_equal(f"your row {seqlen - 1} moves when the keys and values it sees change", bool(moved > 1e-3), True,
-                 why=f"row {seqlen - 1} sees positions {position + 1}..{seqlen - 1}, whose keys and values changed, but it moved by at most {float(moved):.3g}")
+    expect_close("your row 0", before[0], v[0], why="row 0 may see position 0 only, so all its weight is on v[0]")
 
 
 @given(seed=st.integers(0, 2**31), seqlen=st.integers(1, 10))
