@@ -14,7 +14,7 @@ FAILURES_LISTED = 10
 def register(sub) -> None:
     p = sub.add_parser("hint", help="the next hint for an exercise (each call shows one more)")
     p.add_argument("number", type=int, nargs="?",
-                   help="exercise number, e.g. 4 (default: the first one your progress file does not record as passed)")
+                   help="exercise number, e.g. 4 (default: the one the scoreboard last showed as next)")
     p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
     p.set_defaults(run=run_hint)
     p = sub.add_parser("solution", help="the reference solution of an exercise, once all its tests pass")
