@@ -90,8 +90,8 @@ def minus_inf_stand_in(name: str, got: torch.Tensor, expected: torch.Tensor) -> 
         return None
     first = int(stand_in.reshape(-1).nonzero()[0])
     value = got.reshape(-1)[first]
-    what = next((f"torch.finfo(torch.{_dtype(torch.empty(0, dtype=d))}).min" for d in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-                 if float(value) == torch.finfo(d).min), f"{_value(value)}")
+    what = next((f"torch.finfo({d}).min" for d in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+                 if float(value) == torch.finfo(d).min), _value(value))
     n = int(stand_in.sum())
     return pick(
         f"{name}: {what} where -inf is expected ({n} of {got.numel()} values, first at {_index(first, got.shape)}). The contract "
