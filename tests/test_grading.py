@@ -1,30 +1,68 @@
 """The graded tests themselves: the reference passes them all, the untouched stubs fail each as "not started",
 every known mistake is named, bad learners fail every test, one solution turns exactly its exercise green,
-and a learner's faults each become one clean failure. Trees that share a fixture are graded in one subprocess
-(learners.grade_all), one pytest run each."""
+and a learner's faults each become one clean failure. The trees the selected tests need are graded in one
+subprocess (learners.grade_all), one pytest run each."""
 
 import re
 
 import pytest
 
 from grader.engine import mistakes
-from learners import MODULES, by_exercise, dedent, grade, grade_all, solution, spoiled, tree, with_override
+from learners import MODULES, by_exercise, dedent, grade_all, solution, spoiled, tree, with_override
+
+
+def _trees() -> dict:
+    """By fixture name below: a function of tmp_path_factory.mktemp giving the trees that fixture grades, with the
+    arguments of each grading."""
+    def rounds(mktemp):
+        jobs = []
+        for round_ in ROUNDS:
+            planted: dict[str, dict[str, str]] = {}
+            for m in round_:
+                planted.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
+            root = tree(mktemp("mistakes"), {module: with_override(module, names) for module, names in planted.items()})
+            jobs.append((root, ("-k", " or ".join(m[:4] for m in planted))))  # only the planted exercises
+        return jobs
+
+    def faults(mktemp):
+        planted = {m: dedent(s) for m, s in FAULTS.items()} | {m: _overridden(m, names) for m, names in OVERRIDES.items()}
+        return [(tree(mktemp("faults"), planted), ("--time-limit", "3", "-k", FAULT_TESTS))]
+
+    def unimportable(mktemp):
+        planted = {m: solution(m) for m in MODULES}
+        planted["ex04_rms_norm"] = planted["ex04_rms_norm"].replace("def rms_norm(", "def rms_norm(:", 1)
+        planted["ex07_attention"] = "import einops\n" + planted["ex07_attention"]
+        return [(tree(mktemp("unimportable"), planted), ())]
+
+    return {
+        "reference_results": lambda mktemp: [(tree(mktemp("reference")), ("--impl", "solutions"))],
+        "stub_results": lambda mktemp: [(tree(mktemp("stubs")), ())],
+        "round_results": rounds,
+        "bad_results": lambda mktemp: [(tree(mktemp(kind), {m: spoiled(m, kind) for m in MODULES}), ()) for kind in BAD_KINDS],
+        "one_solution_results": lambda mktemp: [(tree(mktemp(module), {module: solution(module)}), ()) for module in MODULES],
+        "faults": faults,
+        "unimportable_results": unimportable,
+    }
 
 
 @pytest.fixture(scope="module")
-def reference_and_stubs(tmp_path_factory):
-    return grade_all([(tree(tmp_path_factory.mktemp("reference")), ("--impl", "solutions")),
-                      (tree(tmp_path_factory.mktemp("stubs")), ())])
+def graded(request, tmp_path_factory) -> dict[str, list[list[dict]]]:
+    """The trees of every fixture that a selected test uses, graded in one subprocess: {fixture: results per tree}."""
+    trees = _trees()
+    wanted = [name for name in trees if any(name in item.fixturenames for item in request.session.items)]
+    jobs = {name: trees[name](tmp_path_factory.mktemp) for name in wanted}
+    results = iter(grade_all([job for name in wanted for job in jobs[name]]))
+    return {name: [next(results) for _ in jobs[name]] for name in wanted}
 
 
 @pytest.fixture(scope="module")
-def reference_results(reference_and_stubs):
-    return reference_and_stubs[0]
+def reference_results(graded):
+    return graded["reference_results"][0]
 
 
 @pytest.fixture(scope="module")
-def stub_results(reference_and_stubs):
-    return reference_and_stubs[1]
+def stub_results(graded):
+    return graded["stub_results"][0]
 
 
 def test_the_reference_passes_every_graded_test(reference_results):
@@ -67,16 +105,9 @@ ROUNDS = _rounds()
 
 
 @pytest.fixture(scope="module")
-def round_results(tmp_path_factory) -> list[list[dict]]:
-    """Each round planted in its own tree; only the planted exercises are graded."""
-    jobs = []
-    for round_ in ROUNDS:
-        planted: dict[str, dict[str, str]] = {}
-        for m in round_:
-            planted.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
-        root = tree(tmp_path_factory.mktemp("mistakes"), {module: with_override(module, names) for module, names in planted.items()})
-        jobs.append((root, ("-k", " or ".join(m[:4] for m in planted))))
-    return grade_all(jobs)
+def round_results(graded) -> list[list[dict]]:
+    """Each round planted in its own tree."""
+    return graded["round_results"]
 
 
 @pytest.mark.parametrize("index", range(len(ROUNDS)), ids=["+".join(m.id for m in r) for r in ROUNDS])
@@ -104,9 +135,8 @@ BAD_KINDS = ["identity", "zeros", "random"]
 
 
 @pytest.fixture(scope="module")
-def bad_results(tmp_path_factory) -> dict[str, list[dict]]:
-    jobs = [(tree(tmp_path_factory.mktemp(kind), {m: spoiled(m, kind) for m in MODULES}), ()) for kind in BAD_KINDS]
-    return dict(zip(BAD_KINDS, grade_all(jobs)))
+def bad_results(graded) -> dict[str, list[dict]]:
+    return dict(zip(BAD_KINDS, graded["bad_results"]))
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -118,9 +148,8 @@ def test_bad_learners_fail_every_graded_test(bad_results, kind):
 
 
 @pytest.fixture(scope="module")
-def one_solution_results(tmp_path_factory) -> dict[str, list[dict]]:
-    jobs = [(tree(tmp_path_factory.mktemp(module), {module: solution(module)}), ()) for module in MODULES]
-    return dict(zip(MODULES, grade_all(jobs)))
+def one_solution_results(graded) -> dict[str, list[dict]]:
+    return dict(zip(MODULES, graded["one_solution_results"]))
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -184,9 +213,13 @@ def _overridden(module: str, names: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory) -> dict[str, list[dict]]:
-    planted = {m: dedent(s) for m, s in FAULTS.items()} | {m: _overridden(m, names) for m, names in OVERRIDES.items()}
-    return by_exercise(grade(tree(tmp_path_factory.mktemp("faults"), planted), "--time-limit", "3", "-k", FAULT_TESTS))
+def faults(graded) -> dict[str, list[dict]]:
+    return by_exercise(graded["faults"][0])
+
+
+@pytest.fixture(scope="module")
+def unimportable_results(graded) -> list[dict]:
+    return graded["unimportable_results"][0]
 
 
 def _first(results: list[dict], test: str) -> dict:
@@ -258,13 +291,10 @@ def test_a_finite_minimum_where_the_mask_needs_minus_inf(faults):
         assert "torch.finfo(torch.float32).min where -inf is expected" in message and "exactly zero weight" in message, message
 
 
-def test_an_exercise_that_does_not_import_fails_alone(tmp_path):
+def test_an_exercise_that_does_not_import_fails_alone(unimportable_results):
     """A syntax error in exercise 4 and an import of a missing library in exercise 7: every other exercise is the
     reference and passes; the real-model tests skip; the end-to-end tests skip, naming the broken exercise."""
-    planted = {m: solution(m) for m in MODULES}
-    planted["ex04_rms_norm"] = planted["ex04_rms_norm"].replace("def rms_norm(", "def rms_norm(:", 1)
-    planted["ex07_attention"] = "import einops\n" + planted["ex07_attention"]
-    results = grade(tree(tmp_path, planted))
+    results = unimportable_results
     failed = {r["exercise"] for r in results if r["outcome"] == "failed"}
     assert failed == {"ex04_rms_norm", "ex07_attention"}, [r["nodeid"] + "\n" + r["message"] for r in results if r["exercise"] not in failed and r["outcome"] == "failed"]
     for r in results:
