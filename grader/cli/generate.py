@@ -27,6 +27,17 @@ def load_implementation(impl: str):
     return impls.module(impl, "ex01_tokenizer"), impls.module(impl, "ex12_generation")
 
 
+def text_codec(tok, ck):
+    """(encode, decode, stop ids) for the checkpoint: the implementation's own exercise 1 on Llama 3's tokenizer, the
+    kit's tokenizer for any other (exercise 1 is Llama 3's tokenizer only)."""
+    from ..engine.calls import invoke
+
+    if not ck.tokenizer.is_llama3:
+        return ck.tokenizer.encode, ck.tokenizer.decode, ck.tokenizer.stop_ids
+    tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
+    return (lambda text: invoke(tok.encode, tokenizer, text)), (lambda ids: invoke(tok.decode, tokenizer, ids)), tok.STOP_TOKENS
+
+
 def run(args) -> int:
     import torch
 
@@ -43,22 +54,24 @@ def run(args) -> int:
         checkpoint.page_in(ck.weights)
     try:
         tok, gen = invoke(load_implementation, impl)
-        tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
-        prompt_ids = invoke(tok.encode, tokenizer, args.prompt)
+        encode, decode, stop_ids = text_codec(tok, ck)
+        prompt_ids = encode(args.prompt)
+        if not prompt_ids:
+            raise KitError(f"the prompt is empty and {ck.tokenizer.name} has no BOS token to start from: pass --prompt TEXT")
         if len(prompt_ids) + args.max_new_tokens > ck.args.max_seq_len:
             raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
                            f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
         generated, top10 = [], []
-        show = _streamer(tok, tokenizer)
+        show = _streamer(decode)
         with torch.inference_mode():
-            for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, tok.STOP_TOKENS):
+            for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, stop_ids):
                 if not generated:
                     values, ids = logits.float().topk(10)
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
                 generated.append(int(token))
                 if not args.json:
                     show(generated)
-        text = invoke(tok.decode, tokenizer, generated)
+        text = decode(generated)
     except NotStarted as e:
         raise KitError(f"{e} (or run the reference with --impl solutions)") from None
     except GradeFailure as e:
@@ -66,21 +79,19 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(ck.dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10}, ensure_ascii=False))
+                          "top10": top10, "tokenizer": ck.tokenizer.name}, ensure_ascii=False))
     else:
         print()
     return 0
 
 
-def _streamer(tok, tokenizer):
+def _streamer(decode):
     """A function that prints the part of the decoded text not yet shown, holding back a half-decoded character."""
-    from ..engine.calls import invoke
-
     shown = ""
 
     def show(generated: list[int]) -> None:
         nonlocal shown
-        text = invoke(tok.decode, tokenizer, generated)
+        text = decode(generated)
         if not text.endswith("\ufffd"):
             sys.stdout.write(text[len(shown):])
             sys.stdout.flush()
