@@ -226,9 +226,10 @@ def read_params(reader, path: Path) -> dict:
     if llama("expert_count", 0):
         raise KitError(f"{path} is a mixture of experts: the kit runs dense Llama models only")
     tokens = reader.get_field("tokenizer.ggml.tokens")
+    vocab_size = llama("vocab_size", len(tokens.data) if tokens else 0)  # older files: as many as the tokens
     multiple_of, multiplier = ffn_params(dim, llama("feed_forward_length"))
-    params = {"dim": dim, "n_layers": n_layers, "n_heads": n_heads, "n_kv_heads": n_kv_heads,
-              "vocab_size": llama("vocab_size", len(tokens.data) if tokens else 0), "multiple_of": multiple_of, "ffn_dim_multiplier": multiplier,
+    params = {"dim": dim, "n_layers": n_layers, "n_heads": n_heads, "n_kv_heads": n_kv_heads, "vocab_size": vocab_size,
+              "multiple_of": multiple_of, "ffn_dim_multiplier": multiplier,
               "norm_eps": _float32_decimal(llama("attention.layer_norm_rms_epsilon")),
               "rope_theta": _float32_decimal(llama("rope.freq_base", 10000.0))}
     if multiplier is None:
