@@ -1,4 +1,5 @@
-"""The models the graded tests run on: the two tiny fixtures, and a real checkpoint when LLAMA3_CHECKPOINT is set."""
+"""The models the graded tests run on: the two tiny fixtures, the trained SmolLM2 once fetched, and a real checkpoint
+when LLAMA3_CHECKPOINT is set."""
 
 import functools
 import hashlib
@@ -15,6 +16,7 @@ from .calls import Ref
 from ..paths import GOLDENS, MODELS, TINY_MODELS
 
 REAL = "real"
+TRAINED = "smollm2"
 SMALL_BYTES = 1 << 30
 
 
@@ -138,12 +140,30 @@ def tiny(name: str) -> Model:
     return Model(name, MODELS / name, GOLDENS / name)
 
 
+def golden_dir(folder: Path) -> Path:
+    """Where the goldens of a checkpoint that is not a fixture are built: in the cache, named after its files."""
+    return cache_dir() / "goldens" / f"{folder.name}-{_fingerprint(folder)}"
+
+
 @functools.cache
 def real(folder: str) -> Model:
     path = Path(folder).expanduser()
-    return Model(REAL, path, cache_dir() / "goldens" / f"{path.name}-{_fingerprint(path)}")
+    return Model(REAL, path, golden_dir(path))
 
 
 def real_from_env() -> Model | None:
     folder = os.environ.get("LLAMA3_CHECKPOINT")
     return real(folder) if folder else None
+
+
+def trained() -> Model | None:
+    """The trained SmolLM2-135M-Instruct, when `llama3-grader checkpoint fetch smollm2` has put it in the cache."""
+    from ..formats.gguf import trained_folder
+
+    folder = trained_folder()
+    return _trained(folder) if folder is not None else None
+
+
+@functools.cache
+def _trained(folder: Path) -> Model:
+    return Model(TRAINED, folder, golden_dir(folder))

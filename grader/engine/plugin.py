@@ -16,6 +16,7 @@ from .calls import (Golden, GradeFailure, NotStarted, Ref, check, in_learner_cod
                     not_started_message)
 from ..errors import KitError
 from ..i18n import pick
+from ..paths import TINY_MODELS
 
 DEFAULT_TIME_LIMIT = 60.0
 # Deterministic, no deadline, and no shrinking: inputs are drawn from seeds, so a smaller example teaches
@@ -63,9 +64,12 @@ def pytest_unconfigure(config):
 
 
 def graded_models() -> list:
-    """The tiny models, and the real checkpoint when LLAMA3_CHECKPOINT is set."""
-    real = models.real_from_env()
-    return [models.tiny(name) for name in ("tiny-llama3", "tiny-llama3.2")] + ([real] if real is not None else [])
+    """The tiny models, the trained one once fetched, and the real checkpoint when LLAMA3_CHECKPOINT is set."""
+    found = [models.tiny(name) for name in TINY_MODELS]
+    trained, real = models.trained(), models.real_from_env()
+    if trained is not None and not (real is not None and real.folder.resolve() == trained.folder.resolve()):
+        found.append(trained)
+    return found + ([real] if real is not None else [])
 
 
 def _grades_exercises(config) -> bool:
@@ -85,7 +89,7 @@ def pytest_collection(session):
         return
     try:
         for model in graded_models():
-            if model.name == models.REAL and not (model.golden_dir / goldens.MANIFEST).is_file():
+            if not model.is_tiny and not (model.golden_dir / goldens.MANIFEST).is_file():
                 with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
                     print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once), into {model.golden_dir}",
                                f"\n正在用 solutions/ 为 {model.folder} 生成 golden（只需一次），保存到 {model.golden_dir}"), flush=True)
