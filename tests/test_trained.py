@@ -62,10 +62,10 @@ def test_correct_implementations_written_differently_pass_on_the_trained_model(t
 
 
 def _rounds() -> list[list[mistakes.Mistake]]:
-    """Mistakes grouped so that no two in a round replace the same module."""
+    """Mistakes grouped so that no two in a round replace the same function."""
     out: list[list[mistakes.Mistake]] = []
     for m in MISTAKES:
-        target = next((r for r in out if all(x.module != m.module for x in r)), None)
+        target = next((r for r in out if all((x.module, x.function) != (m.module, m.function) for x in r)), None)
         if target is None:
             out.append(target := [])
         target.append(m)
@@ -74,7 +74,10 @@ def _rounds() -> list[list[mistakes.Mistake]]:
 
 @pytest.mark.parametrize("round_", _rounds(), ids=lambda r: "+".join(m.id for m in r))
 def test_every_named_mistake_is_caught_and_named_on_the_trained_model(tmp_path, trained_env, round_):
-    plants = {m.module: with_override(m.module, {m.function: f"grader.engine.mistakes.{m.variant.__name__}"}) for m in round_}
+    names: dict[str, dict[str, str]] = {}
+    for m in round_:
+        names.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
+    plants = {module: with_override(module, overrides) for module, overrides in names.items()}
     results = by_exercise(on_trained(grade(tree(tmp_path, plants), "--impl", "exercises", "-k", f"({' or '.join(plants)}) and real",
                                            env=trained_env)))
     for m in round_:
