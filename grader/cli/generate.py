@@ -48,10 +48,11 @@ def run(args) -> int:
     impl = impls.choice(args.impl)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-    ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
+    ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
+    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
     if ck.nbytes > PAGE_IN_ABOVE:
         checkpoint.page_in(ck.weights)
+    weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
     try:
         tok, gen = invoke(load_implementation, impl)
         encode, decode, stop_ids = text_codec(tok, ck)
@@ -64,7 +65,7 @@ def run(args) -> int:
         generated, top10 = [], []
         show = _streamer(decode)
         with torch.inference_mode():
-            for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, stop_ids):
+            for token, logits in invoke(gen.generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids):
                 if not generated:
                     values, ids = logits.float().topk(10)
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
@@ -77,7 +78,7 @@ def run(args) -> int:
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
     if args.json:
-        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(ck.dtype).removeprefix("torch."),
+        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
                           "top10": top10, "tokenizer": ck.tokenizer.name}, ensure_ascii=False))
     else:
