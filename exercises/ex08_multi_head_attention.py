@@ -62,15 +62,19 @@ the positions of x ([seq, head_dim // 2]), and mask is [seq, kv_len] or None.
 
 The cache argument
 ------------------
-self_attention takes cache and start_pos because exercise 12 needs them. In this
-exercise's tests (and in exercises 10 and 11) cache is None: then k and v are just
-this chunk's keys and values. When a cache is given, one call is all it takes:
-cache.update(layer_id, start_pos, k, v) stores this chunk's keys and values at
-positions start_pos .. start_pos + seq - 1 of this layer and returns the keys and
-values of every position so far, each [start_pos + seq, n_kv_heads, head_dim]; use
-those as k and v from then on. Place it after RoPE (cached keys are already rotated)
-and before repeat_kv (the cache keeps only the 8 K/V heads). You may write it now or
-come back to it in exercise 12.
+self_attention takes cache and start_pos because exercise 12 needs them. When cache
+is None, k and v are just this chunk's keys and values. When a cache is given, one
+call is all it takes: cache.update(layer_id, start_pos, k, v) stores this chunk's keys
+and values at positions start_pos .. start_pos + seq - 1 of this layer and returns the
+keys and values of every position so far, each [start_pos + seq, n_kv_heads,
+head_dim]; use those as k and v from then on. Place it after RoPE (cached keys are
+already rotated) and before repeat_kv (the cache keeps only the 8 K/V heads).
+
+Most of this exercise's tests pass no cache. The ones named "cached" do, the way
+exercise 12 will: a prefill, then decode steps of one token, or a chunk of several
+tokens after the cached ones, all through one cache. They tell you if the cache was
+never updated, got keys after repeat_kv, or was given another start_pos. You may
+write this part now or come back to it in exercise 12; until then those tests fail.
 
 Pitfalls
 --------

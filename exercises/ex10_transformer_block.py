@@ -54,9 +54,10 @@ args.norm_eps), self_attention and feed_forward here.
 cache and start_pos
 -------------------
 Pass them through to self_attention unchanged; the block itself does nothing with
-them. In this exercise's tests cache is None and start_pos is 0. freqs_cis and mask
-are passed through the same way: they are computed once per forward pass (exercise 11)
-and shared by every block.
+them. Most of this exercise's tests pass no cache; the "cached" ones run the block
+through a cache as exercise 12 will, and say so if the cache never received the
+chunk's keys. freqs_cis and mask are passed through the same way: they are computed
+once per forward pass (exercise 11) and shared by every block.
 
 Pitfalls
 --------

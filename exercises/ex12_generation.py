@@ -68,7 +68,14 @@ call message in Llama 3.1 and later (STOP_TOKENS in exercise 1).
 
 generate yields the same (token_id, logits) pairs as generate_uncached, and the kit's
 tests hold it to that: cached decoding must equal recomputation from scratch (within
-rounding, because the matrix products have different shapes).
+rounding, because the matrix products have different shapes). They also watch your
+calls to forward: one cache throughout, and every token fed once, at start_pos = the
+number of tokens already cached. Recomputing the whole sequence gives the right tokens
+too, but it is not this chapter.
+
+Where two candidate tokens have almost the same logit, rounding alone may pick either.
+The tests compare tokens up to the first step where the reference's own top two are
+that close, and say so when your tokens part from it at a step where they are not.
 
 Pitfalls
 --------

@@ -24,7 +24,9 @@ def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(t
     results = grade(root, "--impl", "solutions", "-k", "real", env=env)  # its tests on the tiny models are test_grading's
     real = [r for r in results if "[real" in r["nodeid"]]
     assert {r["exercise"] for r in real} >= {"ex03_embeddings", "ex08_multi_head_attention", "ex11_forward", "ex12_generation"}
-    assert all(r["outcome"] == "passed" for r in real), [r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
+    unused = [r for r in real if r["outcome"] == "skipped" and "has no golden calls" in r["message"]]
+    assert {r["nodeid"].split("::")[1].split("[")[0] for r in unused} == {"test_load_params", "test_load_weights"}  # Meta's layout only
+    assert all(r["outcome"] == "passed" for r in real if r not in unused), [r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
     built = list((tmp_path / "cache" / "goldens").iterdir())
     assert len(built) == 1 and (built[0] / "manifest.json").is_file()
     facts = [r for r in results if "the_real_model" in r["nodeid"]]

@@ -184,6 +184,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     result = {
         "impl": impl,
         "checkpoint": str(ck.folder),
+        "tokenizer": ck.tokenizer.name,
         "layout": ck.layout,
         "dtype": str(ck.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
@@ -299,12 +300,11 @@ def _run(args, impl: str) -> int:
     from ..formats import checkpoint
     from ..engine.calls import GradeFailure, NotStarted
     from ..progress import console
-    from solutions.ex01_tokenizer import encode, load_tokenizer
 
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
     ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
     checkpoint.page_in(ck.weights)
-    prompt_ids = encode(load_tokenizer(ck.tokenizer_path), args.prompt)
+    prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
     if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
         raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
                        f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or decode fewer tokens")

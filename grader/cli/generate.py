@@ -27,6 +27,17 @@ def load_implementation(impl: str):
     return impls.module(impl, "ex01_tokenizer"), impls.module(impl, "ex12_generation")
 
 
+def text_codec(tok, ck):
+    """(encode, decode, stop ids) for the checkpoint: the implementation's own exercise 1 on Llama 3's tokenizer, the
+    kit's tokenizer for any other (exercise 1 is Llama 3's tokenizer only)."""
+    from ..engine.calls import invoke
+
+    if not ck.tokenizer.is_llama3:
+        return ck.tokenizer.encode, ck.tokenizer.decode, ck.tokenizer.stop_ids
+    tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
+    return (lambda text: invoke(tok.encode, tokenizer, text)), (lambda ids: invoke(tok.decode, tokenizer, ids)), tok.STOP_TOKENS
+
+
 def run(args) -> int:
     import torch
 
@@ -37,46 +48,49 @@ def run(args) -> int:
     impl = impls.choice(args.impl)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-    ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
+    ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
+    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
     if ck.nbytes > PAGE_IN_ABOVE:
         checkpoint.page_in(ck.weights)
+    weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
     try:
         tok, gen = invoke(load_implementation, impl)
-        tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
-        prompt_ids = invoke(tok.encode, tokenizer, args.prompt)
+        encode, decode, stop_ids = text_codec(tok, ck)
+        prompt_ids = encode(args.prompt)
+        if not prompt_ids:
+            raise KitError(f"the prompt is empty and {ck.tokenizer.name} has no BOS token to start from: pass --prompt TEXT")
         if len(prompt_ids) + args.max_new_tokens > ck.args.max_seq_len:
             raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
                            f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
         generated, top10 = [], []
-        show = _streamer(tok, tokenizer)
+        show = _streamer(decode)
         with torch.inference_mode():
-            for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, tok.STOP_TOKENS):
+            for token, logits in invoke(gen.generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids):
                 if not generated:
                     values, ids = logits.float().topk(10)
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
                 generated.append(int(token))
                 if not args.json:
                     show(generated)
-        text = invoke(tok.decode, tokenizer, generated)
+        text = decode(generated)
     except NotStarted as e:
         raise KitError(f"{e} (or run the reference with --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
     if args.json:
-        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(ck.dtype).removeprefix("torch."),
+        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10}, ensure_ascii=False))
+                          "top10": top10, "tokenizer": ck.tokenizer.name}, ensure_ascii=False))
     else:
         print()
-        for line in notes(ck):
+        for line in notes(ck, dtype):
             print(line, file=sys.stderr)
     return 0
 
 
-def notes(ck) -> list[str]:
-    """What to keep in mind when reading the text: random weights write random text, and in bf16 a correct
-    implementation may part from the reference."""
+def notes(ck, dtype) -> list[str]:
+    """What to keep in mind when reading the text: random weights write random text, and in bf16 (dtype, what the
+    weights are computed in) a correct implementation may part from the reference."""
     import torch
 
     from ..i18n import pick
@@ -87,7 +101,7 @@ def notes(ck) -> list[str]:
         lines.append(pick("(a tiny checkpoint with random weights, so the text is random too: that is expected; real weights "
                           "write real text, see docs/real-weights.md)",
                           "（这是权重随机的小检查点，所以文本也是随机的：这很正常；真实权重才会写出真正的文字，见 docs/real-weights.zh.md）"))
-    if ck.dtype == torch.bfloat16:
+    if dtype == torch.bfloat16:
         lines.append(pick("(bfloat16: a correct implementation can part from --impl solutions after a dozen tokens, because "
                           "roundings differ, e.g. g * sigmoid(g) against F.silu; compare with --dtype float32, where the tokens must match)",
                           "（bfloat16：正确的实现也可能在十几个 token 之后与 --impl solutions 不同，因为舍入不同，例如 g * sigmoid(g) "
@@ -95,15 +109,13 @@ def notes(ck) -> list[str]:
     return lines
 
 
-def _streamer(tok, tokenizer):
+def _streamer(decode):
     """A function that prints the part of the decoded text not yet shown, holding back a half-decoded character."""
-    from ..engine.calls import invoke
-
     shown = ""
 
     def show(generated: list[int]) -> None:
         nonlocal shown
-        text = invoke(tok.decode, tokenizer, generated)
+        text = decode(generated)
         if not text.endswith("\ufffd"):
             sys.stdout.write(text[len(shown):])
             sys.stdout.flush()

@@ -75,6 +75,7 @@ def show(scores, days, fortytwo_status, impl, lang) -> None:
         c.print(f"{term.bar(done, len(scores))} {_passing(done, len(scores), lang)}", markup=False)
     c.print()
     c.print(fortytwo.line(fortytwo_status, lang), markup=False)
+    c.print(fortytwo.trained_line(fortytwo_status["trained"], lang), markup=False)
     c.print()
     for line in next_steps(scores, fortytwo_status, impl, lang):
         c.print(line, markup=False)

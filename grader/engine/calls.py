@@ -6,7 +6,7 @@ import importlib
 import inspect
 import traceback
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from . import mistakes
-from .compare import GradeFailure, mismatch, tolerance, value_mismatch
+from .compare import GradeFailure, generation_mismatch, mismatch, tolerance, value_mismatch
 from ..i18n import pick
 from ..paths import ROOT
 
@@ -50,8 +50,9 @@ def numpy_problem(function: str, result) -> None:
 class Ref:
     """An input that comes from the model rather than from the golden file."""
 
-    kind: str  # "weight", "weights", "args", "tokenizer", "folder"
-    name: str = ""  # the weight's name, or the dtype of "weights"
+    kind: str  # "weight", "weights", "args", "tokenizer", "tokenizer_path", "folder"
+    name: str = ""  # the weight's name
+    dtype: str = ""  # of "weight" and "weights": "" for the checkpoint's own, or e.g. "float32"
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Call:
     kwargs: dict[str, Any]
     outputs: tuple[str, ...] = ("out",)
     tolerance: str = "bf16"  # a name in compare.TOLERANCES
-    reduce: str | None = None  # "logits" or "generation": what of a large result is kept
+    reduce: str | None = None  # "logits": keep the last position and the first LOGITS_HEAD columns
     driver: str | None = None  # a function in grader.engine.cases that drives a class or loader
 
 
@@ -148,10 +149,12 @@ def invoke(fn: Callable, *args, **kwargs) -> Any:
 
 
 def _tensors(value) -> list[torch.Tensor]:
+    """The tensors an input holds (of weights cast when read, those it keeps)."""
     if isinstance(value, torch.Tensor):
         return [value]
-    if isinstance(value, dict):
-        return [v for v in value.values() if isinstance(v, torch.Tensor)]
+    if isinstance(value, Mapping):
+        values = value.kept.values() if hasattr(value, "kept") else value.values()
+        return [v for v in values if isinstance(v, torch.Tensor)]
     if isinstance(value, (list, tuple)):
         return [v for v in value if isinstance(v, torch.Tensor)]
     return []
@@ -159,14 +162,13 @@ def _tensors(value) -> list[torch.Tensor]:
 
 def call_checked(fn: Callable, kwargs: dict[str, Any], label: str) -> Any:
     """invoke, and name any input tensor the call changed in place."""
-    before = {(name, i): t._version for name, v in kwargs.items() for i, t in enumerate(_tensors(v))}
+    before = [(name, t, t._version) for name, v in kwargs.items() for t in _tensors(v) if not t.is_inference()]
     result = invoke(fn, **kwargs)
-    for name, v in kwargs.items():
-        for i, t in enumerate(_tensors(v)):
-            if t._version != before[(name, i)]:
-                raise GradeFailure(pick(
-                    f"{label} changed its input {name!r} in place (e.g. with +=, .mul_() or x[...] = ...): compute a new tensor instead",
-                    f"{label} 原地修改了输入 {name!r}（例如用了 +=、.mul_() 或 x[...] = ...）：请计算一个新张量"))
+    for name, t, version in before:
+        if t._version != version:
+            raise GradeFailure(pick(
+                f"{label} changed its input {name!r} in place (e.g. with +=, .mul_() or x[...] = ...): compute a new tensor instead",
+                f"{label} 原地修改了输入 {name!r}（例如用了 +=、.mul_() 或 x[...] = ...）：请计算一个新张量"))
     return result
 
 
@@ -178,19 +180,46 @@ def _promised_dataclass(call: Call) -> type | None:
     return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
+def logits_head(result: Any, label: str, what: str = "logits") -> dict[str, torch.Tensor]:
+    """Of logits [seq, vocab_size], what is kept: the last position whole, the first LOGITS_HEAD columns of all."""
+    if not isinstance(result, torch.Tensor) or result.dim() != 2:
+        shape = list(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
+        raise GradeFailure(pick(f"{label} should return {what} [seq, vocab_size], got {shape}",
+                                f"{label} 应返回 {what} [seq, vocab_size]，实际得到 {shape}"))
+    return {"last": result[-1], "head": result[:, :LOGITS_HEAD]}
+
+
+def generation(steps: list, label: str, stop_tokens) -> dict[str, Any]:
+    """What is compared of generated (token, logits) pairs: the tokens; the first LOGITS_HEAD logits of every
+    step; and, for the tie-aware comparison, each step's top-1 and top-2 logits and the logits' root mean square."""
+    for i, step in enumerate(steps):
+        if not (isinstance(step, tuple) and len(step) == 2):
+            raise GradeFailure(pick(f"{label} should yield (token_id, logits) pairs; step {i} yielded {type(step).__name__}",
+                                    f"{label} 应逐个 yield (token_id, logits) 二元组；第 {i} 步 yield 了 {type(step).__name__}"))
+        token, logits = step
+        if not isinstance(token, int) or isinstance(token, bool):
+            raise GradeFailure(pick(f"{label} yielded a token id of type {type(token).__name__} at step {i}: yield a Python int, e.g. int(logits.argmax())",
+                                    f"{label} 在第 {i} 步 yield 的 token id 类型是 {type(token).__name__}：应 yield Python int，例如 int(logits.argmax())"))
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 1:
+            shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise GradeFailure(pick(f"{label} yielded logits {shape} at step {i}: yield the last position's logits, [vocab_size]",
+                                    f"{label} 在第 {i} 步 yield 的 logits 为 {shape}：应 yield 最后一个位置的 logits，[vocab_size]"))
+        if token in stop_tokens:
+            raise GradeFailure(pick(f"{label} yielded the stop token {token} at step {i}: a stop token ends generation and is not yielded",
+                                    f"{label} 在第 {i} 步 yield 了停止 token {token}：停止 token 结束生成，本身不应被 yield"))
+    logits = [l for _, l in steps]  # each [vocab_size]
+    return {
+        "tokens": [t for t, _ in steps],
+        "logits_head": torch.stack([l[:LOGITS_HEAD] for l in logits]) if steps else torch.empty(0, LOGITS_HEAD),  # [steps, 1024]
+        "top2": torch.stack([l.float().topk(2).values for l in logits]) if steps else torch.empty(0, 2),  # [steps, 2]
+        "rms": torch.stack([l.float().pow(2).mean().sqrt() for l in logits]) if steps else torch.empty(0),  # [steps]
+    }
+
+
 def normalise(result: Any, call: Call, label: str) -> dict[str, Any]:
     """Name the parts of a result; keep what is compared of large ones."""
     if call.reduce == "logits":
-        if not isinstance(result, torch.Tensor) or result.dim() != 2:
-            shape = list(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
-            raise GradeFailure(pick(f"{label} should return logits [seq, vocab_size], got {shape}",
-                                    f"{label} 应返回 logits [seq, vocab_size]，实际得到 {shape}"))
-        return {"last": result[-1], "head": result[:, :LOGITS_HEAD]}
-    if call.reduce == "generation":
-        if not all(isinstance(s, tuple) and len(s) == 2 for s in result):
-            raise GradeFailure(pick(f"{label} should yield (token_id, logits) pairs",
-                                    f"{label} 应逐个 yield (token_id, logits) 二元组"))
-        return {"tokens": [t for t, _ in result], "first_logits": result[0][1] if result else torch.empty(0)}
+        return logits_head(result, label)
     promised = _promised_dataclass(call)
     if promised is not None and not (dataclasses.is_dataclass(result) and not isinstance(result, type)):
         raise GradeFailure(pick(f"{label} should return a {promised.__name__} (the dataclass given at the top of "
@@ -210,13 +239,23 @@ def normalise(result: Any, call: Call, label: str) -> dict[str, Any]:
 def run(target: Callable, call: Call, kwargs: dict[str, Any], drivers: dict[str, Callable], label: str) -> dict[str, Any]:
     """Outputs of target (a function, or a class/loader driven by call.driver) on resolved kwargs."""
     if call.driver:
-        return call_checked(lambda **kw: drivers[call.driver](target, **kw), kwargs, label)
+        def driven(**kw):
+            return drivers[call.driver](target, **kw)
+
+        driven.__qualname__ = _name(target)  # a failure names the function under test, not the driver
+        return call_checked(driven, kwargs, label)
     return normalise(call_checked(target, kwargs, label), call, label)
+
+
+GENERATION = ("tokens", "logits_head", "top2", "rms")  # the outputs of generation(), compared together
 
 
 def differences(got: dict[str, Any], expected: dict[str, Any], tol: str) -> list[str]:
     """One report per output that differs from its expected value."""
     reports = []
+    if "top2" in expected:
+        reports += generation_mismatch("tokens", got, expected, tolerance(expected["logits_head"], tol))
+        expected = {k: v for k, v in expected.items() if k not in GENERATION}
     for name, exp in expected.items():
         if name not in got:
             reports.append(f"{name}: missing from the result")

@@ -8,11 +8,21 @@ import torch
 from solutions import ex01_tokenizer as tok
 from solutions import ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention, ex08_multi_head_attention, ex10_transformer_block, ex12_generation
 
-from .calls import Call, Ref
+from . import impl as impls
+from .calls import Call, GradeFailure, Ref, generation, logits_head
+from ..i18n import pick
 
 PROMPTS = {
     "prompt42": "the answer to the ultimate question of life, the universe, and everything is ",
     "mixed": 'Llama 3 说："你好，世界！" Then in Python: def answer(): return 6 * 7  # 生命、宇宙以及一切的答案',
+}
+# Texts the tokenizer is graded on besides the prompts: each is a rule of Llama 3's split pattern.
+TOKENIZER_TEXTS = {
+    "numbers": "In 1969, 12345 people paid $3,141.59 for 2048 tickets; 1000000 more by 20240101.",
+    "whitespace": "a  b   c\t\td\n\n\ne \r\n f    \n  end  ",
+    "contractions": "I'LL say it's THEY'RE we've You'D she'S they'll I'm",
+    "punctuation": "Wait...!!! (yes?) --- [ok] {x: 1}; a->b => c::d ;;\n!!",
+    "unicode": "🦙 Llama 3 🚀 👍🏽 é ñ ü 日本語 한국어 Ελληνικά",
 }
 # Published token ids of the 42 prompt (FACTS section 0).
 PROMPT42_IDS = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
@@ -31,10 +41,26 @@ RELEASED = {
     "llama3.2-3b": {"dim": 3072, "n_layers": 28, "n_heads": 24, "n_kv_heads": 8, "vocab_size": 128256, "ffn_dim_multiplier": 1.0,
                     "multiple_of": 256, "norm_eps": 1e-05, "rope_theta": 500000.0, "use_scaled_rope": True},
 }
+# params where a rule of exercise 2 matters that the released files never exercise.
+CONTRACT = {
+    # 2666 rounds up to 2816; to the nearest multiple of 256 it would be 2560
+    "rounds_up": {"dim": 1000, "n_layers": 2, "n_heads": 8, "n_kv_heads": 4, "vocab_size": 128256, "multiple_of": 256,
+                  "norm_eps": 1e-05, "rope_theta": 500000.0},
+    # Llama 2's files: no n_kv_heads, so every head has its own K/V (n_kv_heads = n_heads)
+    "no_n_kv_heads": {"dim": 4096, "n_layers": 32, "n_heads": 32, "vocab_size": 32000, "multiple_of": 256, "norm_eps": 1e-05,
+                      "rope_theta": 10000.0},
+    "null_n_kv_heads": {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": None, "vocab_size": 128256, "multiple_of": 256,
+                        "norm_eps": 1e-05, "rope_theta": 500000.0},
+    # an explicit factor written as an integer: the contract is a float
+    "int_factor": {"dim": 2048, "n_layers": 16, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256, "ffn_dim_multiplier": 1.5,
+                   "multiple_of": 256, "norm_eps": 1e-05, "rope_theta": 500000.0, "use_scaled_rope": True, "rope_scaling_factor": 32},
+}
 SPECIAL_TEXT = "<|begin_of_text|>user said <|eot_id|> in plain text"
+GENERATION_PROMPT_TOKENS = 64  # longer prompts are graded through forward; generating from them adds time, not checks
 
 
-# Drivers: graded calls of classes and loaders, run the same way on the reference and on the learner's code.
+# Drivers: graded calls of classes, loaders and the cached path, run the same way on the reference and on the
+# learner's code.
 
 def drive_tokenizer(load_tokenizer, path, texts):
     """Load a tokenizer and encode texts with special tokens allowed."""
@@ -48,16 +74,136 @@ def drive_load_weights(load_weights, folder, names):
     return {"names": sorted(w), **{name: w[name][:2] for name in names}}
 
 
-def drive_kv_cache(KVCache, n_layers, max_seq_len, n_kv_heads, head_dim, dtype, k_prefill, v_prefill, k_step, v_step):
-    """Prefill layer n_layers - 1 with a prompt's keys and values, then add one step; return what update gave."""
+def drive_kv_cache(KVCache, n_layers, max_seq_len, n_kv_heads, head_dim, dtype, k_prefill, v_prefill, k_steps, v_steps):
+    """Prefill layer n_layers - 1 with a prompt's keys and values, add one step, then a chunk of the rest; return
+    what update gave each time."""
     cache = KVCache(n_layers, max_seq_len, n_kv_heads, head_dim, getattr(torch, dtype))
-    layer = n_layers - 1
+    layer, start = n_layers - 1, k_prefill.shape[0]
     k0, v0 = cache.update(layer, 0, k_prefill, v_prefill)
-    k1, v1 = cache.update(layer, k_prefill.shape[0], k_step, v_step)
-    return {"keys_after_prefill": k0.clone(), "values_after_prefill": v0.clone(), "keys_after_step": k1, "values_after_step": v1}
+    k0, v0 = k0.clone(), v0.clone()  # the cache may hand out views of its buffers
+    k1, v1 = cache.update(layer, start, k_steps[:1], v_steps[:1])
+    k1, v1 = k1.clone(), v1.clone()
+    k2, v2 = cache.update(layer, start + 1, k_steps[1:], v_steps[1:])
+    return {"keys_after_prefill": k0, "values_after_prefill": v0, "keys_after_step": k1, "values_after_step": v1,
+            "keys_after_chunk": k2, "values_after_chunk": v2}
 
 
-DRIVERS = {f.__name__: f for f in (drive_tokenizer, drive_load_weights, drive_kv_cache)}
+class CheckedCache(ex12_generation.KVCache):
+    """The reference KV cache, checking how the code under test calls it: with the K/V heads it holds, at the
+    positions the chunk occupies, once for every layer."""
+
+    def __init__(self, args, max_seq_len: int, dtype: torch.dtype, who: str):
+        super().__init__(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, dtype)
+        self.n_kv_heads, self.who = args.n_kv_heads, who
+        self.start, self.written = 0, set()
+
+    def expect(self, start: int) -> None:
+        """The next chunk starts at position start."""
+        self.start, self.written = start, set()
+
+    def update(self, layer_id, start_pos, k, v):
+        if not isinstance(k, torch.Tensor) or k.dim() != 3 or k.shape[1] != self.n_kv_heads:
+            shape = list(k.shape) if isinstance(k, torch.Tensor) else type(k).__name__
+            raise GradeFailure(pick(
+                f"{self.who}: cache.update got keys {shape}, but the cache holds n_kv_heads = {self.n_kv_heads} heads "
+                "[seq, n_kv_heads, head_dim]: update the cache before repeat_kv (it keeps only the K/V heads)",
+                f"{self.who}：cache.update 收到的 key 是 {shape}，但缓存只保存 n_kv_heads = {self.n_kv_heads} 个头 "
+                "[seq, n_kv_heads, head_dim]：要在 repeat_kv 之前更新缓存（它只存 K/V 头）"))
+        if start_pos != self.start:
+            raise GradeFailure(pick(
+                f"{self.who}: cache.update(layer_id={layer_id}, start_pos={start_pos}) for tokens at positions "
+                f"{self.start}..{self.start + k.shape[0] - 1}: pass start_pos on unchanged, it is where this chunk goes",
+                f"{self.who}：位置 {self.start}..{self.start + k.shape[0] - 1} 的 token 调用了 "
+                f"cache.update(layer_id={layer_id}, start_pos={start_pos})：start_pos 要原样传下去，它就是这一段的位置"))
+        self.written.add(layer_id)
+        return super().update(layer_id, start_pos, k, v)
+
+    def check_written(self, layers, n: int) -> None:
+        """Every layer in layers wrote this chunk of n tokens."""
+        missing = [layer for layer in layers if layer not in self.written]
+        if missing:
+            where = f"{self.start}..{self.start + n - 1}"
+            hint = {"self_attention": pick("with a cache, write this chunk's rotated keys and values with "
+                                           "cache.update(layer_id, start_pos, k, v) and attend over what it returns",
+                                           "有缓存时，用 cache.update(layer_id, start_pos, k, v) 写入这一段旋转后的 key 和 value，"
+                                           "并对它返回的全部 key/value 做注意力")}.get(
+                self.who, pick("pass cache and start_pos on to every layer's self_attention", "把 cache 和 start_pos 传给每一层的 self_attention"))
+            raise GradeFailure(pick(f"{self.who}: layer {missing[0]}'s cache was not updated for positions {where}: {hint}",
+                                    f"{self.who}：第 {missing[0]} 层的缓存没有写入位置 {where}：{hint}"))
+
+
+def _chunks(chunks):
+    """(name, start, end) of each chunk, from (name, length) pairs."""
+    start = 0
+    for name, n in chunks:
+        yield name, start, start + n
+        start += n
+
+
+def drive_layer_cached(layer, x, weights, layer_id, args, freqs_cis, chunks):
+    """self_attention or transformer_block over x in chunks through one cache: a prefill, decode steps of one
+    token, then a chunk of several after the cached ones; the outputs of each."""
+    cache = CheckedCache(args, x.shape[0], x.dtype, layer.__name__)
+    out = {}
+    for name, start, end in _chunks(chunks):
+        n = end - start
+        mask = ex07_attention.causal_mask(n, start) if n > 1 else None  # [n, start + n]
+        cache.expect(start)
+        out[name] = layer(x[start:end], weights, layer_id, args, freqs_cis[start:end], mask, cache, start)
+        cache.check_written([layer_id], n)
+    return out
+
+
+def drive_forward_cached(forward, tokens, weights, args, chunks):
+    """forward over tokens in chunks through one cache; the first columns of each chunk's logits."""
+    cache = CheckedCache(args, tokens.shape[0], weights["tok_embeddings.weight"].dtype, "forward")
+    out = {}
+    for name, start, end in _chunks(chunks):
+        cache.expect(start)
+        logits = forward(tokens[start:end], weights, args, cache, start)
+        cache.check_written(range(args.n_layers), end - start)
+        out[name] = logits_head(logits, f"forward ({name})")["head"]
+    return out
+
+
+def drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens):
+    """Run a generator to the end; what is compared of its (token, logits) pairs."""
+    steps = list(generate(prompt_ids, weights, args, max_new_tokens, stop_tokens))
+    return generation(steps, generate.__name__, stop_tokens)
+
+
+def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens):
+    """drive_generation, checking that every token goes through forward once, through one cache."""
+    with impls.spy(generate, "forward") as calls:
+        out = drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens)
+    check_cache_use(calls)
+    return out
+
+
+def check_cache_use(calls: list[dict]) -> None:
+    """From generate's calls of forward: one cache throughout, each call feeding only tokens not yet in it, at
+    start_pos = the number already cached. (A generate that never calls forward is not judged here.)"""
+    cached, cache = 0, None
+    for i, c in enumerate(calls):
+        n = len(c["tokens"]) if hasattr(c["tokens"], "__len__") else 1
+        if c.get("cache") is None:
+            raise GradeFailure(pick(f"generate called forward without a cache (call {i + 1}): make one KVCache before the loop and pass it, with start_pos, to every forward",
+                                    f"generate 调用 forward 时没有传缓存（第 {i + 1} 次调用）：在循环之前创建一个 KVCache，每次调用 forward 都传入它和 start_pos"))
+        if cache is not None and c["cache"] is not cache:
+            raise GradeFailure(pick(f"generate passed a new cache to forward at call {i + 1}: make one KVCache before the loop and keep it",
+                                    f"generate 在第 {i + 1} 次调用 forward 时换了一个新缓存：在循环之前创建一个 KVCache 并一直使用它"))
+        start = c.get("start_pos")
+        if start != cached:
+            raise GradeFailure(pick(
+                f"generate fed forward {n} tokens at start_pos={start} (call {i + 1}), but {cached} tokens were in the cache: "
+                "after the prefill, feed only the token just chosen, at start_pos = the number of tokens already cached",
+                f"generate 在第 {i + 1} 次调用 forward 时以 start_pos={start} 传入了 {n} 个 token，而缓存中已有 {cached} 个：预填充之后，"
+                "只传入刚选出的那个 token，start_pos 等于缓存中已有的 token 数"))
+        cached, cache = cached + n, c["cache"]
+
+
+DRIVERS = {f.__name__: f for f in (drive_tokenizer, drive_load_weights, drive_kv_cache, drive_layer_cached, drive_forward_cached,
+                                   drive_generation, drive_generate)}
 
 
 class Activations:
@@ -66,7 +212,7 @@ class Activations:
     def __init__(self, model, prompt: str):
         ck = model.checkpoint
         self.args, w = ck.args, model.weights()
-        self.ids = tok.encode(model.tokenizer, prompt)
+        self.ids = ck.tokenizer.encode(prompt)
         self.tokens = torch.tensor(self.ids)  # [seq]
         seq = len(self.ids)
         self.x = ex03_embeddings.embed(self.tokens, w["tok_embeddings.weight"])  # [seq, dim]
@@ -82,38 +228,48 @@ class Activations:
         self.last_input = self.x  # input of the last layer
         for layer_id in range(self.args.n_layers - 1):
             self.last_input = ex10_transformer_block.transformer_block(self.last_input, w, layer_id, self.args, self.freqs_cis, self.mask)
+        # the cached path: a prefill, then two decode steps of one token, or a chunk of three after the cached ones
+        self.cached = {"cached_decode": [["prefill", seq - 2], ["decode_step_1", 1], ["decode_step_2", 1]],
+                       "cached_chunk": [["prefill", seq - 3], ["chunk", 3]]}
 
 
-def calls(model) -> dict[str, list[Call]]:
+def calls(model, prompts: dict[str, str] | None = None) -> dict[str, list[Call]]:
     """Every golden call, by exercise module, for one model.
 
-    Functions with attention in them are graded in float32 on the tiny models, where ordering the arithmetic
-    differently stays within float32 noise, plus one bf16 case for the model's own dtype; bf16 attention is
-    too sensitive to rounding for a tight tolerance (see compare.TOLERANCES). Real checkpoints stay bf16."""
+    Functions with attention in them are graded in float32, where ordering the arithmetic differently stays
+    within float32 noise even on a trained model's outlier activations; a real checkpoint's bf16 weights are
+    upcast as each is read. The tiny models add one bf16 case each for the model's own dtype: bf16 attention is
+    too sensitive to rounding for a tight tolerance (see compare.TOLERANCES), and on trained weights beyond
+    any useful one."""
     args = model.checkpoint.args
-    acts = {name: Activations(model, text) for name, text in PROMPTS.items()}
-    a42 = acts["prompt42"]
+    prompts = prompts or PROMPTS
+    acts = {name: Activations(model, text) for name, text in prompts.items()}
+    a0 = next(iter(acts.values()))
     W = lambda name: Ref("weight", name)  # noqa: E731
-    exact = "float32" if model.is_tiny else ""  # weights dtype for the attention-bearing cases
-    f32 = (lambda t: t.float()) if model.is_tiny else (lambda t: t)  # noqa: E731
-    attn_tol, layers_tol = ("float32", "float32 layers") if model.is_tiny else ("bf16 attention", "bf16 attention")
+    f32 = lambda t: t.float()  # noqa: E731
     n_new = 16 if model.is_tiny else 8
+    stops = list(model.checkpoint.tokenizer.stop_ids)
     out: dict[str, list[Call]] = {}
 
-    m = "ex01_tokenizer"
-    out[m] = [Call(m, "special_tokens", "table", {}),
-              Call(m, "load_tokenizer", "prompts", {"path": Ref("tokenizer_path"), "texts": [*PROMPTS.values(), SPECIAL_TEXT]},
-                   driver="drive_tokenizer")]
-    out[m] += [Call(m, "encode", name, {"tokenizer": Ref("tokenizer"), "text": text}) for name, text in PROMPTS.items()]
-    out[m] += [Call(m, "encode", "with_eos", {"tokenizer": Ref("tokenizer"), "text": PROMPTS["prompt42"], "bos": True, "eos": True}),
-               Call(m, "encode", "special_text", {"tokenizer": Ref("tokenizer"), "text": SPECIAL_TEXT})]
-    out[m] += [Call(m, "decode", name, {"tokenizer": Ref("tokenizer"), "ids": a.ids}) for name, a in acts.items()]
+    m = "ex01_tokenizer"  # Llama 3's tokenizer: graded on the checkpoints that use it
+    out[m] = []
+    if model.checkpoint.tokenizer.is_llama3:
+        texts = {**prompts, **TOKENIZER_TEXTS}
+        ids = {name: tok.encode(model.tokenizer, text) for name, text in texts.items()}
+        out[m] = [Call(m, "special_tokens", "table", {}),
+                  Call(m, "load_tokenizer", "prompts", {"path": Ref("tokenizer_path"), "texts": [*texts.values(), SPECIAL_TEXT]},
+                       driver="drive_tokenizer")]
+        out[m] += [Call(m, "encode", name, {"tokenizer": Ref("tokenizer"), "text": text}) for name, text in texts.items()]
+        out[m] += [Call(m, "encode", "with_eos", {"tokenizer": Ref("tokenizer"), "text": PROMPTS["prompt42"], "bos": True, "eos": True}),
+                   Call(m, "encode", "special_text", {"tokenizer": Ref("tokenizer"), "text": SPECIAL_TEXT})]
+        out[m] += [Call(m, "decode", name, {"tokenizer": Ref("tokenizer"), "ids": i}) for name, i in ids.items()]
 
     m = "ex02_checkpoint"
+    params = {**RELEASED, **CONTRACT}
     out[m] = [Call(m, "ffn_hidden_dim", name, {k: p.get(k) for k in ("dim", "multiple_of", "ffn_dim_multiplier")})
-              for name, p in RELEASED.items()]
-    out[m] += [Call(m, "rope_scale_factor", name, {"params": p}) for name, p in RELEASED.items()]
-    out[m] += [Call(m, "model_args", name, {"params": p}) for name, p in RELEASED.items()]
+              for name, p in params.items()]
+    out[m] += [Call(m, "rope_scale_factor", name, {"params": p}) for name, p in params.items()]
+    out[m] += [Call(m, "model_args", name, {"params": p}) for name, p in params.items()]
     if model.checkpoint.layout == "meta":
         out[m] += [Call(m, "load_params", "folder", {"folder": Ref("folder")}),
                    Call(m, "load_weights", "folder", {"folder": Ref("folder"), "names": ["tok_embeddings.weight", "layers.0.attention.wq.weight", "norm.weight"]},
@@ -125,12 +281,12 @@ def calls(model) -> dict[str, list[Call]]:
     m = "ex04_rms_norm"
     norm = {"weight": W("layers.0.attention_norm.weight"), "eps": args.norm_eps}
     out[m] = [Call(m, "rms_norm", name, {"x": a.x, **norm}) for name, a in acts.items()]
-    out[m] += [Call(m, "rms_norm", "small_inputs", {"x": a42.x * 1e-3, **norm}),
-               Call(m, "rms_norm", "float32", {"x": a42.x.float(), "weight": model.weights()["layers.0.attention_norm.weight"].float(),
+    out[m] += [Call(m, "rms_norm", "small_inputs", {"x": a0.x * 1e-3, **norm}),
+               Call(m, "rms_norm", "float32", {"x": a0.x.float(), "weight": model.weights()["layers.0.attention_norm.weight"].float(),
                                                "eps": args.norm_eps}, tolerance="float32")]
 
     m = "ex05_qkv"
-    out[m] = [Call(m, "linear", "prompt42", {"x": a42.x_normed, "weight": W("layers.0.attention.wq.weight")})]
+    out[m] = [Call(m, "linear", "prompt", {"x": a0.x_normed, "weight": W("layers.0.attention.wq.weight")})]
     out[m] += [Call(m, "project_qkv", name, {"x": a.x_normed, "wq": W("layers.0.attention.wq.weight"), "wk": W("layers.0.attention.wk.weight"),
                                             "wv": W("layers.0.attention.wv.weight"), "n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads},
                     outputs=("q", "k", "v")) for name, a in acts.items()]
@@ -139,61 +295,78 @@ def calls(model) -> dict[str, list[Call]]:
     base = {hd: ex06_rope.precompute_freqs_cis(hd, 2, 500000.0)[1].angle() for hd in (64, 128)}  # f_i = angle at position 1
     out[m] = [Call(m, "apply_scaling", f"head_dim{hd}_factor{int(f)}", {"freqs": base[hd], "scale_factor": f}, tolerance="float32")
               for hd in (64, 128) for f in (8.0, 32.0)]
-    out[m] += [Call(m, "precompute_freqs_cis", "llama3-8b", {"head_dim": 128, "end": 64, "theta": 500000.0, "scale_factor": None}, tolerance="float32"),
-               Call(m, "precompute_freqs_cis", "llama3.2-1b", {"head_dim": 64, "end": 64, "theta": 500000.0, "scale_factor": 32.0}, tolerance="float32")]
+    out[m] += [Call(m, "precompute_freqs_cis", "llama3-8b", {"head_dim": 128, "end": 64, "theta": 500000.0, "scale_factor": None}, tolerance="float32 angles"),
+               Call(m, "precompute_freqs_cis", "llama3.2-1b", {"head_dim": 64, "end": 64, "theta": 500000.0, "scale_factor": 32.0}, tolerance="float32 angles")]
     out[m] += [Call(m, "precompute_freqs_cis", name, {"head_dim": args.head_dim, "end": len(a.ids), "theta": args.rope_theta,
-                                                     "scale_factor": args.rope_scale_factor}, tolerance="float32") for name, a in acts.items()]
+                                                     "scale_factor": args.rope_scale_factor}, tolerance="float32 angles") for name, a in acts.items()]
     out[m] += [Call(m, "apply_rope", f"{name}_{which}", {"x": x, "freqs_cis": a.freqs_cis})
                for name, a in acts.items() for which, x in (("q", a.q), ("k", a.k))]
 
     m = "ex07_attention"
     out[m] = [Call(m, "causal_mask", f"seq{s}_start{p}", {"seqlen": s, "start_pos": p}) for s, p in ((17, 0), (4, 13), (1, 16))]
     head = lambda a, h, cast: {"q": cast(a.q_rot[:, h]), "k": cast(a.k_rot[:, h // args.n_rep]), "v": cast(a.v[:, h // args.n_rep]), "mask": a.mask}  # noqa: E731
-    out[m] += [Call(m, "attention", f"{name}_head{h}", head(a, h, f32), tolerance=attn_tol) for name, a in acts.items() for h in (0, args.n_heads - 1)]
-    out[m] += [Call(m, "attention", "prompt42_head0_bf16", head(a42, 0, lambda t: t), tolerance="bf16 attention")] if model.is_tiny else []
+    out[m] += [Call(m, "attention", f"{name}_head{h}", head(a, h, f32), tolerance="float32") for name, a in acts.items() for h in (0, args.n_heads - 1)]
+    if model.is_tiny:
+        out[m] += [Call(m, "attention", "prompt42_head0_bf16", head(a0, 0, lambda t: t), tolerance="bf16 attention")]
 
     m = "ex08_multi_head_attention"
     out[m] = [Call(m, "repeat_kv", name, {"x": a.k_rot, "n_rep": args.n_rep}) for name, a in acts.items()]
     gqa = lambda a, cast: {"q": cast(a.q_rot), "k": cast(a.k_rot), "v": cast(a.v), "mask": a.mask}  # noqa: E731
-    out[m] += [Call(m, "grouped_query_attention", name, gqa(a, f32), tolerance=attn_tol) for name, a in acts.items()]
-    attn = lambda a, cast, dtype: {"x": cast(a.x_normed), "weights": Ref("weights", dtype), "layer_id": 0, "args": Ref("args"),  # noqa: E731
+    out[m] += [Call(m, "grouped_query_attention", name, gqa(a, f32), tolerance="float32") for name, a in acts.items()]
+    attn = lambda a, cast, dtype: {"x": cast(a.x_normed), "weights": Ref("weights", dtype=dtype), "layer_id": 0, "args": Ref("args"),  # noqa: E731
                                    "freqs_cis": a.freqs_cis, "mask": a.mask}
-    out[m] += [Call(m, "self_attention", name, attn(a, f32, exact), tolerance=layers_tol) for name, a in acts.items()]
+    out[m] += [Call(m, "self_attention", name, attn(a, f32, "float32"), tolerance="float32 layers") for name, a in acts.items()]
+    out[m] += [Call(m, "self_attention", case, {"x": f32(a0.x_normed), "weights": Ref("weights", dtype="float32"), "layer_id": 0,
+                                                "args": Ref("args"), "freqs_cis": a0.freqs_cis, "chunks": chunks},
+                    tolerance="float32 layers", driver="drive_layer_cached") for case, chunks in a0.cached.items()]
     if model.is_tiny:
-        out[m] += [Call(m, "grouped_query_attention", "prompt42_bf16", gqa(a42, lambda t: t), tolerance="bf16 attention"),
-                   Call(m, "self_attention", "prompt42_bf16", attn(a42, lambda t: t, ""), tolerance="bf16 attention")]
+        out[m] += [Call(m, "grouped_query_attention", "prompt42_bf16", gqa(a0, lambda t: t), tolerance="bf16 attention"),
+                   Call(m, "self_attention", "prompt42_bf16", attn(a0, lambda t: t, ""), tolerance="bf16 attention")]
 
-    m = "ex09_feed_forward"
-    ffn = {f"w{i}": W(f"layers.0.feed_forward.w{i}.weight") for i in (1, 2, 3)}
-    out[m] = [Call(m, "feed_forward", name, {"x": a.h_normed, **ffn}, tolerance="bf16 layer") for name, a in acts.items()]
+    m = "ex09_feed_forward"  # bf16 on the tiny models; on trained ones bf16 roundings of SiLU take 0.76 of "bf16 layer"
+    ffn = lambda dtype: {f"w{i}": Ref("weight", f"layers.0.feed_forward.w{i}.weight", dtype) for i in (1, 2, 3)}  # noqa: E731
+    out[m] = [Call(m, "feed_forward", name, {"x": f32(a.h_normed), **ffn("float32")}, tolerance="float32 layers") for name, a in acts.items()]
+    if model.is_tiny:
+        out[m] += [Call(m, "feed_forward", f"{name}_bf16", {"x": a.h_normed, **ffn("")}, tolerance="bf16 layer") for name, a in acts.items()]
 
     m = "ex10_transformer_block"
-    block = lambda a, layer_id, x, dtype: {"x": x, "weights": Ref("weights", dtype), "layer_id": layer_id, "args": Ref("args"),  # noqa: E731
+    block = lambda a, layer_id, x, dtype: {"x": x, "weights": Ref("weights", dtype=dtype), "layer_id": layer_id, "args": Ref("args"),  # noqa: E731
                                            "freqs_cis": a.freqs_cis, "mask": a.mask}
-    out[m] = [Call(m, "transformer_block", f"{name}_layer0", block(a, 0, f32(a.x), exact), tolerance=layers_tol) for name, a in acts.items()]
+    out[m] = [Call(m, "transformer_block", f"{name}_layer0", block(a, 0, f32(a.x), "float32"), tolerance="float32 layers") for name, a in acts.items()]
     last = args.n_layers - 1
-    out[m] += [Call(m, "transformer_block", f"prompt42_layer{last}", block(a42, last, f32(a42.last_input), exact), tolerance=layers_tol)]
+    out[m] += [Call(m, "transformer_block", f"last_layer{last}", block(a0, last, f32(a0.last_input), "float32"), tolerance="float32 layers"),
+               *(Call(m, "transformer_block", case, {"x": f32(a0.last_input), "weights": Ref("weights", dtype="float32"), "layer_id": last,
+                                                     "args": Ref("args"), "freqs_cis": a0.freqs_cis, "chunks": chunks},
+                      tolerance="float32 layers", driver="drive_layer_cached") for case, chunks in a0.cached.items())]
     if model.is_tiny:
-        out[m] += [Call(m, "transformer_block", "prompt42_layer0_bf16", block(a42, 0, a42.x, ""), tolerance="bf16 attention")]
+        out[m] += [Call(m, "transformer_block", "prompt42_layer0_bf16", block(a0, 0, a0.x, ""), tolerance="bf16 attention")]
 
     m = "ex11_forward"
-    fwd = lambda a, dtype: {"tokens": a.tokens, "weights": Ref("weights", dtype), "args": Ref("args")}  # noqa: E731
-    out[m] = [Call(m, "forward", name, fwd(a, exact), tolerance=layers_tol, reduce="logits") for name, a in acts.items()]
+    fwd = lambda a, dtype: {"tokens": a.tokens, "weights": Ref("weights", dtype=dtype), "args": Ref("args")}  # noqa: E731
+    out[m] = [Call(m, "forward", name, fwd(a, "float32"), tolerance="float32 layers", reduce="logits") for name, a in acts.items()]
+    out[m] += [Call(m, "forward", case, {**fwd(a0, "float32"), "chunks": chunks}, tolerance="float32 layers", driver="drive_forward_cached")
+               for case, chunks in a0.cached.items()]
     if model.is_tiny:
-        out[m] += [Call(m, "forward", "prompt42_bf16", fwd(a42, ""), tolerance="bf16 attention", reduce="logits")]
-    out[m] += [Call(m, "next_token", "logits", {"logits": torch.linspace(-3, 3, 4 * 1000).reshape(4, 1000).roll(1234 * 7 % 1000, dims=1)})]
-    gen = lambda ids, n, stops: {"prompt_ids": ids, "weights": Ref("weights", exact), "args": Ref("args"),  # noqa: E731
-                                 "max_new_tokens": n, "stop_tokens": stops}
-    out[m] += [Call(m, "generate_uncached", name, gen(a.ids, n_new // 2, list(tok.STOP_TOKENS)), tolerance=layers_tol, reduce="generation")
-               for name, a in acts.items()]
+        out[m] += [Call(m, "forward", "prompt42_bf16", fwd(a0, ""), tolerance="bf16 attention", reduce="logits")]
+    logits = torch.randn(4, 1000, generator=torch.Generator().manual_seed(42))  # every row peaks at its own column
+    out[m] += [Call(m, "next_token", "logits", {"logits": logits})]
+    gen = lambda ids, n, stop_tokens, dtype="float32": {"prompt_ids": ids, "weights": Ref("weights", dtype=dtype), "args": Ref("args"),  # noqa: E731
+                                                        "max_new_tokens": n, "stop_tokens": stop_tokens}
+    first = [t for t, _ in ex12_generation.generate(a0.ids, model.weights("float32"), args, 4)]
+    forced = [first[3]]  # a stop token the tiny models meet at the fourth step (random weights never choose EOS)
+    short = {name: a for name, a in acts.items() if len(a.ids) <= GENERATION_PROMPT_TOKENS}
+    out[m] += [Call(m, "generate_uncached", name, gen(a.ids, n_new // 2, stops), tolerance="float32 layers", driver="drive_generation")
+               for name, a in short.items()]
+    out[m] += [Call(m, "generate_uncached", "stop_token", gen(a0.ids, n_new // 2, forced), tolerance="float32 layers", driver="drive_generation")]
 
     m = "ex12_generation"
     out[m] = [Call(m, "KVCache", name, {"n_layers": args.n_layers, "max_seq_len": len(a.ids) + 4, "n_kv_heads": args.n_kv_heads,
                                         "head_dim": args.head_dim, "dtype": str(a.k_rot.dtype).removeprefix("torch."),
-                                        "k_prefill": a.k_rot, "v_prefill": a.v, "k_step": a.k_rot[-1:] * 0.5, "v_step": a.v[-1:] * 0.5},
+                                        "k_prefill": a.k_rot, "v_prefill": a.v, "k_steps": a.k_rot[-4:] * 0.5, "v_steps": a.v[-4:] * 0.5},
                    driver="drive_kv_cache") for name, a in acts.items()]
-    out[m] += [Call(m, "generate", name, gen(a.ids, n_new, list(tok.STOP_TOKENS)), tolerance=layers_tol, reduce="generation")
-               for name, a in acts.items()]
-    first = [t for t, _ in ex12_generation.generate(a42.ids, model.weights(exact), args, 4)]
-    out[m] += [Call(m, "generate", "stop_token", gen(a42.ids, n_new, [first[3]]), tolerance=layers_tol, reduce="generation")]
+    out[m] += [Call(m, "generate", name, gen(a.ids, n_new, stops), tolerance="float32 layers", driver="drive_generate")
+               for name, a in short.items()]
+    out[m] += [Call(m, "generate", "stop_token", gen(a0.ids, n_new, forced), tolerance="float32 layers", driver="drive_generate")]
+    if model.is_tiny:  # the cache's dtype must follow the weights'
+        out[m] += [Call(m, "generate", "prompt42_bf16", gen(a0.ids, n_new, stops, ""), tolerance="bf16 attention", driver="drive_generate")]
     return out

@@ -1,4 +1,5 @@
-"""The "42" line: is a real checkpoint set, was it verified, and did the real-model tests reproduce 42?"""
+"""The real-weights lines: is a real checkpoint set, was it verified, and did the real-model tests reproduce 42? And
+is the trained model fetched, and how many of the graded tests pass on it?"""
 
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ REAL_WEIGHTS = "docs/real-weights.md"
 
 def status(results: list) -> dict:
     """{"checkpoint": folder or None, "verified": last verify outcome or None, "tests": {test: status},
-    "reproduced": bool} from one grading run."""
+    "reproduced": bool, "trained": trained(results)} from one grading run."""
     folder = os.environ.get("LLAMA3_CHECKPOINT") or None
     tests = {}
     for r in results:
@@ -19,7 +20,24 @@ def status(results: list) -> dict:
         if name in TESTS:
             tests[name] = {"status": r.status, "message": r.message}
     reproduced = bool(tests) and all(t["status"] == "passed" for t in tests.values())
-    return {"checkpoint": folder, "verified": _verified(folder), "tests": tests, "reproduced": reproduced}
+    return {"checkpoint": folder, "verified": _verified(folder), "tests": tests, "reproduced": reproduced, "trained": trained(results)}
+
+
+def trained(results: list) -> dict:
+    """{"fetched": bool, "passed": n, "total": m} of the graded tests on the trained model in one grading run."""
+    from .models import TRAINED, trained as trained_model
+
+    mine = [r for r in results if f"[{TRAINED}]" in r.nodeid and r.outcome != "skipped"]
+    return {"fetched": trained_model() is not None, "passed": sum(r.outcome == "passed" for r in mine), "total": len(mine)}
+
+
+def trained_line(s: dict, lang: str | None = None) -> str:
+    """One line: fetched? graded?"""
+    if not s["fetched"]:
+        return pick("trained model: not fetched. `llama3-grader checkpoint fetch smollm2` grades every exercise on SmolLM2-135M-Instruct too",
+                    "训练好的模型：尚未获取。运行 `llama3-grader checkpoint fetch smollm2` 后，每个练习也会在 SmolLM2-135M-Instruct 上评分", lang)
+    return pick(f"trained model: SmolLM2-135M-Instruct · {s['passed']}/{s['total']} graded tests pass on it",
+                f"训练好的模型：SmolLM2-135M-Instruct · 其上 {s['total']} 个评分测试中 {s['passed']} 个通过", lang)
 
 
 def _verified(folder: str | None) -> dict | None:

@@ -11,12 +11,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import cases, mistakes
-from .calls import Call, Golden, Ref, differences, run
+from .calls import Call, Golden, GradeFailure, Ref, differences, run
 from .compare import TOLERANCES
 from ..errors import KitError
 from ..progress import track
 
 MANIFEST = "manifest.json"
+MISTAKE_ELEMENTS = 1 << 16  # a mistake's larger outputs (a whole vocabulary of logits) are not kept: the smaller ones name it
 
 
 def _sha256_file(path: Path) -> str:
@@ -43,7 +44,7 @@ def _encode(value, key: str, tensors: dict[str, torch.Tensor]):
         tensors[key] = value.detach().clone()
         return {"tensor": key}
     if isinstance(value, Ref):
-        return {"ref": value.kind, "name": value.name}
+        return {"ref": value.kind, "name": value.name, "dtype": value.dtype}
     return {"value": value}
 
 
@@ -51,7 +52,7 @@ def _decode(spec: dict, tensors: dict[str, torch.Tensor]):
     if "tensor" in spec:
         return tensors[spec["tensor"]]
     if "ref" in spec:
-        return Ref(spec["ref"], spec["name"])
+        return Ref(spec["ref"], spec["name"], spec["dtype"])
     return spec["value"]
 
 
@@ -80,27 +81,31 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
             "mistakes": {},
         }
         for mistake in mistakes.for_function(module, call.function):
-            got = run(mistake.variant, call, kwargs, cases.DRIVERS, _label(call, model))
+            try:
+                got = run(mistake.variant, call, kwargs, cases.DRIVERS, _label(call, model))
+            except GradeFailure:
+                continue  # the call itself says what is wrong (e.g. a cache fed the wrong shape)
             if differences(got, expected, call.tolerance):  # only mistakes this case can tell apart
-                spec["mistakes"][mistake.id] = {k: _encode(v, f"{prefix}/mistake/{mistake.id}/{k}", tensors) for k, v in got.items()}
+                kept = {k: v for k, v in got.items() if not isinstance(v, torch.Tensor) or v.numel() <= MISTAKE_ELEMENTS}
+                spec["mistakes"][mistake.id] = {k: _encode(v, f"{prefix}/mistake/{mistake.id}/{k}", tensors) for k, v in kept.items()}
         specs.append(spec)
     return tensors, specs
 
 
-def build(model, out_dir: Path) -> dict:
+def build(model, out_dir: Path, prompts: dict[str, str] | None = None) -> dict:
     """Write every exercise's golden file for model into out_dir, then manifest.json; returns the manifest.
     One torch thread, so that rebuilding gives the same bits on any machine (some reductions are split by thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _build(model, out_dir)
+        return _build(model, out_dir, prompts or cases.PROMPTS)
     finally:
         torch.set_num_threads(threads)
 
 
-def _build(model, out_dir: Path) -> dict:
+def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_calls = cases.calls(model)
+    all_calls = cases.calls(model, prompts)
     files = {}
     for module in track(sorted(all_calls), f"building goldens for {model.name}"):
         tensors, specs = build_module(model, module, all_calls[module])
@@ -113,7 +118,7 @@ def _build(model, out_dir: Path) -> dict:
         "checkpoint": {"folder": ck.folder.name, "layout": ck.layout, "dtype": str(ck.dtype).removeprefix("torch."),
                        "sha256": checkpoint_sha256(ck.weights)},
         "torch": torch.__version__,
-        "prompts": cases.PROMPTS,
+        "prompts": prompts,
         "files": files,
         "tolerances": {name: dataclasses.asdict(t) for name, t in TOLERANCES.items()},
     }

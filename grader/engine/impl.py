@@ -2,8 +2,10 @@
 
 import functools
 import importlib
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +87,34 @@ def isolated(mod: ModuleType):
     finally:
         for attr, value in saved.items():
             setattr(mod, attr, value)
+
+
+@contextmanager
+def spy(fn: Callable, name: str):
+    """Within the block, record the calls that fn's module makes to its global `name` (an earlier exercise's
+    function, bound by isolated): yields a list of their arguments by parameter name, empty if none were made."""
+    mod = inspect.getmodule(inspect.unwrap(fn))
+    original = getattr(mod, name, None)
+    calls: list[dict] = []
+    if not callable(original):
+        yield calls
+        return
+
+    @functools.wraps(original)
+    def recorded(*args, **kwargs):
+        try:
+            bound = inspect.signature(original).bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls.append(dict(bound.arguments))
+        except TypeError:
+            pass  # the call itself raises the learner's TypeError
+        return original(*args, **kwargs)
+
+    setattr(mod, name, recorded)
+    try:
+        yield calls
+    finally:
+        setattr(mod, name, original)
 
 
 class Graded:

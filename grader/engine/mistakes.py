@@ -122,6 +122,27 @@ def _forward_without_final_norm(tokens, weights, args, cache=None, start_pos=0):
     return ex05_qkv.linear(h, weights["output.weight"]).float()
 
 
+def _self_attention_rope_after_cache(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    p = f"layers.{layer_id}.attention."
+    q, k, v = ex05_qkv.project_qkv(x, weights[p + "wq.weight"], weights[p + "wk.weight"], weights[p + "wv.weight"], args.n_heads, args.n_kv_heads)
+    if cache is not None:
+        k, v = cache.update(layer_id, start_pos, k, v)
+    q, k = ex06_rope.apply_rope(q, freqs_cis), ex06_rope.apply_rope(k, freqs_cis)
+    out = ex08_multi_head_attention.grouped_query_attention(q, k, v, mask)
+    return ex05_qkv.linear(out, weights[p + "wo.weight"])
+
+
+def _forward_positions_from_zero(tokens, weights, args, cache=None, start_pos=0):
+    seqlen = tokens.shape[0]
+    h = ex03_embeddings.embed(tokens, weights["tok_embeddings.weight"])
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor)
+    mask = ex07_attention.causal_mask(seqlen, start_pos) if seqlen > 1 else None
+    for layer_id in range(args.n_layers):
+        h = ex10_transformer_block.transformer_block(h, weights, layer_id, args, freqs_cis, mask, cache, start_pos)
+    h = ex04_rms_norm.rms_norm(h, weights["norm.weight"], args.norm_eps)
+    return ex05_qkv.linear(h, weights["output.weight"]).float()
+
+
 class _KVCacheWrittenAtZero(ex12_generation.KVCache):
     def update(self, layer_id, start_pos, k, v):
         seqlen = k.shape[0]
@@ -183,6 +204,12 @@ MISTAKES = [
             "norm(h) (the first residual is right)",
             "第二个残差加在了归一化之后的输入上：out = h + feed_forward(norm(h)) 要加到 h 本身上，而不是 norm(h)（第一个残差是对的）",
             _block_ffn_residual_on_normed),
+    Mistake("rope_after_cache", "ex08_multi_head_attention", "self_attention",
+            "the cache holds keys without RoPE: rotate k (with this chunk's freqs_cis) before cache.update, so every cached key keeps the rotation of its own position",
+            "缓存里存的是没有 RoPE 的 key：先用这一段的 freqs_cis 旋转 k，再调用 cache.update，让每个缓存的 key 保持它自己位置的旋转", _self_attention_rope_after_cache),
+    Mistake("positions_from_zero", "ex11_forward", "forward",
+            "positions restart at 0 on every call: the tokens sit at positions start_pos .. start_pos + seq - 1, so take freqs_cis[start_pos : start_pos + seq]",
+            "每次调用位置都从 0 重新开始：这些 token 位于 start_pos .. start_pos + seq - 1，所以要取 freqs_cis[start_pos : start_pos + seq]", _forward_positions_from_zero),
     Mistake("no_final_norm", "ex11_forward", "forward",
             "the final RMSNorm (norm.weight) is missing: normalise after the last layer, before the output projection",
             "缺少最后的 RMSNorm（norm.weight）：最后一层之后、输出投影之前要再归一化一次", _forward_without_final_norm),

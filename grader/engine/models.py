@@ -1,8 +1,10 @@
-"""The models the graded tests run on: the two tiny fixtures, and a real checkpoint when LLAMA3_CHECKPOINT is set."""
+"""The models the graded tests run on: the two tiny fixtures, the trained SmolLM2 once fetched, and a real checkpoint
+when LLAMA3_CHECKPOINT is set."""
 
 import functools
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -14,6 +16,8 @@ from .calls import Ref
 from ..paths import GOLDENS, MODELS, TINY_MODELS
 
 REAL = "real"
+TRAINED = "smollm2"
+SMALL_BYTES = 1 << 30
 
 
 @functools.cache
@@ -43,15 +47,27 @@ class Model:
         return self.name in TINY_MODELS
 
     @property
+    def is_small(self) -> bool:
+        """Weights of at most SMALL_BYTES on disk (the tiny models, the trained 135M one), judged without loading them."""
+        files = [p for pattern in ("*.pth", "*.safetensors") for p in self.folder.glob(pattern)] if self.folder.is_dir() else []
+        return sum(p.stat().st_size for p in files) <= SMALL_BYTES
+
+    @property
     def is_llama3_8b(self) -> bool:
         """Meta-Llama-3-8B's shape (base and Instruct share it): the model the published facts are about."""
         a = self.checkpoint.args
         return (a.dim, a.n_layers, a.n_heads, a.n_kv_heads, a.hidden_dim, a.rope_scale_factor) == (4096, 32, 32, 8, 14336, None)
 
-    def weights(self, dtype: str = "") -> dict[str, torch.Tensor]:
-        """The weights in dtype ("" for the checkpoint's own), cast once and kept."""
+    def weights(self, dtype: str = "") -> Mapping[str, torch.Tensor]:
+        """The weights in dtype ("" for the checkpoint's own): a tiny model's cast once and kept; a real
+        checkpoint's cast tensor by tensor as they are read, so float32 never needs a float32 copy of the model."""
         if dtype not in self._weights:
-            self._weights[dtype] = checkpoint.cast(self.checkpoint.weights, dtype) if dtype else self.checkpoint.weights
+            weights = self.checkpoint.weights
+            if dtype and self.is_tiny:
+                weights = checkpoint.cast(weights, dtype)
+            elif dtype:
+                weights = checkpoint.CastOnRead(weights, checkpoint.parse_dtype(dtype))
+            self._weights[dtype] = weights
         return self._weights[dtype]
 
     @property
@@ -60,9 +76,9 @@ class Model:
 
     def resolve(self, ref: Ref):
         if ref.kind == "weight":
-            return self.weights()[ref.name]
+            return self.weights(ref.dtype)[ref.name]
         if ref.kind == "weights":
-            return self.weights(ref.name)
+            return self.weights(ref.dtype)
         return {"args": lambda: self.checkpoint.args, "tokenizer": lambda: self.tokenizer,
                 "tokenizer_path": lambda: self.checkpoint.tokenizer_path, "folder": lambda: self.folder}[ref.kind]()
 
@@ -91,12 +107,30 @@ def tiny(name: str) -> Model:
     return Model(name, MODELS / name, GOLDENS / name)
 
 
+def golden_dir(folder: Path) -> Path:
+    """Where the goldens of a checkpoint that is not a fixture are built: in the cache, named after its files."""
+    return cache_dir() / "goldens" / f"{folder.name}-{_fingerprint(folder)}"
+
+
 @functools.cache
 def real(folder: str) -> Model:
     path = Path(folder).expanduser()
-    return Model(REAL, path, cache_dir() / "goldens" / f"{path.name}-{_fingerprint(path)}")
+    return Model(REAL, path, golden_dir(path))
 
 
 def real_from_env() -> Model | None:
     folder = os.environ.get("LLAMA3_CHECKPOINT")
     return real(folder) if folder else None
+
+
+def trained() -> Model | None:
+    """The trained SmolLM2-135M-Instruct, when `llama3-grader checkpoint fetch smollm2` has put it in the cache."""
+    from ..formats.gguf import trained_folder
+
+    folder = trained_folder()
+    return _trained(folder) if folder is not None else None
+
+
+@functools.cache
+def _trained(folder: Path) -> Model:
+    return Model(TRAINED, folder, golden_dir(folder))

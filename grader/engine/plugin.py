@@ -17,6 +17,7 @@ from .calls import (Golden, GradeFailure, NotStarted, Ref, TimeLimitExceeded, ch
                     invoke, learner_error_message, not_started_message)
 from ..errors import KitError
 from ..i18n import pick
+from ..paths import TINY_MODELS
 
 DEFAULT_TIME_LIMIT = 60.0
 CAPTURED_LINES = 40  # of a learner's prints shown after a failure's message
@@ -48,9 +49,10 @@ def pytest_configure(config):
     config.llama3_timed_out = {}  # (module, function) -> why it is not run again, once it ran past the time limit
     if config.getoption("checkpoint"):
         os.environ["LLAMA3_CHECKPOINT"] = str(config.getoption("checkpoint"))
-    if _grades_exercises(config) and models.real_from_env() is None:
-        # The tiny models are too small to gain from threads; on a busy 2-core machine threads waiting for each
-        # other made `pytest exercises/` 10 times slower (36 s against 3.7 s). A real checkpoint keeps them all.
+    if _grades_exercises(config) and all(model.is_small for model in graded_models()):
+        # Small models gain little from threads; on a busy 2-core machine threads waiting for each other made
+        # `pytest exercises/` 10 times slower (36 s against 3.7 s), and the trained 135M model's graded
+        # generation 20 times (231 s against 11 s). A large real checkpoint keeps them all.
         config.llama3_threads = torch.get_num_threads()
         torch.set_num_threads(1)
 
@@ -61,9 +63,12 @@ def pytest_unconfigure(config):
 
 
 def graded_models() -> list:
-    """The tiny models, and the real checkpoint when LLAMA3_CHECKPOINT is set."""
-    real = models.real_from_env()
-    return [models.tiny(name) for name in ("tiny-llama3", "tiny-llama3.2")] + ([real] if real is not None else [])
+    """The tiny models, the trained one once fetched, and the real checkpoint when LLAMA3_CHECKPOINT is set."""
+    found = [models.tiny(name) for name in TINY_MODELS]
+    trained, real = models.trained(), models.real_from_env()
+    if trained is not None and not (real is not None and real.folder.resolve() == trained.folder.resolve()):
+        found.append(trained)
+    return found + ([real] if real is not None else [])
 
 
 def _grades_exercises(config) -> bool:
@@ -83,7 +88,7 @@ def pytest_collection(session):
         return
     try:
         for model in graded_models():
-            if model.name == models.REAL and not (model.golden_dir / goldens.MANIFEST).is_file():
+            if not model.is_tiny and not (model.golden_dir / goldens.MANIFEST).is_file():
                 with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
                     print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once), into {model.golden_dir}",
                                f"\n正在用 solutions/ 为 {model.folder} 生成 golden（只需一次），保存到 {model.golden_dir}"), flush=True)
@@ -122,9 +127,6 @@ class GoldenCases:
                         f"\n（{len(self.goldens)} 个用例中还有 {len(failures) - 1} 个也失败了）") if len(failures) > 1 else ""
             raise GradeFailure(first + more)
 
-    def case(self, name: str) -> Golden:
-        return next(g for g in self.goldens if g.call.case == name)
-
     def kwargs(self, golden: Golden) -> dict:
         """A case's inputs, with the model's weights and args filled in."""
         return {k: self.model.resolve(v) if isinstance(v, Ref) else v for k, v in golden.call.kwargs.items()}
@@ -138,7 +140,9 @@ def pytest_generate_tests(metafunc):
     params = []
     for model in graded_models():
         found = [g for g in goldens.read(model.golden_dir, module) if g.call.function == marker.args[0]]
-        params.append(pytest.param(GoldenCases(model, found), id=model.name))
+        skip = [] if found else [pytest.mark.skip(reason=pick(f"{model.folder.name} has no golden calls of {marker.args[0]}",
+                                                                f"{model.folder.name} 没有 {marker.args[0]} 的 golden 调用"))]
+        params.append(pytest.param(GoldenCases(model, found), id=model.name, marks=skip))
     metafunc.parametrize("golden", params)
 
 
@@ -222,9 +226,15 @@ def llama3_8b():
     return models.real_from_env()
 
 
+REAL_TIME_FACTOR = 10  # a test on a real checkpoint may take this many times the limit: a real model is slow, not stuck
+
+
 def _time_limit(item) -> float:
     option = item.config.getoption("time_limit")
-    return option if option is not None else float(item.config.getini("llama3_time_limit"))
+    limit = option if option is not None else float(item.config.getini("llama3_time_limit"))
+    params = getattr(item, "callspec", None).params.values() if hasattr(item, "callspec") else ()
+    real = any(isinstance(p, GoldenCases) and not p.model.is_tiny for p in params) or "llama3_8b" in item.fixturenames
+    return limit * REAL_TIME_FACTOR if real else limit
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -3,16 +3,20 @@
 Meta:          params.json, consolidated.00.pth, tokenizer.model (and checklist.chk)
 Hugging Face:  config.json, model.safetensors or model-0000i-of-0000n.safetensors + model.safetensors.index.json,
                original/tokenizer.model (and original/params.json)
+A tokenizer_params.json beside tokenizer.model names a tokenizer other than Llama 3's (tokenizer.py; e.g. SmolLM2's,
+imported from a GGUF by gguf.py).
 
 Whatever the layout, load() returns Meta's tensor names with Meta's interleaved q/k row order, memory-mapped and in
 the file's dtype: nothing is copied except the q/k rows of a Hugging Face checkpoint, which must be reordered.
 """
 
+import functools
 import json
 import os
 import pickle
 import shutil
 import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from safetensors.torch import safe_open
 from solutions.ex02_checkpoint import ModelArgs, model_args
 
 from . import hf_layout
+from . import tokenizer as tokenizers
 from ..errors import KitError
 from ..paths import MODELS, ROOT, TOKENIZER
 from ..progress import bar
@@ -32,7 +37,6 @@ META_KEYS = ("dim", "n_layers", "n_heads", "vocab_size", "multiple_of", "norm_ep
 HF_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "rms_norm_eps")
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 DTYPE_ALIASES = {"bf16": "bfloat16", "fp32": "float32", "float": "float32"}
-N_SPECIAL_TOKENS = 256
 ROPE_FACTOR_ENV = "LLAMA3_ROPE_SCALE_FACTOR"
 TENSOR_PARALLEL_HINT = ("tensor parallelism, one process per shard (torchrun --nproc-per-node {n} with torch.distributed and "
                         "the gloo backend: the kit's tensor-parallel extra, planned); for the core exercises use an 8B or smaller model")
@@ -60,6 +64,11 @@ class Checkpoint:
     @property
     def dtype(self) -> torch.dtype:
         return self.weights["tok_embeddings.weight"].dtype
+
+    @functools.cached_property
+    def tokenizer(self) -> tokenizers.Tokenizer:
+        """Llama 3's, or the one the folder's tokenizer_params.json describes (a model imported from a GGUF)."""
+        return tokenizers.load(self.tokenizer_path)
 
 
 def resolve(folder: str | Path | None) -> Path:
@@ -325,14 +334,9 @@ def tokenizer_path(folder: Path) -> Path:
     return TOKENIZER
 
 
-def tokenizer_n_words(tokenizer: Path) -> int:
-    with open(tokenizer, "rb") as f:
-        return sum(1 for line in f if line.strip()) + N_SPECIAL_TOKENS
-
-
 def _check_vocab(args: ModelArgs, tokenizer: Path, folder: Path) -> None:
     _check_not_pointer(tokenizer)
-    n_words = tokenizer_n_words(tokenizer)
+    n_words = tokenizers.n_words(tokenizer)
     if args.vocab_size != n_words:
         raise KitError(f"{folder} has vocab_size {args.vocab_size} but {tokenizer} has {n_words} tokens: "
                        "use the tokenizer.model and params/config file that came with these weights")
@@ -389,6 +393,39 @@ def cast(weights: dict[str, torch.Tensor], dtype: str | torch.dtype) -> dict[str
     return out
 
 
+class CastOnRead(Mapping):
+    """Weights in another dtype without a copy of the model: each tensor is cast when it is read, and the
+    checkpoint's own (bf16, memory-mapped) stays as it is. weights["layers.0.attention.wq.weight"] is float32.
+    Cast tensors are kept while they total at most KEEP_BYTES, so a small model is cast once and an 8B one
+    stays within a few GB of its checkpoint."""
+
+    KEEP_BYTES = 1 << 30
+
+    def __init__(self, weights: Mapping[str, torch.Tensor], dtype: torch.dtype):
+        self._weights, self.dtype = weights, dtype
+        self.kept: dict[str, torch.Tensor] = {}  # the cast tensors held, by name
+        self._kept_bytes = 0
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name in self.kept:
+            return self.kept[name]
+        with torch.inference_mode(False):  # a tensor kept for later calls must not be an inference tensor
+            cast = self._weights[name].to(self.dtype)
+        nbytes = cast.numel() * cast.element_size()
+        if self._kept_bytes + nbytes <= self.KEEP_BYTES:
+            self.kept[name], self._kept_bytes = cast, self._kept_bytes + nbytes
+        return cast
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._weights)
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} weights, cast to {self.dtype} when read>"
+
+
 def unique_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """One name per storage: a tied output.weight is left out."""
     seen, out = set(), {}
@@ -437,13 +474,13 @@ def _params_text(params: dict | str) -> str:
 
 def save_meta(folder: Path, weights: dict[str, torch.Tensor], params: dict | str, tokenizer: Path | None = None) -> None:
     """params.json (a dict, or the text of an original file to keep its bytes) and consolidated.00.pth as Meta ships
-    them, and tokenizer.model if given. A tied output.weight that is the same tensor as tok_embeddings.weight is
-    stored once, as in Meta's 3.2 files."""
+    them, and tokenizer.model (with its tokenizer_params.json) if given. A tied output.weight that is the same tensor
+    as tok_embeddings.weight is stored once, as in Meta's 3.2 files."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "params.json").write_text(_params_text(params))
     torch.save(weights, folder / "consolidated.00.pth")
     if tokenizer is not None:
-        shutil.copyfile(tokenizer, folder / "tokenizer.model")
+        tokenizers.copy(tokenizer, folder)
 
 
 def save_hf(
@@ -479,7 +516,7 @@ def save_hf(
     original.mkdir(exist_ok=True)
     (original / "params.json").write_text(_params_text(params))
     if tokenizer is not None:
-        shutil.copyfile(tokenizer, original / "tokenizer.model")
+        tokenizers.copy(tokenizer, original)
 
 
 _ST_DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32", torch.float64: "F64",

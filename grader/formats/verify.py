@@ -216,7 +216,7 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
 
 def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
     """Names and shapes of the tensors against the params (memory-mapped; only headers are read)."""
-    from . import checkpoint
+    from . import checkpoint, tokenizer as tokenizers
 
     if layout == "meta" and len(checkpoint.meta_shards(folder)) > 1:
         n = len(checkpoint.meta_shards(folder))
@@ -231,7 +231,7 @@ def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
         weights = {k: v for k, v in weights.items() if v is not None}
         problems = checkpoint.shape_problems(weights, args)
         tokenizer = checkpoint.tokenizer_path(folder)
-        n_words = checkpoint.tokenizer_n_words(tokenizer)
+        n_words = tokenizers.n_words(tokenizer)
         if n_words != args.vocab_size:
             problems.append(f"vocab_size {args.vocab_size} but {tokenizer.name} has {n_words} tokens")
     except KitError as e:

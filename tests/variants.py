@@ -1,0 +1,190 @@
+"""Correct implementations written differently from solutions/: other orders of arithmetic, other torch calls,
+other data structures. Each rebinds some functions of one exercise module (appended to the reference module, so the
+rest of it stays). They must pass every graded test, on the tiny models and on the trained one."""
+
+import textwrap
+
+from learners import solution
+
+# name -> (exercise module, source appended to the reference module)
+VARIANTS = {
+    "rms_norm_by_division": ("ex04_rms_norm", '''
+        def rms_norm(x, weight, eps):
+            x32 = x.to(torch.float32)
+            return (x32 / torch.sqrt((x32 * x32).mean(dim=-1, keepdim=True) + eps)).to(x.dtype) * weight
+        '''),
+    "rms_norm_by_torch": ("ex04_rms_norm", '''
+        def rms_norm(x, weight, eps):
+            return torch.nn.functional.rms_norm(x.float(), (x.shape[-1],), eps=eps).type_as(x) * weight
+        '''),
+    "embedding_function": ("ex03_embeddings", '''
+        def embed(tokens, tok_embeddings):
+            return torch.nn.functional.embedding(tokens, tok_embeddings)
+        '''),
+    "fused_einsum_projections": ("ex05_qkv", '''
+        def linear(x, weight):
+            return torch.einsum("si,oi->so", x, weight)
+
+        def project_qkv(x, wq, wk, wv, n_heads, n_kv_heads):
+            head_dim = wq.shape[0] // n_heads
+            q, k, v = (x @ torch.cat([wq, wk, wv]).T).split([wq.shape[0], wk.shape[0], wv.shape[0]], dim=-1)
+            return q.unflatten(-1, (n_heads, head_dim)), k.unflatten(-1, (n_kv_heads, head_dim)), v.unflatten(-1, (n_kv_heads, head_dim))
+        '''),
+    "rope_by_cos_and_sin": ("ex06_rope", '''
+        def precompute_freqs_cis(head_dim, end, theta, scale_factor=None):
+            freqs = torch.exp(-math.log(theta) * torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+            if scale_factor is not None:
+                freqs = apply_scaling(freqs, scale_factor)
+            angles = torch.arange(end, dtype=torch.float32)[:, None] * freqs[None, :]
+            return torch.complex(angles.cos(), angles.sin())
+
+        def apply_rope(x, freqs_cis):
+            even, odd = x.float()[..., 0::2], x.float()[..., 1::2]
+            cos, sin = freqs_cis.real[:, None, :], freqs_cis.imag[:, None, :]
+            return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).to(x.dtype)
+        '''),
+    "attention_by_sdpa": ("ex07_attention", '''
+        def attention(q, k, v, mask):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask.to(q.dtype))
+        '''),
+    "attention_by_einsum_and_manual_softmax": ("ex07_attention", '''
+        def causal_mask(seqlen, start_pos=0):
+            i = torch.arange(seqlen)[:, None] + start_pos
+            j = torch.arange(start_pos + seqlen)[None, :]
+            return torch.where(j > i, float("-inf"), 0.0)
+
+        def attention(q, k, v, mask):
+            scores = torch.einsum("...qd,...kd->...qk", q / math.sqrt(q.shape[-1]), k)
+            if mask is not None:
+                scores = scores + mask.to(scores.dtype)
+            scores = scores.float()
+            weights = (scores - scores.amax(-1, keepdim=True)).exp()
+            return torch.einsum("...qk,...kd->...qd", (weights / weights.sum(-1, keepdim=True)).to(q.dtype), v)
+        '''),
+    "heads_in_a_loop": ("ex08_multi_head_attention", '''
+        def grouped_query_attention(q, k, v, mask):
+            n_rep = q.shape[1] // k.shape[1]
+            heads = [attention(q[:, h], k[:, h // n_rep], v[:, h // n_rep], mask) for h in range(q.shape[1])]
+            return torch.cat(heads, dim=-1)
+        '''),
+    "repeat_kv_by_expand": ("ex08_multi_head_attention", '''
+        def repeat_kv(x, n_rep):
+            seqlen, n_kv_heads, head_dim = x.shape
+            return x[:, :, None, :].expand(seqlen, n_kv_heads, n_rep, head_dim).reshape(seqlen, n_kv_heads * n_rep, head_dim)
+
+        def grouped_query_attention(q, k, v, mask):
+            n_rep = q.shape[1] // k.shape[1]
+            out = attention(q.transpose(0, 1), repeat_kv(k, n_rep).transpose(0, 1), repeat_kv(v, n_rep).transpose(0, 1), mask)
+            return out.transpose(0, 1).flatten(1)
+        '''),
+    "gqa_by_sdpa": ("ex08_multi_head_attention", '''
+        def grouped_query_attention(q, k, v, mask):
+            out = torch.nn.functional.scaled_dot_product_attention(
+                q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                attn_mask=None if mask is None else mask.to(q.dtype), enable_gqa=True)
+            return out.transpose(0, 1).reshape(q.shape[0], -1)
+        '''),
+    "silu_by_sigmoid": ("ex09_feed_forward", '''
+        def feed_forward(x, w1, w2, w3):
+            gate = x @ w1.T
+            return (gate * torch.sigmoid(gate) * (x @ w3.T)) @ w2.T
+        '''),
+    "block_as_two_residual_steps": ("ex10_transformer_block", '''
+        def transformer_block(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+            p = f"layers.{layer_id}."
+            attend = lambda h: self_attention(h, weights, layer_id, args, freqs_cis, mask, cache, start_pos)
+            ffn = lambda h: feed_forward(h, weights[p + "feed_forward.w1.weight"], weights[p + "feed_forward.w2.weight"], weights[p + "feed_forward.w3.weight"])
+            for norm, sublayer in (("attention_norm", attend), ("ffn_norm", ffn)):
+                x = x + sublayer(rms_norm(x, weights[p + norm + ".weight"], args.norm_eps))
+            return x
+        '''),
+    "forward_in_inference_mode": ("ex11_forward", '''
+        _reference_forward = forward
+
+        @torch.inference_mode()
+        def forward(tokens, weights, args, cache=None, start_pos=0):
+            seqlen = tokens.shape[0]
+            h = embed(tokens, weights["tok_embeddings.weight"])
+            freqs_cis = precompute_freqs_cis(args.head_dim, args.max_seq_len, args.rope_theta, args.rope_scale_factor)
+            mask = None if seqlen == 1 else causal_mask(seqlen, start_pos)
+            for layer_id in range(args.n_layers):
+                h = transformer_block(h, weights, layer_id, args, freqs_cis[start_pos:start_pos + seqlen], mask, cache, start_pos)
+            return (rms_norm(h, weights["norm.weight"], args.norm_eps) @ weights["output.weight"].T).float()
+
+        def next_token(logits):
+            return logits[-1].argmax().item()
+        '''),
+    "concatenating_cache": ("ex12_generation", '''
+        class KVCache:
+            def __init__(self, n_layers, max_seq_len, n_kv_heads, head_dim, dtype):
+                self.keys = [torch.empty(0, n_kv_heads, head_dim, dtype=dtype) for _ in range(n_layers)]
+                self.values = [torch.empty(0, n_kv_heads, head_dim, dtype=dtype) for _ in range(n_layers)]
+
+            def update(self, layer_id, start_pos, k, v):
+                self.keys[layer_id] = torch.cat([self.keys[layer_id][:start_pos], k])
+                self.values[layer_id] = torch.cat([self.values[layer_id][:start_pos], v])
+                return self.keys[layer_id], self.values[layer_id]
+        '''),
+    "one_4d_cache_tensor_and_inference_mode": ("ex12_generation", '''
+        class KVCache:
+            def __init__(self, n_layers, max_seq_len, n_kv_heads, head_dim, dtype):
+                self.kv = torch.zeros(2, n_layers, max_seq_len, n_kv_heads, head_dim, dtype=dtype)
+
+            def update(self, layer_id, start_pos, k, v):
+                end = start_pos + k.shape[0]
+                self.kv[0, layer_id, start_pos:end] = k
+                self.kv[1, layer_id, start_pos:end] = v
+                return self.kv[0, layer_id, :end], self.kv[1, layer_id, :end]
+
+        def generate(prompt_ids, weights, args, max_new_tokens, stop_tokens=()):
+            with torch.inference_mode():
+                cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim,
+                                weights["tok_embeddings.weight"].dtype)
+                logits = forward(torch.tensor(prompt_ids), weights, args, cache, 0)[-1]
+            position = len(prompt_ids)
+            for _ in range(max_new_tokens):
+                token = int(torch.argmax(logits))
+                if token in stop_tokens:
+                    break
+                yield token, logits
+                with torch.inference_mode():
+                    logits = forward(torch.tensor([token]), weights, args, cache, position)[-1]
+                position += 1
+        '''),
+    "token_by_token_prefill": ("ex12_generation", '''
+        def generate(prompt_ids, weights, args, max_new_tokens, stop_tokens=()):
+            cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim,
+                            weights["tok_embeddings.weight"].dtype)
+            for position, token in enumerate(prompt_ids):  # the prompt one token at a time, through the cache
+                logits = forward(torch.tensor([token]), weights, args, cache, position)[0]
+            position = len(prompt_ids)
+            for _ in range(max_new_tokens):
+                token = int(logits.argmax())
+                if token in stop_tokens:
+                    return
+                yield token, logits
+                logits = forward(torch.tensor([token]), weights, args, cache, position)[0]
+                position += 1
+        '''),
+}
+
+
+def planted(names) -> dict[str, str]:
+    """module -> source with these variants planted (at most one per module)."""
+    out = {}
+    for name in names:
+        module, source = VARIANTS[name]
+        assert module not in out, f"two variants of {module} in one tree"
+        out[module] = solution(module) + "\n\n# planted by the kit's tests\nimport math  # noqa: E402\nimport torch  # noqa: E402\n" + textwrap.dedent(source).lstrip()
+    return out
+
+
+def rounds() -> list[list[str]]:
+    """The variants grouped so that no two in a round replace the same module."""
+    out: list[list[str]] = []
+    for name, (module, _) in VARIANTS.items():
+        target = next((r for r in out if all(VARIANTS[other][0] != module for other in r)), None)
+        if target is None:
+            out.append(target := [])
+        target.append(name)
+    return out
