@@ -65,7 +65,7 @@ def grade_all(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | No
     start-up of Python, torch and pytest per tree. One list of results per job, in order."""
     spec = json.dumps([[str(root), list(args)] for root, args in jobs])
     out = subprocess.run([sys.executable, __file__, spec], cwd=jobs[0][0], capture_output=True, text=True, timeout=1800,
-                         env={**_env(), "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
+                         env={**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
     if out.returncode != 0:
         raise AssertionError(f"grading crashed ({out.returncode}):\n{out.stderr[-3000:]}")
     found: list[list[dict]] = [[] for _ in jobs]
@@ -99,12 +99,15 @@ def _grade_jobs(spec: str) -> int:
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess:
     """`pytest ARGS` as a learner types it in the tree's folder: its exit code and what it prints."""
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", *args],
-                          cwd=root, capture_output=True, text=True, timeout=600, env={**_env(), "PYTHONPATH": str(root)})
+                          cwd=root, capture_output=True, text=True, timeout=600, env={**_env(root), "PYTHONPATH": str(root)})
 
 
-def _env() -> dict:
+def _env(root: Path) -> dict:
+    """The environment without the choices of the person running the tests: no checkpoint, impl or language, and an
+    empty kit cache beside the tree (a trained model they fetched into theirs is not graded; test_trained does that)."""
     import os
-    return {k: v for k, v in os.environ.items() if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
+    return {**clean, "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache")}
 
 
 def by_exercise(results: list[dict]) -> dict[str, list[dict]]:

@@ -84,6 +84,7 @@ def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypat
     for name in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLAMA3_KIT_ROOT", str(kit_folder))
+    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(kit_folder.parent / "kit-cache"))
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(notebooks))
     try:
