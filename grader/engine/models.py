@@ -108,8 +108,11 @@ def tiny(name: str) -> Model:
 
 
 def golden_dir(folder: Path) -> Path:
-    """Where the goldens of a checkpoint that is not a fixture are built: in the cache, named after its files."""
-    return cache_dir() / "goldens" / f"{folder.name}-{_fingerprint(folder)}"
+    """Where the goldens of a checkpoint that is not a fixture are built: in the cache, named after its files and the
+    version of the kit's builder."""
+    from .goldens import builder_version
+
+    return cache_dir() / "goldens" / f"{folder.name}-{_fingerprint(folder)}-{builder_version()}"
 
 
 @functools.cache

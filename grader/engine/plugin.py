@@ -90,9 +90,9 @@ def pytest_collection(session):
         for model in graded_models():
             if not model.is_tiny and not (model.golden_dir / goldens.MANIFEST).is_file():
                 with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
-                    print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once), into {model.golden_dir}",
-                               f"\n正在用 solutions/ 为 {model.folder} 生成 golden（只需一次），保存到 {model.golden_dir}"), flush=True)
-                    goldens.build(model, model.golden_dir)
+                    print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once per version of the kit), into {model.golden_dir}",
+                               f"\n正在用 solutions/ 为 {model.folder} 生成 golden（每个版本的套件只需一次），保存到 {model.golden_dir}"), flush=True)
+                    goldens.build_into_cache(model)
             problems = goldens.verify(model.golden_dir)
             if problems:
                 raise KitError(f"{problems[0]}: restore fixtures/ with `git checkout -- fixtures`, then run `llama3-grader fixtures verify`")
