@@ -45,3 +45,10 @@ def test_the_readme_names_check_and_the_notebooks_extra():
     for readme in ("README.md", "README.zh.md"):
         text = (ROOT / readme).read_text()
         assert 'pip install -e ".[notebooks]"' in text and "llama3-grader --check" in text, readme
+
+
+def test_the_readme_counts_the_named_mistakes_right():
+    from grader.engine import mistakes
+
+    assert re.search(r"(\d+) in all\)", (ROOT / "README.md").read_text()).group(1) == str(len(mistakes.MISTAKES))
+    assert re.search(r"共 (\d+) 种", (ROOT / "README.zh.md").read_text()).group(1) == str(len(mistakes.MISTAKES))
