@@ -13,6 +13,9 @@ from learners import by_exercise, grade, tree, with_override
 from prompts import PROMPTS
 from variants import planted, rounds
 
+# Grading trees on 24 prompts takes minutes: opt-in (`pytest -m slow`), as CI runs it.
+pytestmark = pytest.mark.slow
+
 # ex01 grades Llama 3's tokenizer, which this model does not use
 MISTAKES = [m for m in mistakes.MISTAKES if m.module != "ex01_tokenizer"]
 
