@@ -26,6 +26,7 @@ def test_the_reference_passes_every_exercise(root, capsys):
         assert e.title in row and row.rstrip().endswith("passed"), row
     assert "[########################] 12/12 exercises pass" in text
     assert "42: no real checkpoint yet" in text
+    assert "trained model: not fetched. `llama3-grader checkpoint fetch smollm2`" in text  # the test's kit cache is empty
     assert "All 12 core exercises pass: every test was re-run just now" in text
     assert not (root / ".llama3-progress.json").exists(), "grading the reference is not your progress"
 
@@ -153,3 +154,13 @@ def test_a_syntax_error_in_exercise_4_fails_exercise_4_alone(root, capsys):
     assert [i for i, row in rows.items() if " failing" in row] == [4], text
     assert all(" passed" in rows[i] for i in (1, 2, 3)) and all(" not started" in rows[i] for i in range(5, 13)), text
     assert "Next: Exercise 4 · RMSNorm" in text and "exercises/ex04_rms_norm.py cannot be imported: SyntaxError: invalid syntax" in text
+
+
+def test_the_trained_model_line_counts_the_tests_graded_on_it(monkeypatch):
+    results = [Result(f"exercises/test_ex04_rms_norm.py::test_rms_norm[{model}]", "ex04_rms_norm", outcome, outcome, "", 0.0)
+               for model, outcome in (("smollm2", "passed"), ("smollm2", "failed"), ("smollm2", "skipped"), ("tiny-llama3", "passed"))]
+    monkeypatch.setattr("grader.engine.models.trained", lambda: object())
+    s = fortytwo.trained(results)
+    assert s == {"fetched": True, "passed": 1, "total": 2}
+    assert fortytwo.trained_line(s) == "trained model: SmolLM2-135M-Instruct · 1/2 graded tests pass on it"
+    assert "1" in fortytwo.trained_line(s, "zh") and "SmolLM2" in fortytwo.trained_line(s, "zh")
