@@ -49,6 +49,14 @@ def with_override(module: str, names: dict[str, str]) -> str:
     return solution(module) + "\n\n# planted by the kit's tests\nimport grader.engine.mistakes  # noqa: E402\n" + "\n".join(lines) + "\n"
 
 
+def with_mistakes(mistakes) -> dict[str, str]:
+    """module -> the reference module with these named mistakes' variants in place of their functions."""
+    names: dict[str, dict[str, str]] = {}
+    for m in mistakes:
+        names.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
+    return {module: with_override(module, overrides) for module, overrides in names.items()}
+
+
 def spoiled(module: str, kind: str) -> str:
     """The reference module with every function and class replaced by a bad learner of this kind (see bad_learners.py)."""
     return solution(module) + f"\n\nimport bad_learners  # noqa: E402\nbad_learners.spoil(globals(), {kind!r})\n"
@@ -115,6 +123,17 @@ def by_exercise(results: list[dict]) -> dict[str, list[dict]]:
     for r in results:
         grouped.setdefault(r["exercise"], []).append(r)
     return grouped
+
+
+def rounds(items, key) -> list[list]:
+    """items grouped, in order, so that no two in a group share key(item): what can be planted in one tree."""
+    out: list[list] = []
+    for item in items:
+        target = next((r for r in out if all(key(other) != key(item) for other in r)), None)
+        if target is None:
+            out.append(target := [])
+        target.append(item)
+    return out
 
 
 def dedent(source: str) -> str:

@@ -3,7 +3,6 @@ code 2 (issue 2 item 4, issue 5 item 5): never a traceback."""
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 

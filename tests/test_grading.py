@@ -8,7 +8,7 @@ import re
 import pytest
 
 from grader.engine import mistakes
-from learners import MODULES, by_exercise, dedent, grade_all, solution, spoiled, tree, with_override
+from learners import MODULES, by_exercise, dedent, grade_all, rounds, solution, spoiled, tree, with_mistakes, with_override
 
 
 def _trees() -> dict:
@@ -17,10 +17,8 @@ def _trees() -> dict:
     def rounds(mktemp):
         jobs = []
         for round_ in ROUNDS:
-            planted: dict[str, dict[str, str]] = {}
-            for m in round_:
-                planted.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
-            root = tree(mktemp("mistakes"), {module: with_override(module, names) for module, names in planted.items()})
+            planted = with_mistakes(round_)
+            root = tree(mktemp("mistakes"), planted)
             jobs.append((root, ("-k", " or ".join(m[:4] for m in planted))))  # only the planted exercises
         return jobs
 
@@ -90,18 +88,7 @@ def test_each_exercise_has_at_least_three_graded_tests(reference_results):
         assert len(functions) >= 3, (module, functions)
 
 
-def _rounds() -> list[list[mistakes.Mistake]]:
-    """Mistakes grouped so that no two in a round replace the same function."""
-    rounds: list[list[mistakes.Mistake]] = []
-    for m in mistakes.MISTAKES:
-        target = next((r for r in rounds if all((x.module, x.function) != (m.module, m.function) for x in r)), None)
-        if target is None:
-            rounds.append(target := [])
-        target.append(m)
-    return rounds
-
-
-ROUNDS = _rounds()
+ROUNDS = rounds(mistakes.MISTAKES, key=lambda m: (m.module, m.function))  # no two in a round replace one function
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 
 import pytest
 
-from learners import by_exercise, dedent, grade_all, solution, tree
+from learners import by_exercise, dedent, grade_all, rounds, solution, tree
 
 # exercise -> (wrong code appended to the reference module, words its failure message must contain)
 WRONG = {
@@ -147,14 +147,8 @@ WRONG = {
 
 
 def _rounds() -> list[list[str]]:
-    """The wrong programs grouped so that no two in a round replace the same module: one grading run per round."""
-    rounds: list[list[str]] = []
-    for name, (module, _, _) in WRONG.items():
-        target = next((r for r in rounds if all(WRONG[other][0] != module for other in r)), None)
-        if target is None:
-            rounds.append(target := [])
-        target.append(name)
-    return rounds
+    """The wrong programs grouped so that no two in a round replace the same module: one tree per round."""
+    return rounds(WRONG, key=lambda name: WRONG[name][0])
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from grader.engine import goldens, mistakes, models
 from grader.formats import gguf
-from learners import by_exercise, grade, tree, with_override
+from learners import by_exercise, grade, rounds as by_rounds, tree, with_mistakes
 from prompts import PROMPTS
 from variants import planted, rounds
 
@@ -64,23 +64,9 @@ def test_correct_implementations_written_differently_pass_on_the_trained_model(t
     assert {r["exercise"] for r in results if r["outcome"] == "passed"} == set(plants)
 
 
-def _rounds() -> list[list[mistakes.Mistake]]:
-    """Mistakes grouped so that no two in a round replace the same function."""
-    out: list[list[mistakes.Mistake]] = []
-    for m in MISTAKES:
-        target = next((r for r in out if all((x.module, x.function) != (m.module, m.function) for x in r)), None)
-        if target is None:
-            out.append(target := [])
-        target.append(m)
-    return out
-
-
-@pytest.mark.parametrize("round_", _rounds(), ids=lambda r: "+".join(m.id for m in r))
+@pytest.mark.parametrize("round_", by_rounds(MISTAKES, key=lambda m: (m.module, m.function)), ids=lambda r: "+".join(m.id for m in r))
 def test_every_named_mistake_is_caught_and_named_on_the_trained_model(tmp_path, trained_env, round_):
-    names: dict[str, dict[str, str]] = {}
-    for m in round_:
-        names.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
-    plants = {module: with_override(module, overrides) for module, overrides in names.items()}
+    plants = with_mistakes(round_)
     results = by_exercise(on_trained(grade(tree(tmp_path, plants), "--impl", "exercises", "-k", f"({' or '.join(plants)}) and real",
                                            env=trained_env)))
     for m in round_:

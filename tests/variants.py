@@ -4,7 +4,7 @@ rest of it stays). They must pass every graded test, on the tiny models and on t
 
 import textwrap
 
-from learners import solution
+from learners import rounds as by_rounds, solution
 
 # name -> (exercise module, source appended to the reference module)
 VARIANTS = {
@@ -205,10 +205,4 @@ def planted(names) -> dict[str, str]:
 
 def rounds() -> list[list[str]]:
     """The variants grouped so that no two in a round replace the same module."""
-    out: list[list[str]] = []
-    for name, (module, _) in VARIANTS.items():
-        target = next((r for r in out if all(VARIANTS[other][0] != module for other in r)), None)
-        if target is None:
-            out.append(target := [])
-        target.append(name)
-    return out
+    return by_rounds(VARIANTS, key=lambda name: VARIANTS[name][0])

@@ -6,7 +6,6 @@ import re
 import sys
 from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pytest
 

@@ -424,8 +424,6 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
     """params.json, consolidated.00.pth, tokenizer files and NOTICE from one GGUF, into the existing folder."""
     import json
 
-    import torch
-
     from solutions.ex02_checkpoint import model_args
 
     from .checkpoint import check_free_space, save_meta
