@@ -17,8 +17,41 @@ def register(sub) -> None:
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
+    p.add_argument("--temperature", type=float, help="sample at this temperature (0 is greedy); any of these four options "
+                   "runs exercise 13's generate with its Sampler instead of exercise 12's greedy generate")
+    p.add_argument("--top-k", type=int, help="sample from the K most likely tokens only")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set of most likely tokens whose probability reaches P")
+    p.add_argument("--seed", type=int, help="seed of the sampler's generator (default 0): the same seed gives the same text")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
+
+
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
+
+
+def sampling(args) -> dict | None:
+    """The sampler's settings when a sampling option is given (temperature 1 unless set), else None: greedy."""
+    if all(getattr(args, name, None) is None for name in SAMPLING_OPTIONS):
+        return None
+    if args.temperature is not None and args.temperature < 0:
+        raise KitError(f"--temperature must be 0 (greedy) or more, got {args.temperature:g}")
+    if args.top_k is not None and args.top_k < 1:
+        raise KitError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise KitError(f"--top-p must be above 0 and at most 1, got {args.top_p:g}")
+    return {"temperature": 1.0 if args.temperature is None else args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+            "seed": args.seed or 0}
+
+
+def generator(impl: str, settings: dict | None):
+    """(generate, its extra keyword arguments): exercise 12's greedy generate, or exercise 13's with its own Sampler."""
+    from ..engine import impl as impls
+    from ..engine.calls import invoke
+
+    if settings is None:
+        return invoke(impls.module, impl, "ex12_generation").generate, {}
+    mod = invoke(impls.module, impl, "ex13_sampling")
+    return mod.generate, {"sampler": invoke(mod.Sampler, **settings)}
 
 
 def load_implementation(impl: str):
@@ -46,6 +79,7 @@ def run(args) -> int:
     from ..engine.calls import GradeFailure, NotStarted, invoke
 
     impl = impls.choice(args.impl)
+    settings = sampling(args)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
@@ -53,7 +87,8 @@ def run(args) -> int:
     if ck.nbytes > PAGE_IN_ABOVE:
         checkpoint.page_in(ck.weights)
     try:
-        tok, gen = invoke(load_implementation, impl)
+        tok, _ = invoke(load_implementation, impl)
+        generate, extra = generator(impl, settings)
         encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
@@ -64,7 +99,7 @@ def run(args) -> int:
         generated, top10 = [], []
         show = _streamer(decode)
         with torch.inference_mode():
-            for token, logits in invoke(gen.generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, stop_ids):
+            for token, logits in invoke(generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
                     values, ids = logits.float().topk(10)
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
@@ -79,7 +114,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(ck.dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10, "tokenizer": ck.tokenizer.name}, ensure_ascii=False))
+                          "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings}, ensure_ascii=False))
     else:
         print()
     return 0

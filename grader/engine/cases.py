@@ -369,4 +369,81 @@ def calls(model, prompts: dict[str, str] | None = None) -> dict[str, list[Call]]
     out[m] += [Call(m, "generate", "stop_token", gen(a0.ids, n_new, forced), tolerance="float32 layers", driver="drive_generate")]
     if model.is_tiny:  # the cache's dtype must follow the weights'
         out[m] += [Call(m, "generate", "prompt42_bf16", gen(a0.ids, n_new, stops, ""), tolerance="bf16 attention", driver="drive_generate")]
+    out.update(extra_calls(model, acts, n_new))
+    return out
+
+
+# The extras (after the core): their drivers and golden calls.
+
+def _int(value, label: str) -> int:
+    """value, checked to be the Python int a token id must be."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GradeFailure(pick(f"{label} returned a {type(value).__name__}: return a Python int, e.g. int(torch.multinomial(...))",
+                                f"{label} 返回了 {type(value).__name__}：应返回 Python int，例如 int(torch.multinomial(...))"))
+    return value
+
+
+def drive_sample(sample, logits, temperature, top_k, top_p, seed, draws):
+    """draws tokens from each row of logits, all with one generator seeded with seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return {"tokens": [[_int(sample(row, temperature, top_k, top_p, generator), "sample") for _ in range(draws)] for row in logits]}
+
+
+def drive_sampler(Sampler, logits, temperature, top_k, top_p, seed, draws):
+    """draws tokens from each row of logits with one Sampler."""
+    sampler = Sampler(temperature, top_k, top_p, seed)
+    return {"tokens": [[_int(sampler(row), "Sampler") for _ in range(draws)] for row in logits]}
+
+
+def drive_sampled_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens, temperature, top_k, top_p, seed):
+    """generate with the reference's Sampler (generate is graded on its own), through one cache; the tokens, which must
+    be exactly the reference's (a draw has no near tie to forgive), and the logits."""
+    from solutions.ex13_sampling import Sampler
+
+    with impls.spy(generate, "forward") as calls:
+        steps = list(generate(prompt_ids, weights, args, max_new_tokens, stop_tokens, sampler=Sampler(temperature, top_k, top_p, seed)))
+    check_cache_use(calls)
+    out = generation(steps, generate.__name__, stop_tokens)
+    return {"tokens": out["tokens"], "logits_head": out["logits_head"][:, :SAMPLED_LOGITS]}
+
+
+DRIVERS.update({f.__name__: f for f in (drive_sample, drive_sampler, drive_sampled_generate)})
+SAMPLED_LOGITS = 256  # logit columns kept of each sampled step: the tokens are what sampling is graded on
+
+
+def sampling_logits() -> torch.Tensor:
+    """[4, 512] synthetic logits: flat, peaked like a language model's, whole numbers (ties at every k), one dominant token."""
+    g = torch.Generator().manual_seed(13)
+    rows = torch.randn(4, 512, generator=g) * torch.tensor([[1.0], [3.0], [2.0], [1.0]])
+    rows[2] = rows[2].round()
+    rows[3, 7] = 12.0
+    return rows
+
+
+# (temperature, top_k, top_p) of the sampling cases
+SETTINGS = {"t1": (1.0, None, None), "t0.6_p0.9": (0.6, None, 0.9), "t0.8_k40_p0.95": (0.8, 40, 0.95), "t1.5_k10": (1.5, 10, None)}
+
+
+def extra_calls(model, acts: dict, n_new: int) -> dict[str, list[Call]]:
+    """The golden calls of the extras, by exercise module."""
+    name0, a0 = next(iter(acts.items()))
+    stops = list(model.checkpoint.tokenizer.stop_ids)
+    out: dict[str, list[Call]] = {}
+
+    m = "ex13_sampling"
+    logits = sampling_logits()
+    settings = lambda name: dict(zip(("temperature", "top_k", "top_p"), SETTINGS[name]))  # noqa: E731
+    out[m] = [Call(m, "top_k_filter", f"k{k}", {"logits": logits, "k": k}, tolerance="float32") for k in (1, 10, 100)]
+    out[m] += [Call(m, "top_p_filter", f"p{p}", {"logits": logits, "p": p}, tolerance="float32") for p in (0.05, 0.5, 0.9)]
+    out[m] += [Call(m, "probabilities", name, {"logits": logits, **settings(name)}, tolerance="float32") for name in SETTINGS]
+    out[m] += [Call(m, "sample", f"{name}_seed{seed}", {"logits": logits, **settings(name), "seed": seed, "draws": 8}, driver="drive_sample")
+               for name, seed in (("t1", 0), ("t0.8_k40_p0.95", 1), ("t1.5_k10", 2))]
+    out[m] += [Call(m, "sample", "greedy", {"logits": logits, "temperature": 0.0, "top_k": None, "top_p": None, "seed": 0, "draws": 2},
+                    driver="drive_sample")]
+    out[m] += [Call(m, "Sampler", f"{name}_seed{seed}", {"logits": logits, **settings(name), "seed": seed, "draws": 8}, driver="drive_sampler")
+               for name, seed in (("t0.6_p0.9", 0), ("t0.8_k40_p0.95", 3))]
+    gen = {"prompt_ids": a0.ids, "weights": Ref("weights", dtype="float32"), "args": Ref("args"), "max_new_tokens": n_new // 2,
+           "stop_tokens": stops}
+    out[m] += [Call(m, "generate", f"{name0}_{name}_seed{seed}", {**gen, **settings(name), "seed": seed}, tolerance="float32 layers",
+                    driver="drive_sampled_generate") for name, seed in (("t0.8_k40_p0.95", 0), ("t1", 1))]
     return out

@@ -126,6 +126,16 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
     return manifest
 
 
+def covers(golden_dir: Path, modules: list[str]) -> bool:
+    """Whether golden_dir has a manifest with a file for every module: goldens built by an older kit lack the newer
+    exercises, and are built again."""
+    try:
+        files = json.loads((golden_dir / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return all(f"{module}.safetensors" in files for module in modules)
+
+
 def read(golden_dir: Path, module: str) -> list[Golden]:
     """The golden calls of one exercise module."""
     path = golden_dir / f"{module}.safetensors"

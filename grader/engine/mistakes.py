@@ -9,6 +9,7 @@ import torch
 
 from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
                        ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
+from solutions import ex13_sampling
 
 from ..i18n import pick
 
@@ -139,6 +140,41 @@ class _KVCacheWrittenAtZero(ex12_generation.KVCache):
         return self.cache_k[layer_id][: start_pos + seqlen], self.cache_v[layer_id][: start_pos + seqlen]
 
 
+def _top_k_keeping_ties(logits, k):
+    kth = logits.topk(k, dim=-1).values[..., -1:]  # [..., 1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def _top_p_one_too_few(logits, p):
+    probs = torch.softmax(logits.float(), dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    drop = sorted_probs.cumsum(-1) > p  # the token that crosses p is dropped too
+    drop[..., 0] = False
+    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+
+
+def _filtered(logits, top_k, top_p):
+    if top_k is not None:
+        logits = ex13_sampling.top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = ex13_sampling.top_p_filter(logits, top_p)
+    return logits
+
+
+def _probabilities_temperature_after_softmax(logits, temperature, top_k=None, top_p=None):
+    probs = torch.softmax(_filtered(logits.float(), top_k, top_p), dim=-1) / temperature
+    return probs / probs.sum(-1, keepdim=True)
+
+
+def _probabilities_normalised_before_filtering(logits, temperature, top_k=None, top_p=None):
+    scaled = logits.float() / temperature
+    return torch.softmax(scaled, dim=-1).masked_fill(_filtered(scaled, top_k, top_p) == float("-inf"), 0.0)
+
+
+def _generate_ignoring_the_sampler(prompt_ids, weights, args, max_new_tokens, stop_tokens=(), sampler=None):
+    return ex12_generation.generate(prompt_ids, weights, args, max_new_tokens, stop_tokens)
+
+
 MISTAKES = [
     Mistake("forgot_bos", "ex01_tokenizer", "encode",
             "the ids lack BOS: with bos=True the list must start with 128000 (<|begin_of_text|>)",
@@ -194,6 +230,30 @@ MISTAKES = [
     Mistake("cache_written_at_zero", "ex12_generation", "KVCache",
             "the cache is written at position 0 every time: write the new keys and values at positions start_pos .. start_pos + seq",
             "每次都从位置 0 写缓存：新的 key 和 value 应写在 start_pos .. start_pos + seq", _KVCacheWrittenAtZero),
+    Mistake("top_k_keeps_ties", "ex13_sampling", "top_k_filter",
+            "every logit tied with the k-th largest is kept, so more than k survive: keep exactly k, the lowest ids among ties "
+            "(torch.sort(..., descending=True, stable=True))",
+            "与第 k 大的 logit 相等的都被保留了，于是留下的多于 k 个：应恰好保留 k 个，相等时保留 id 较小的"
+            "（torch.sort(..., descending=True, stable=True)）", _top_k_keeping_ties),
+    Mistake("top_p_one_too_few", "ex13_sampling", "top_p_filter",
+            "top-p keeps one token too few: it drops the token whose cumulative probability crosses p, so the kept mass stays "
+            "below p; keep a token while the mass ranked before it is below p",
+            "top-p 少保留了一个 token：它丢掉了累计概率越过 p 的那个 token，于是保留的概率质量不到 p；"
+            "应在排在它之前的质量仍小于 p 时保留该 token", _top_p_one_too_few),
+    Mistake("temperature_after_softmax", "ex13_sampling", "probabilities",
+            "the temperature is applied after the softmax, where dividing and renormalising changes nothing: divide the logits "
+            "by the temperature before the softmax",
+            "温度用在了 softmax 之后，此时相除再归一化什么也没改变：应在 softmax 之前把 logits 除以温度", _probabilities_temperature_after_softmax),
+    Mistake("normalised_before_filtering", "ex13_sampling", "probabilities",
+            "the softmax runs before top-k/top-p, so what the filters leave sums to less than 1: filter the logits first "
+            "(-inf for every token removed), then take one softmax",
+            "softmax 在 top-k/top-p 之前做了，于是过滤后剩下的概率之和小于 1：应先过滤 logits（被去掉的设为 -inf），再做一次 softmax",
+            _probabilities_normalised_before_filtering),
+    Mistake("generate_ignores_sampler", "ex13_sampling", "generate",
+            "generate ignores its sampler and takes the argmax: choose each token with sampler(logits) (the argmax only when "
+            "sampler is None)",
+            "generate 没有用它的 sampler，而是取了 argmax：应用 sampler(logits) 选出每个 token（只有 sampler 为 None 时才取 argmax）",
+            _generate_ignoring_the_sampler),
 ]
 
 

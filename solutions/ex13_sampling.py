@@ -1,0 +1,83 @@
+"""Exercise 13, reference: temperature, top-k and top-p sampling with a seeded generator, and generate with a sampler."""
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from .ex11_forward import forward
+from .ex12_generation import KVCache
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest logits of each row (the lowest ids among ties), -inf elsewhere."""
+    # logits [..., vocab]
+    order = torch.sort(logits, dim=-1, descending=True, stable=True).indices  # [..., vocab]
+    drop = order[..., k:]  # [..., vocab - k]: the ids ranked after the k-th
+    return logits.scatter(-1, drop, float("-inf"))  # [..., vocab]
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches p (at least one), -inf elsewhere."""
+    # logits [..., vocab]
+    probs = torch.softmax(logits.float(), dim=-1)  # [..., vocab]
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # [..., vocab] x 2
+    mass_before = sorted_probs.cumsum(-1) - sorted_probs  # [..., vocab]: the mass ranked ahead of each token
+    drop = mass_before >= p  # [..., vocab]: the set already reached p without it; never the first
+    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))  # [..., vocab], back in id order
+
+
+def probabilities(
+    logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """softmax(logits / temperature) over what top-k, then top-p, leave: float32, each row sums to 1."""
+    # logits [..., vocab]
+    logits = logits.float() / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return torch.softmax(logits, dim=-1)  # [..., vocab]
+
+
+def sample(
+    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator
+) -> int:
+    """One token id from logits [vocab]: the argmax at temperature 0, else one draw of torch.multinomial."""
+    if temperature == 0:
+        return int(logits.argmax())
+    probs = probabilities(logits, temperature, top_k, top_p)  # [vocab]
+    return int(torch.multinomial(probs, num_samples=1, generator=generator))
+
+
+class Sampler:
+    """sample() with fixed settings and its own seeded generator: sampler(logits) -> token id."""
+
+    def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed: int = 0):
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        return sample(logits, self.temperature, self.top_k, self.top_p, self.generator)
+
+
+def generate(
+    prompt_ids: list[int],
+    weights: dict[str, torch.Tensor],
+    args,
+    max_new_tokens: int,
+    stop_tokens=(),
+    sampler: Callable[[torch.Tensor], int] | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Exercise 12's cached generation, each token chosen by sampler(logits) (greedy when None); yields (token, logits)."""
+    cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim,
+                    weights["tok_embeddings.weight"].dtype)
+    tokens = torch.tensor(prompt_ids)  # [prompt_len]
+    start_pos = 0
+    for _ in range(max_new_tokens):
+        logits = forward(tokens, weights, args, cache, start_pos)[-1]  # [vocab_size]
+        token = sampler(logits) if sampler is not None else int(logits.argmax())
+        if token in stop_tokens:
+            return
+        yield token, logits
+        start_pos += tokens.shape[0]
+        tokens = torch.tensor([token])  # [1]
