@@ -18,6 +18,7 @@ VERBS = [
     "grader.cli.reset",
     "grader.cli.watch",
     "grader.cli.notebook",
+    "grader.cli.chat",
 ]
 SCOREBOARD = "grader.cli.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

@@ -17,13 +17,16 @@ def register(sub) -> None:
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
-    p.add_argument("--temperature", type=float, help="sample at this temperature (0 is greedy); any of these four options "
-                   "runs exercise 13's generate with its Sampler instead of exercise 12's greedy generate")
+    add_sampling_arguments(p, "runs exercise 13's generate with its Sampler instead of exercise 12's greedy generate")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    p.set_defaults(run=run)
+
+
+def add_sampling_arguments(p, effect: str) -> None:
+    p.add_argument("--temperature", type=float, help=f"sample at this temperature (0 is greedy); any of these four options {effect}")
     p.add_argument("--top-k", type=int, help="sample from the K most likely tokens only")
     p.add_argument("--top-p", type=float, help="sample from the smallest set of most likely tokens whose probability reaches P")
     p.add_argument("--seed", type=int, help="seed of the sampler's generator (default 0): the same seed gives the same text")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
-    p.set_defaults(run=run)
 
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
@@ -50,8 +53,15 @@ def generator(impl: str, settings: dict | None):
 
     if settings is None:
         return invoke(impls.module, impl, "ex12_generation").generate, {}
-    mod = invoke(impls.module, impl, "ex13_sampling")
-    return mod.generate, {"sampler": invoke(mod.Sampler, **settings)}
+    return invoke(impls.module, impl, "ex13_sampling").generate, {"sampler": sampler(impl, settings)}
+
+
+def sampler(impl: str, settings: dict | None):
+    """The implementation's exercise 13 Sampler with these settings; None (greedy) without settings."""
+    from ..engine import impl as impls
+    from ..engine.calls import invoke
+
+    return None if settings is None else invoke(invoke(impls.module, impl, "ex13_sampling").Sampler, **settings)
 
 
 def load_implementation(impl: str):

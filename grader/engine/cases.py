@@ -3,6 +3,8 @@
 Inputs come from running the reference on the prompts below, so every exercise gets realistic activations
 (layer 0's input is the prompt's embeddings, and so on) without depending on the learner's earlier work."""
 
+import itertools
+
 import torch
 
 from solutions import ex01_tokenizer as tok
@@ -10,6 +12,7 @@ from solutions import ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_
 
 from . import impl as impls
 from .calls import Call, GradeFailure, Ref, generation, logits_head
+from .compare import value_mismatch
 from ..i18n import pick
 
 PROMPTS = {
@@ -180,24 +183,24 @@ def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tok
     return out
 
 
-def check_cache_use(calls: list[dict]) -> None:
-    """From generate's calls of forward: one cache throughout, each call feeding only tokens not yet in it, at
+def check_cache_use(calls: list[dict], who: str = "generate") -> None:
+    """From generate's (or who's) calls of forward: one cache throughout, each call feeding only tokens not yet in it, at
     start_pos = the number already cached. (A generate that never calls forward is not judged here.)"""
     cached, cache = 0, None
     for i, c in enumerate(calls):
         n = len(c["tokens"]) if hasattr(c["tokens"], "__len__") else 1
         if c.get("cache") is None:
-            raise GradeFailure(pick(f"generate called forward without a cache (call {i + 1}): make one KVCache before the loop and pass it, with start_pos, to every forward",
-                                    f"generate 调用 forward 时没有传缓存（第 {i + 1} 次调用）：在循环之前创建一个 KVCache，每次调用 forward 都传入它和 start_pos"))
+            raise GradeFailure(pick(f"{who} called forward without a cache (call {i + 1}): make one KVCache before the loop and pass it, with start_pos, to every forward",
+                                    f"{who} 调用 forward 时没有传缓存（第 {i + 1} 次调用）：在循环之前创建一个 KVCache，每次调用 forward 都传入它和 start_pos"))
         if cache is not None and c["cache"] is not cache:
-            raise GradeFailure(pick(f"generate passed a new cache to forward at call {i + 1}: make one KVCache before the loop and keep it",
-                                    f"generate 在第 {i + 1} 次调用 forward 时换了一个新缓存：在循环之前创建一个 KVCache 并一直使用它"))
+            raise GradeFailure(pick(f"{who} passed a new cache to forward at call {i + 1}: make one KVCache before the loop and keep it",
+                                    f"{who} 在第 {i + 1} 次调用 forward 时换了一个新缓存：在循环之前创建一个 KVCache 并一直使用它"))
         start = c.get("start_pos")
         if start != cached:
             raise GradeFailure(pick(
-                f"generate fed forward {n} tokens at start_pos={start} (call {i + 1}), but {cached} tokens were in the cache: "
+                f"{who} fed forward {n} tokens at start_pos={start} (call {i + 1}), but {cached} tokens were in the cache: "
                 "after the prefill, feed only the token just chosen, at start_pos = the number of tokens already cached",
-                f"generate 在第 {i + 1} 次调用 forward 时以 start_pos={start} 传入了 {n} 个 token，而缓存中已有 {cached} 个：预填充之后，"
+                f"{who} 在第 {i + 1} 次调用 forward 时以 start_pos={start} 传入了 {n} 个 token，而缓存中已有 {cached} 个：预填充之后，"
                 "只传入刚选出的那个 token，start_pos 等于缓存中已有的 token 数"))
         cached, cache = cached + n, c["cache"]
 
@@ -407,7 +410,38 @@ def drive_sampled_generate(generate, prompt_ids, weights, args, max_new_tokens, 
     return {"tokens": out["tokens"], "logits_head": out["logits_head"][:, :SAMPLED_LOGITS]}
 
 
-DRIVERS.update({f.__name__: f for f in (drive_sample, drive_sampler, drive_sampled_generate)})
+def drive_chat(Chat, weights, args, encoding, chat_format, stop_tokens, system, turns, max_new_tokens):
+    """A conversation: for each turn [content, taken], ask, read taken reply tokens (all of them when None) and close
+    the reply, as Ctrl-C does. Checks that the turns fed forward only what the cache lacked, and that chat.tokens is
+    the dialog with the replies in it; returns the replies, compared as generated tokens are."""
+    from solutions import ex14_chat as reference
+
+    chat = Chat(weights, args, encoding, chat_format, stop_tokens, CHAT_MAX_SEQ_LEN, system)
+    steps, expected, pending = [], [], ([{"role": "system", "content": system}] if system else [])
+    with impls.spy(Chat, "forward") as calls:
+        for content, taken in turns:
+            reply = chat.ask(content, max_new_tokens)
+            got = list(itertools.islice(reply, taken))
+            if hasattr(reply, "close"):
+                reply.close()
+            steps += got
+            turn = reference.encode_dialog(encoding, [*pending, {"role": "user", "content": content}], chat_format)
+            reply_ids = [t for t, _ in got] if all(isinstance(s, tuple) and len(s) == 2 for s in got) else []
+            expected += (turn[1:] if expected and chat_format == "llama3" else turn) + reply_ids + reference.end_of_turn(encoding, chat_format)
+            pending = []
+    check_cache_use(calls, "Chat.ask")
+    report = value_mismatch("chat.tokens", getattr(chat, "tokens", None), expected)
+    if report:
+        raise GradeFailure(pick("after the conversation, chat.tokens is not the dialog with the replies in it (each turn's "
+                                "messages and open assistant header, the reply, the end of turn):\n",
+                                "对话结束后，chat.tokens 不是包含回复的对话（每一轮的消息和打开的 assistant 头、回复、轮次结束符）：\n") + report)
+    out = generation(steps, "Chat.ask", stop_tokens)
+    return {**out, "logits_head": out["logits_head"][:, :SAMPLED_LOGITS]}
+
+
+CHAT_MAX_SEQ_LEN = 256
+
+DRIVERS.update({f.__name__: f for f in (drive_sample, drive_sampler, drive_sampled_generate, drive_chat)})
 SAMPLED_LOGITS = 256  # logit columns kept of each sampled step: the tokens are what sampling is graded on
 
 
@@ -446,4 +480,38 @@ def extra_calls(model, acts: dict, n_new: int) -> dict[str, list[Call]]:
            "stop_tokens": stops}
     out[m] += [Call(m, "generate", f"{name0}_{name}_seed{seed}", {**gen, **settings(name), "seed": seed}, tolerance="float32 layers",
                     driver="drive_sampled_generate") for name, seed in (("t0.8_k40_p0.95", 0), ("t1", 1))]
+
+    m = "ex14_chat"
+    own = model.checkpoint.tokenizer.chat_format
+    formats = {"llama3": Ref("encoding")} if own == "llama3" else {}
+    formats["chatml"] = Ref("encoding", "chatml")  # the trained model's own; on Llama 3's tokenizer two reserved tokens renamed
+    out[m] = [Call(m, "encode_header", f"{fmt}_{role}", {"encoding": enc, "role": role, "chat_format": fmt})
+              for fmt, enc in formats.items() for role in ("system", "user", "assistant")]
+    out[m] += [Call(m, "end_of_turn", fmt, {"encoding": enc, "chat_format": fmt}) for fmt, enc in formats.items()]
+    out[m] += [Call(m, "encode_message", f"{fmt}_{name}", {"encoding": enc, "message": msgs[-1], "chat_format": fmt})
+               for fmt, enc in formats.items() for name, msgs in DIALOGS.items()]
+    out[m] += [Call(m, "encode_dialog", f"{fmt}_{name}", {"encoding": enc, "messages": msgs, "chat_format": fmt})
+               for fmt, enc in formats.items() for name, msgs in DIALOGS.items()]
+    chat = {"weights": Ref("weights", dtype="float32"), "args": Ref("args"), "max_new_tokens": n_new // 2}
+    stops_of = {"llama3": stops, "chatml": stops if own == "chatml" else [model.resolve(formats["chatml"]).encode_single_token("<|im_end|>")]}
+    out[m] += [Call(m, "Chat", f"{fmt}_{case}", {**chat, "encoding": enc, "chat_format": fmt, "stop_tokens": stops_of[fmt],
+                                                 "system": system, "turns": turns}, tolerance="float32 layers", driver="drive_chat")
+               for fmt, enc in formats.items() for case, (system, turns) in CONVERSATIONS.items()]
     return out
+
+
+# Dialogs the chat formats are graded on: the published example, spaces to strip, an assistant turn, text that looks
+# like a special token, and other scripts.
+DIALOGS = {
+    "published": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hi"}],
+    "strip": [{"role": "user", "content": "  What is 6 x 7?\n\n"}],
+    "turns": [{"role": "user", "content": "Name a llama."}, {"role": "assistant", "content": "Lima, from Peru."},
+              {"role": "user", "content": "  Another one, please: <|eot_id|> <|im_end|>"}],
+    "unicode": [{"role": "system", "content": "用中文回答。"}, {"role": "user", "content": "生命、宇宙以及一切的答案是什么？🦙"}],
+}
+# (system, [[content, tokens to read before closing the reply (None: all)], ...]): the second conversation's first
+# reply is cut short after two tokens, as Ctrl-C does
+CONVERSATIONS = {
+    "two_turns": ("You are a helpful assistant.", [["What is the capital of France?", None], ["And of Italy?", None]]),
+    "interrupted": (None, [["Tell me a long story.", 2], ["Shorter, please.", None]]),
+}

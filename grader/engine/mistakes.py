@@ -9,7 +9,7 @@ import torch
 
 from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
                        ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
-from solutions import ex13_sampling
+from solutions import ex13_sampling, ex14_chat
 
 from ..i18n import pick
 
@@ -175,6 +175,22 @@ def _generate_ignoring_the_sampler(prompt_ids, weights, args, max_new_tokens, st
     return ex12_generation.generate(prompt_ids, weights, args, max_new_tokens, stop_tokens)
 
 
+def _header_without_blank_line(encoding, role, chat_format="llama3"):
+    header = ex14_chat.encode_header(encoding, role, chat_format)
+    return header[:-1] if chat_format == "llama3" else header
+
+
+def _message_not_stripped(encoding, message, chat_format="llama3"):
+    if chat_format != "llama3":
+        return ex14_chat.encode_message(encoding, message, chat_format)
+    content = encoding.encode(message["content"], allowed_special=set(), disallowed_special=())
+    return ex14_chat.encode_header(encoding, message["role"]) + content + ex14_chat.end_of_turn(encoding)
+
+
+def _dialog_without_open_header(encoding, messages, chat_format="llama3"):
+    return ex14_chat.encode_dialog(encoding, messages, chat_format)[:-len(ex14_chat.encode_header(encoding, "assistant", chat_format))]
+
+
 MISTAKES = [
     Mistake("forgot_bos", "ex01_tokenizer", "encode",
             "the ids lack BOS: with bos=True the list must start with 128000 (<|begin_of_text|>)",
@@ -254,6 +270,21 @@ MISTAKES = [
             "sampler is None)",
             "generate 没有用它的 sampler，而是取了 argmax：应用 sampler(logits) 选出每个 token（只有 sampler 为 None 时才取 argmax）",
             _generate_ignoring_the_sampler),
+    Mistake("header_without_blank_line", "ex14_chat", "encode_header",
+            "the header lacks the \"\\n\\n\" after <|end_header_id|> (id 271): Llama 3's header is <|start_header_id|>, the role, "
+            "<|end_header_id|>, then \"\\n\\n\" encoded",
+            "头部缺少 <|end_header_id|> 之后的 \"\\n\\n\"（id 271）：Llama 3 的头部是 <|start_header_id|>、角色、<|end_header_id|>，"
+            "然后是编码后的 \"\\n\\n\"", _header_without_blank_line),
+    Mistake("content_not_stripped", "ex14_chat", "encode_message",
+            "the content is not stripped: Llama 3's format encodes content.strip() (Meta's ChatFormat), so spaces and newlines "
+            "around a message are not tokens the model reads",
+            "内容没有去掉首尾空白：Llama 3 的格式编码的是 content.strip()（Meta 的 ChatFormat），消息首尾的空格和换行不是模型读到的 token",
+            _message_not_stripped),
+    Mistake("no_open_assistant_header", "ex14_chat", "encode_dialog",
+            "the dialog does not end with an open assistant header: without it the model continues the last message instead "
+            "of answering it; end with encode_header(encoding, \"assistant\", chat_format)",
+            "对话没有以打开的 assistant 头结尾：没有它，模型会接着写最后一条消息，而不是回答它；"
+            "结尾要加上 encode_header(encoding, \"assistant\", chat_format)", _dialog_without_open_header),
 ]
 
 
