@@ -19,6 +19,7 @@ VERBS = [
     "grader.cli.watch",
     "grader.cli.notebook",
     "grader.cli.chat",
+    "grader.cli.explore",
 ]
 SCOREBOARD = "grader.cli.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

@@ -440,8 +440,19 @@ def drive_chat(Chat, weights, args, encoding, chat_format, stop_tokens, system, 
 
 
 CHAT_MAX_SEQ_LEN = 256
+TOP_K = 5  # predictions per position in exercise 15's tables
 
-DRIVERS.update({f.__name__: f for f in (drive_sample, drive_sampler, drive_sampled_generate, drive_chat)})
+
+def drive_logits_table(forward_unmasked, tokens, weights, args):
+    """What is compared of a forward's logits [seq, vocab]: the first columns of every row, and every row's TOP_K
+    probabilities (sorted values, so near-tied tokens may swap)."""
+    from solutions.ex15_experiments import top_predictions
+
+    logits = forward_unmasked(tokens, weights, args)
+    head = logits_head(logits, "forward_unmasked")["head"]
+    return {"head": head[:, :SAMPLED_LOGITS], "top_probs": top_predictions(logits, TOP_K)[0]}
+
+DRIVERS.update({f.__name__: f for f in (drive_sample, drive_sampler, drive_sampled_generate, drive_chat, drive_logits_table)})
 SAMPLED_LOGITS = 256  # logit columns kept of each sampled step: the tokens are what sampling is graded on
 
 
@@ -497,6 +508,18 @@ def extra_calls(model, acts: dict, n_new: int) -> dict[str, list[Call]]:
     out[m] += [Call(m, "Chat", f"{fmt}_{case}", {**chat, "encoding": enc, "chat_format": fmt, "stop_tokens": stops_of[fmt],
                                                  "system": system, "turns": turns}, tolerance="float32 layers", driver="drive_chat")
                for fmt, enc in formats.items() for case, (system, turns) in CONVERSATIONS.items()]
+
+    m = "ex15_experiments"
+    args, last = model.checkpoint.args, model.checkpoint.args.n_layers - 1
+    model_in = {"tokens": a0.tokens, "weights": Ref("weights", dtype="float32"), "args": Ref("args")}
+    out[m] = [Call(m, "attention_probs", f"{name0}_layer{layer}", {**model_in, "layer_id": layer}, tolerance="float32 layers")
+              for layer in sorted({0, 1, last})]
+    out[m] += [Call(m, "forward_unmasked", name0, model_in, tolerance="float32 layers", driver="drive_logits_table")]
+    table = torch.randn(6, 512, generator=torch.Generator().manual_seed(15)) * 3  # [seq, vocab]
+    out[m] += [Call(m, "top_predictions", f"k{k}", {"logits": table, "k": k}, outputs=("probs", "ids"), tolerance="float32") for k in (1, TOP_K)]
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, 64, args.rope_theta, args.rope_scale_factor)  # [64, head_dim // 2]
+    out[m] += [Call(m, "rope_rotation", f"query_head{h}", {"x": a0.q[0, h].float(), "freqs_cis": freqs_cis}, tolerance="float32 angles")
+               for h in (0, args.n_heads - 1)]
     return out
 
 

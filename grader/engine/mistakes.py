@@ -9,7 +9,7 @@ import torch
 
 from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
                        ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
-from solutions import ex13_sampling, ex14_chat
+from solutions import ex11_forward, ex13_sampling, ex14_chat, ex15_experiments
 
 from ..i18n import pick
 
@@ -191,6 +191,46 @@ def _dialog_without_open_header(encoding, messages, chat_format="llama3"):
     return ex14_chat.encode_dialog(encoding, messages, chat_format)[:-len(ex14_chat.encode_header(encoding, "assistant", chat_format))]
 
 
+def _attention_probs_unmasked(tokens, weights, args, layer_id):
+    with _rebound(ex15_experiments, causal_mask=lambda seqlen, start_pos=0: torch.zeros(seqlen, start_pos + seqlen)):
+        return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
+
+
+def _attention_probs_from_the_embeddings(tokens, weights, args, layer_id):
+    with _rebound(ex15_experiments, transformer_block=lambda h, *rest, **kw: h):
+        return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
+
+
+def _forward_unmasked_still_masked(tokens, weights, args):
+    return ex11_forward.forward(tokens, weights, args)
+
+
+def _top_predictions_of_logits(logits, k):
+    top = logits.float().topk(k, dim=-1)
+    return top.values, top.indices
+
+
+def _rope_rotation_on_halves(x, freqs_cis):
+    with _rebound(ex15_experiments, apply_rope=_apply_rope_on_halves):
+        return ex15_experiments.rope_rotation(x, freqs_cis)
+
+
+class _rebound:
+    """Within the block, module's names are bound to other values (a variant that differs from the reference in one call)."""
+
+    def __init__(self, module, **names):
+        self.module, self.names, self.saved = module, names, {}
+
+    def __enter__(self):
+        self.saved = {name: getattr(self.module, name) for name in self.names}
+        for name, value in self.names.items():
+            setattr(self.module, name, value)
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            setattr(self.module, name, value)
+
+
 MISTAKES = [
     Mistake("forgot_bos", "ex01_tokenizer", "encode",
             "the ids lack BOS: with bos=True the list must start with 128000 (<|begin_of_text|>)",
@@ -285,6 +325,24 @@ MISTAKES = [
             "of answering it; end with encode_header(encoding, \"assistant\", chat_format)",
             "对话没有以打开的 assistant 头结尾：没有它，模型会接着写最后一条消息，而不是回答它；"
             "结尾要加上 encode_header(encoding, \"assistant\", chat_format)", _dialog_without_open_header),
+    Mistake("attention_maps_unmasked", "ex15_experiments", "attention_probs",
+            "the attention maps have weight above the diagonal: add the causal mask to the scores before the softmax",
+            "注意力图在对角线上方有权重：在 softmax 之前把因果掩码加到分数上", _attention_probs_unmasked),
+    Mistake("attention_maps_from_the_embeddings", "ex15_experiments", "attention_probs",
+            "layer 0's map is right, later ones are not: layer L's queries and keys come from the output of layers 0 .. L - 1 "
+            "(run transformer_block for each), not from the embeddings",
+            "第 0 层的图是对的，后面的层不对：第 L 层的 query 和 key 来自第 0 .. L - 1 层的输出（对每层调用 transformer_block），"
+            "而不是来自嵌入", _attention_probs_from_the_embeddings),
+    Mistake("unmasked_forward_still_masked", "ex15_experiments", "forward_unmasked",
+            "these are the masked logits: pass mask=None to every transformer_block (exercise 11's forward builds the causal mask)",
+            "这是带掩码的 logits：要给每个 transformer_block 传 mask=None（练习 11 的 forward 会构造因果掩码）", _forward_unmasked_still_masked),
+    Mistake("predictions_of_logits", "ex15_experiments", "top_predictions",
+            "the table holds logits: take the softmax over the vocabulary first, so each row shows probabilities",
+            "表中是 logits：要先在整个词表上做 softmax，每一行显示的才是概率", _top_predictions_of_logits),
+    Mistake("rope_drawn_on_halves", "ex15_experiments", "rope_rotation",
+            "RoPE rotates halves (i, i + head_dim/2) here, Hugging Face's layout: Meta's pairs are adjacent elements (2i, 2i+1)",
+            "这里 RoPE 旋转的是前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的一对是相邻元素 (2i, 2i+1)",
+            _rope_rotation_on_halves),
 ]
 
 
