@@ -108,7 +108,7 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
 
 
 def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
-    """Exercise 11's forward with no causal mask: every position sees every other. Logits [seq, vocab_size], float32.
+    """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size], float32.
 
     Hints:
         - Your forward's loop, passing mask=None to every transformer_block.

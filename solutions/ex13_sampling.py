@@ -68,7 +68,7 @@ def generate(
     stop_tokens=(),
     sampler: Callable[[torch.Tensor], int] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Exercise 12's cached generation, each token chosen by sampler(logits) (greedy when None); yields (token, logits)."""
+    """The cached generation of exercise 12, each token chosen by sampler(logits) (greedy when None); yields (token, logits)."""
     cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim,
                     weights["tok_embeddings.weight"].dtype)
     tokens = torch.tensor(prompt_ids)  # [prompt_len]

@@ -32,7 +32,7 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
 
 
 def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
-    """Exercise 11's forward with no causal mask: every position sees every other. Logits [seq, vocab_size], float32."""
+    """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size], float32."""
     seqlen = tokens.shape[0]  # tokens [seq]
     freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor)  # [seq, head_dim // 2]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]

@@ -8,6 +8,7 @@ import pytest
 
 from cli_kit import call, root  # noqa: F401 (root is a fixture)
 from grader.learner import curriculum
+from grader.cli.experiments import RUNNERS
 from learners import SOLUTIONS
 
 
@@ -30,7 +31,8 @@ def test_every_exercise_exports_a_valid_notebook_in_both_languages(notebooks):
         for name, heading in [(f"{e.module}.ipynb", f"# Exercise {e.id}: "), (f"{e.module}.zh.ipynb", f"# 练习 {e.id}：")]:
             nb = nbformat.read(notebooks / name, as_version=4)
             nbformat.validate(nb)
-            chapter, how, code, grading = nb.cells
+            chapter, how, code, grading = nb.cells[:4]
+            assert [c.cell_type for c in nb.cells[4:]] == (["markdown", "code"] if e.id in RUNNERS else [])  # an extra's experiment
             assert chapter.cell_type == "markdown" and chapter.source.startswith(heading), chapter.source[:80]
             assert code.source.startswith(f"%%writefile {e.stub}\n")
             assert "raise NotImplementedError" in code.source and '"""Exercise' not in code.source
@@ -71,6 +73,7 @@ def test_every_notebook_runs_with_the_reference(notebooks, monkeypatch):
                 heading = report.partition("\n")[0]
                 done, total = _counts(heading)
                 assert done == total > 0 and passed in heading, f"{name}:\n{report}"
+                check_experiment(e, nb)
     finally:
         km.shutdown_kernel(now=True)
 
@@ -79,3 +82,15 @@ def _counts(heading: str) -> tuple[int, int]:
     """'Exercise 4 · RMSNorm: 5/5 tests pass' -> (5, 5)"""
     done, total = re.search(r"(\d+)/(\d+)", heading).groups()
     return int(done), int(total)
+
+
+def check_experiment(e, nb) -> None:
+    """An extra's experiment cell ran the reference on a model: its heading, a table, and (sampling, experiments) pictures inline."""
+    if e.id not in RUNNERS:
+        return
+    outputs = nb.cells[-1].outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert text.startswith(e.heading(None)) or "练习" in text.partition("\n")[0], text[:200]
+    assert "not started" not in text and len(text.splitlines()) > 5, text[:500]
+    images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) == {13: 1, 14: 0, 15: 4}[e.id], [o.get("output_type") for o in outputs]

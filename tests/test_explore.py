@@ -14,6 +14,7 @@ from grader import pictures  # noqa: E402
 from grader.cli import explore  # noqa: E402
 from grader.formats import checkpoint  # noqa: E402
 from solutions import ex15_experiments  # noqa: E402
+from solutions.ex11_forward import forward  # noqa: E402
 
 PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 
@@ -21,7 +22,7 @@ PROMPT = "the answer to the ultimate question of life, the universe, and everyth
 @pytest.fixture(scope="module")
 def results():
     ck = checkpoint.load(None)  # tiny-llama3
-    return {r.number: r for r in explore.explore(ex15_experiments, ck, PROMPT, sorted(explore.NAMES), layer=1, head=2, k=3)}, ck
+    return {r.number: r for r in explore.explore(ex15_experiments, forward, ck, PROMPT, sorted(explore.NAMES), layer=1, head=2, k=3)}, ck
 
 
 def _pixels_vary(png: bytes) -> bool:

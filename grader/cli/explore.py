@@ -48,10 +48,11 @@ def run(args) -> int:
     from ..formats import checkpoint
 
     ck = checkpoint.load(args.checkpoint)
-    mod = invoke(impls.module, impls.choice(args.impl), "ex15_experiments")
+    impl = impls.choice(args.impl)
     numbers = [args.number] if args.number else sorted(NAMES)
     try:
-        results = explore(mod, ck, args.prompt, numbers, args.layer, args.head, args.top_k)
+        mod, fwd = (invoke(impls.module, impl, name) for name in ("ex15_experiments", "ex11_forward"))
+        results = explore(mod, fwd.forward, ck, args.prompt, numbers, args.layer, args.head, args.top_k)
     except NotStarted as e:
         raise KitError(f"{e} (or explore with the reference: --impl solutions)") from None
     except GradeFailure as e:
@@ -67,8 +68,9 @@ def run(args) -> int:
     return 0
 
 
-def explore(mod, ck, prompt: str, numbers: list[int], layer: int = 0, head: int = 0, k: int = 5) -> list[Result]:
-    """The experiments numbered, run with mod (an exercise 15 module) on the checkpoint, in float32."""
+def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, head: int = 0, k: int = 5) -> list[Result]:
+    """The experiments numbered, run with mod (an exercise 15 module) and forward (exercise 11's, for the masked
+    predictions) on the checkpoint, in float32."""
     import torch
 
     from .. import pictures
@@ -97,7 +99,7 @@ def explore(mod, ck, prompt: str, numbers: list[int], layer: int = 0, head: int 
                 results.append(Result(n, title, attention_table(probs, labels),
                                       lambda p=probs, t=title: pictures.attention_map(p, labels, t)))
             elif n in (2, 3):
-                fwd = mod.forward_unmasked if n == 3 else _masked(mod)
+                fwd = mod.forward_unmasked if n == 3 else forward
                 logits = invoke(fwd, tokens, weights, args)  # [seq, vocab_size]
                 top_probs, top_ids = invoke(mod.top_predictions, logits, k)  # [seq, k] x 2
                 title = "the next token after each position" + (", without the causal mask" if n == 3 else "")
@@ -116,13 +118,6 @@ def explore(mod, ck, prompt: str, numbers: list[int], layer: int = 0, head: int 
                 title = f"RoPE: the pairs of layer 0's query (head {head}, last token) at positions 0..{ROPE_POSITIONS - 1} (dark to light)"
                 results.append(Result(n, title, rope_table(freqs_cis), lambda p=points, t=title: pictures.rope_pairs(p, t)))
     return results
-
-
-def _masked(mod):
-    """The forward that exercise 15's module calls through exercise 11 (the implementation's own)."""
-    import importlib
-
-    return importlib.import_module(mod.__name__.rsplit(".", 1)[0] + ".ex11_forward").forward
 
 
 def _show(piece: str) -> str:
