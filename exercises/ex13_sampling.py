@@ -73,8 +73,11 @@ sampler is None). Everything else stays: one KVCache, the prompt prefilled once,
 one token per forward, stop tokens not yielded. `llama3-grader generate --temperature
 0.8 --top-k 50 --top-p 0.9 --seed 1` runs your sampler end to end.
 
-Cost: top-p sorts the whole vocabulary once per token (128256 floats, a millisecond or
-two on a CPU), small against a decode step that reads every weight of the model.
+Cost: a sort of the whole vocabulary (128256 floats) takes milliseconds on a CPU, once
+per token: not nothing against a decode step. Sorting is the clearest way to start.
+The reference finds the same tokens without it: Tensor.topk of the few most likely
+ones (it returns them sorted), then comparisons; `llama3-grader bench` shows what your
+sampling adds to each token.
 
 Pitfalls
 --------

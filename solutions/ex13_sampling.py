@@ -8,22 +8,36 @@ from .ex11_forward import forward
 from .ex12_generation import KVCache
 
 
+def largest(values: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """True at the n[..., 0] largest values of each row, the lowest ids among ties: the first n of a stable descending sort,
+    found with topk and comparisons (no sort of the whole vocabulary, which costs more than a decode step's matmuls)."""
+    # values [..., vocab], n [..., 1] >= 1
+    nth = values.topk(int(n.max()), dim=-1).values.gather(-1, n - 1)  # [..., 1]: the n-th largest value
+    above, tied = values > nth, values == nth  # [..., vocab] x 2
+    room = n - above.sum(-1, keepdim=True)  # [..., 1]: how many of the tied values still fit
+    return above | (tied & (tied.cumsum(-1) <= room))  # [..., vocab]
+
+
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row (the lowest ids among ties), -inf elsewhere."""
     # logits [..., vocab]
-    order = torch.sort(logits, dim=-1, descending=True, stable=True).indices  # [..., vocab]
-    drop = order[..., k:]  # [..., vocab - k]: the ids ranked after the k-th
-    return logits.scatter(-1, drop, float("-inf"))  # [..., vocab]
+    keep = largest(logits, torch.full((*logits.shape[:-1], 1), k))  # [..., vocab]
+    return logits.masked_fill(~keep, float("-inf"))
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of most likely tokens whose probability reaches p (at least one), -inf elsewhere."""
     # logits [..., vocab]
     probs = torch.softmax(logits.float(), dim=-1)  # [..., vocab]
-    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # [..., vocab] x 2
-    mass_before = sorted_probs.cumsum(-1) - sorted_probs  # [..., vocab]: the mass ranked ahead of each token
-    drop = mass_before >= p  # [..., vocab]: the set already reached p without it; never the first
-    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))  # [..., vocab], back in id order
+    vocab, m = probs.shape[-1], min(64, probs.shape[-1])
+    while True:  # the most likely m, sorted: enough once they hold p (after top-k, at once)
+        top = probs.topk(m, dim=-1).values  # [..., m], descending
+        if m == vocab or bool((top.sum(-1) >= p).all()):
+            break
+        m = min(m * 8, vocab)
+    mass_before = top.cumsum(-1) - top  # [..., m]: the mass ranked ahead of each token
+    n = (mass_before < p).sum(-1, keepdim=True)  # [..., 1]: keep a token while the set has not reached p; n >= 1
+    return logits.masked_fill(~largest(probs, n), float("-inf"))  # [..., vocab]
 
 
 def probabilities(
