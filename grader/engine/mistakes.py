@@ -1,6 +1,7 @@
 """Common mistakes, each as a deliberately wrong variant of one reference function. The builder stores what
 each variant returns on the golden inputs; when a learner's result matches one, the failure names it."""
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -215,20 +216,15 @@ def _rope_rotation_on_halves(x, freqs_cis):
         return ex15_experiments.rope_rotation(x, freqs_cis)
 
 
-class _rebound:
+@contextlib.contextmanager
+def _rebound(module, **names):
     """Within the block, module's names are bound to other values (a variant that differs from the reference in one call)."""
-
-    def __init__(self, module, **names):
-        self.module, self.names, self.saved = module, names, {}
-
-    def __enter__(self):
-        self.saved = {name: getattr(self.module, name) for name in self.names}
-        for name, value in self.names.items():
-            setattr(self.module, name, value)
-
-    def __exit__(self, *exc):
-        for name, value in self.saved.items():
-            setattr(self.module, name, value)
+    saved = {name: getattr(module, name) for name in names}
+    vars(module).update(names)
+    try:
+        yield
+    finally:
+        vars(module).update(saved)
 
 
 MISTAKES = [
