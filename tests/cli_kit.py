@@ -21,8 +21,9 @@ def kit(tmp_path: Path, solved: tuple[str, ...] = ()) -> Path:
 
 
 def env(root: Path, **extra: str) -> dict:
+    """The person's own choices unset; the kit's cache empty, beside the kit folder (no fetched trained model)."""
     clean = {k: v for k, v in os.environ.items() if k not in UNSET}
-    return {**clean, "LLAMA3_KIT_ROOT": str(root), "PYTHONUNBUFFERED": "1", **extra}
+    return {**clean, "LLAMA3_KIT_ROOT": str(root), "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache"), "PYTHONUNBUFFERED": "1", **extra}
 
 
 def command(*args: str) -> list[str]:
@@ -48,4 +49,5 @@ def root(tmp_path, monkeypatch) -> Path:
     for name in UNSET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLAMA3_KIT_ROOT", str(folder))
+    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(tmp_path / "kit-cache"))
     return folder

@@ -1,5 +1,6 @@
-"""Learner trees for the kit's own tests: a copy of the stubs and graded tests in a temporary folder, with
-chosen modules replaced, graded in a subprocess exactly as a learner's `pytest exercises/` would be."""
+"""Learner trees for the kit's own tests: the pristine stubs and the kit's graded tests in a temporary folder, with
+chosen modules replaced, graded in a subprocess exactly as a learner's `pytest exercises/` would be. Nothing is taken
+from the learner's own exercises/: the stubs come from grader/learner/stubs.zip."""
 
 import json
 import shutil
@@ -8,16 +9,31 @@ import sys
 import textwrap
 from pathlib import Path
 
+from grader.learner import curriculum, pristine
 from grader.paths import ROOT
 
 SOLUTIONS = ROOT / "solutions"
 MODULES = sorted(p.stem for p in SOLUTIONS.glob("ex*.py"))
+# The files of exercises/ that the kit ships and a learner does not edit: the package, the graded tests, the chapters
+# in Chinese. (The stubs beside them are the learner's; their pristine text is in stubs.zip.)
+KIT_EXERCISES = ROOT / "exercises"
+
+
+def kit_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.name == "__init__.py" or p.name.endswith(".zh.md") or (p.name.startswith("test_ex") and p.suffix == ".py"))
 
 
 def tree(tmp_path: Path, planted: dict[str, str] | None = None) -> Path:
-    """tmp_path/kit/exercises: the pristine stubs and graded tests, with planted[module] = source replacing some."""
+    """tmp_path/kit/exercises: the pristine stubs and the kit's graded tests, with planted[module] = source replacing
+    some. Whatever the learner has written in exercises/ stays out."""
     root = tmp_path / "kit"
-    shutil.copytree(ROOT / "exercises", root / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
+    folder = root / "exercises"
+    folder.mkdir(parents=True)
+    for path in kit_files(KIT_EXERCISES):
+        shutil.copyfile(path, folder / path.name)
+    for e in curriculum.exercises():
+        (folder / e.stub).write_bytes(pristine.read(e.stub))
     for module, source in (planted or {}).items():
         (root / "exercises" / f"{module}.py").write_text(source)
     return root
@@ -40,19 +56,58 @@ def spoiled(module: str, kind: str) -> str:
 
 def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dict]:
     """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status, message)."""
-    env_path = f"{root}:{Path(__file__).parent}"
-    out = subprocess.run(
-        [sys.executable, "-m", "grader.engine.results", str(root / "exercises"), "-p", "grader.engine.plugin", "--rootdir", str(root), *args],
-        cwd=root, capture_output=True, text=True, timeout=1200, env={**_env(), "PYTHONPATH": env_path, **(env or {})},
-    )
+    return grade_all([(root, args)], env)[0]
+
+
+def grade_all(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> list[list[dict]]:
+    """Grade several trees, each with its pytest arguments, in one subprocess: one pytest run per tree, in turn, as
+    the scoreboard runs them in-process (the exercises of one tree are unimported before the next), sparing a
+    start-up of Python, torch and pytest per tree. One list of results per job, in order."""
+    spec = json.dumps([[str(root), list(args)] for root, args in jobs])
+    out = subprocess.run([sys.executable, __file__, spec], cwd=jobs[0][0], capture_output=True, text=True, timeout=1800,
+                         env={**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
     if out.returncode != 0:
         raise AssertionError(f"grading crashed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    found: list[list[dict]] = [[] for _ in jobs]
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            found[record.pop("job")].append(record)
+    return found
 
 
-def _env() -> dict:
+def _grade_jobs(spec: str) -> int:
+    """The subprocess of grade_all: pytest exit codes other than 0 and 1 (a crash) end it with that code."""
+    from dataclasses import asdict
+
+    from grader.engine import results
+
+    for job, (root, args) in enumerate(json.loads(spec)):
+        sys.path.insert(0, root)
+        try:
+            code, found = results.run([f"{root}/exercises", "-p", "grader.engine.plugin", "--rootdir", root, *args])
+        finally:
+            sys.path.remove(root)
+        if code not in (0, 1):
+            print(f"pytest exit code {code} grading {root} {' '.join(args)}", file=sys.stderr)
+            return code
+        for r in found:
+            print(json.dumps({"job": job, **asdict(r)}, ensure_ascii=False), flush=True)
+    return 0
+
+
+def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """`pytest ARGS` as a learner types it in the tree's folder: its exit code and what it prints."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", *args],
+                          cwd=root, capture_output=True, text=True, timeout=600, env={**_env(root), "PYTHONPATH": str(root)})
+
+
+def _env(root: Path) -> dict:
+    """The environment without the choices of the person running the tests: no checkpoint, impl or language, and an
+    empty kit cache beside the tree (a trained model they fetched into theirs is not graded; test_trained does that)."""
     import os
-    return {k: v for k, v in os.environ.items() if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
+    return {**clean, "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache")}
 
 
 def by_exercise(results: list[dict]) -> dict[str, list[dict]]:
@@ -64,3 +119,7 @@ def by_exercise(results: list[dict]) -> dict[str, list[dict]]:
 
 def dedent(source: str) -> str:
     return textwrap.dedent(source).lstrip()
+
+
+if __name__ == "__main__":
+    sys.exit(_grade_jobs(sys.argv[1]))

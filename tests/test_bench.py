@@ -1,14 +1,17 @@
 """`llama3-grader bench` on the tiny checkpoints: the JSON keys of issue 5, sane figures, transformers side by side,
-and clean errors. (The floors are asserted on the real-shaped 1B preset in test_real_shapes.py.)"""
+and clean errors. No speed is asserted anywhere: speeds belong to the bench's report, not to pass/fail."""
 
 import json
 import statistics
+import sys
+import warnings
 
 import pytest
 
 from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
 from grader.cli import bench
 from grader.paths import MODELS
+from learners import tree
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -68,10 +71,35 @@ def test_the_plain_report(capsys):
         assert words in out
 
 
-def test_the_learner_s_stubs_are_not_started(capsys):
+def test_transformers_decodes_with_its_cache_like_the_reference():
+    """The current cache API (no deprecation warning), and the cache really used: greedy tokens equal the reference's."""
+    pytest.importorskip("transformers")
+    import torch
+
+    from grader.formats import checkpoint, hf_layout
+    from solutions.ex12_generation import generate
+
+    ck = checkpoint.load(MODELS / "tiny-llama3", torch.float32)
+    model = hf_layout.transformers_model(ck.weights, ck.args)
+    prompt = [128000, 1820, 4320, 311]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        theirs = [t for t, _ in bench._hf_generate(model, prompt, 8)]
+    assert theirs == [t for t, _ in generate(prompt, ck.weights, ck.args, 8)]
+
+
+def test_the_pristine_stubs_are_not_started(capsys, tmp_path, monkeypatch):
+    """bench --impl exercises on stubs from grader/learner/stubs.zip, whatever the learner's exercises/ holds."""
+    root = tree(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(root), *sys.path])
+    for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
+        monkeypatch.delitem(sys.modules, name)
     line = one_line_error(capsys, "bench", "--impl", "exercises", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
                           "--repeats", "1", "--no-transformers")
     assert "not started" in line and "--impl solutions" in line
+    assert str(root) in sys.modules["exercises"].__file__
+    for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
+        del sys.modules[name]  # the tree's modules go with it
 
 
 @pytest.mark.parametrize("option,value,words", [("--new-tokens", "1", "--new-tokens must be at least 2"),

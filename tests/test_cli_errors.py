@@ -2,7 +2,7 @@
 
 import pytest
 
-from cli_kit import call, kit, root, run  # noqa: F401 (root is a fixture)
+from cli_kit import call, root  # noqa: F401 (root is a fixture)
 from grader.engine import grading
 
 
@@ -46,28 +46,25 @@ def test_an_unknown_implementation(root, capsys):
     assert "--impl exercises or --impl solutions" in one_line(capsys.readouterr().err)
 
 
-def test_no_tests_collected(tmp_path):
-    folder = kit(tmp_path)
-    for test in (folder / "exercises").glob("test_*.py"):
+def test_no_tests_collected(root, capsys):
+    for test in (root / "exercises").glob("test_*.py"):
         test.unlink()
-    out = run(folder)
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert "no graded tests were collected" in one_line(out.stderr)
-    assert out.stdout == ""
+    assert call() == 2
+    out, err = capsys.readouterr()
+    assert "no graded tests were collected" in one_line(err)
+    assert out == ""
 
 
-def test_a_checkpoint_folder_that_does_not_exist(tmp_path):
-    folder = kit(tmp_path)
-    out = run(folder, "solution", "4", LLAMA3_CHECKPOINT=str(tmp_path / "no-such-model"))
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert "LLAMA3_CHECKPOINT" in one_line(out.stderr) and "no-such-model" in out.stderr
+def test_a_checkpoint_folder_that_does_not_exist(root, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("LLAMA3_CHECKPOINT", str(tmp_path / "no-such-model"))
+    assert call("solution", "4") == 2
+    err = capsys.readouterr().err
+    assert "LLAMA3_CHECKPOINT" in one_line(err) and "no-such-model" in err
 
 
-def test_a_graded_test_file_that_cannot_be_imported(tmp_path):
-    folder = kit(tmp_path)
-    with open(folder / "exercises" / "test_ex03_embeddings.py", "a") as f:
+def test_a_graded_test_file_that_cannot_be_imported(root, capsys):
+    with open(root / "exercises" / "test_ex03_embeddings.py", "a") as f:
         f.write("\nimport no_such_module\n")
-    out = run(folder, "solution", "3")
-    assert out.returncode == 2, out.stdout + out.stderr
-    line = one_line(out.stderr)
+    assert call("solution", "3") == 2
+    line = one_line(capsys.readouterr().err)
     assert "test_ex03_embeddings.py" in line and "No module named 'no_such_module'" in line and "pytest exercises/" in line

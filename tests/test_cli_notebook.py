@@ -1,25 +1,36 @@
 """`llama3-grader notebook`: every exercise exports as a valid nbformat v4 notebook, in English and Chinese, and
-each runs top to bottom with the reference in its code cell, its grading cell reporting every test passed."""
+each runs top to bottom with the reference in its code cell, its grading cell reporting every test passed; its
+set-up cell installs the kit where it is missing (Colab) and does nothing where it is installed."""
 
+import builtins
 import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
 
 from cli_kit import call, root  # noqa: F401 (root is a fixture)
+from grader.cli import notebook
 from grader.learner import curriculum
 from grader.cli.experiments import RUNNERS
 from learners import SOLUTIONS
 
+SETUP, CODE, GRADING = 2, 3, 4  # cell indexes: chapter, how-to, set-up, code, grading
+
 
 @pytest.fixture(scope="module")
-def notebooks(tmp_path_factory):
-    """Every exercise exported in both languages, with LLAMA3_KIT_ROOT at a fresh copy of the stubs."""
+def kit_folder(tmp_path_factory):
     from cli_kit import kit
-    base = tmp_path_factory.mktemp("notebooks")
-    folder, out = kit(base), base / "out"
+    return kit(tmp_path_factory.mktemp("notebooks"))
+
+
+@pytest.fixture(scope="module")
+def notebooks(kit_folder):
+    """Every exercise exported in both languages, with LLAMA3_KIT_ROOT at a fresh copy of the stubs."""
+    out = kit_folder.parent / "out"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LLAMA3_KIT_ROOT", str(folder))
+        mp.setenv("LLAMA3_KIT_ROOT", str(kit_folder))
         mp.delenv("LLAMA3_KIT_LANG", raising=False)
         assert call("notebook", "--all", "--out", str(out)) == 0
         assert call("notebook", "--all", "--out", str(out), "--lang", "zh") == 0
@@ -31,9 +42,10 @@ def test_every_exercise_exports_a_valid_notebook_in_both_languages(notebooks):
         for name, heading in [(f"{e.module}.ipynb", f"# Exercise {e.id}: "), (f"{e.module}.zh.ipynb", f"# 练习 {e.id}：")]:
             nb = nbformat.read(notebooks / name, as_version=4)
             nbformat.validate(nb)
-            chapter, how, code, grading = nb.cells[:4]
-            assert [c.cell_type for c in nb.cells[4:]] == (["markdown", "code"] if e.id in RUNNERS else [])  # an extra's experiment
+            chapter, how, setup, code, grading = nb.cells[:5]
+            assert [c.cell_type for c in nb.cells[5:]] == (["markdown", "code"] if e.id in RUNNERS else [])  # an extra's experiment
             assert chapter.cell_type == "markdown" and chapter.source.startswith(heading), chapter.source[:80]
+            assert setup.cell_type == "code" and notebook.KIT_GIT_URL in setup.source
             assert code.source.startswith(f"%%writefile {e.stub}\n")
             assert "raise NotImplementedError" in code.source and '"""Exercise' not in code.source
             assert grading.source.startswith("from grader.cli.notebook import grade")
@@ -54,22 +66,38 @@ def test_notebook_needs_one_exercise_or_all(root, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
 
 
-def test_every_notebook_runs_with_the_reference(notebooks, monkeypatch):
-    """One kernel runs them all (starting one per notebook would cost more than the grading)."""
+def test_the_chinese_notebooks_run_the_same_code_as_the_english_ones(notebooks):
+    """Only the text differs, and the grading cell's lang='zh': so running every English notebook and one Chinese
+    one (the next test) runs the code of them all."""
+    for e in curriculum.exercises():
+        en, zh = (nbformat.read(notebooks / f"{e.module}{suffix}.ipynb", as_version=4).cells for suffix in ("", ".zh"))
+        assert zh[CODE].source == en[CODE].source
+        assert zh[GRADING].source == en[GRADING].source.replace(")", ", lang='zh')")
+        assert zh[SETUP].source.splitlines()[1:] == en[SETUP].source.splitlines()[1:]  # the comment is translated
+
+
+def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypatch):
+    """One kernel runs them all (starting one per notebook would cost more than the grading), every cell of each,
+    set-up cell included: every English notebook, a Chinese core one and a Chinese extra. The grading copies the pristine kit folder's
+    exercises/, not the learner's."""
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
-    for name in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG", "LLAMA3_KIT_ROOT"):
+    for name in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLAMA3_KIT_ROOT", str(kit_folder))
+    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(kit_folder.parent / "kit-cache"))
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(notebooks))
     try:
         for e in curriculum.exercises():
-            for name, passed in [(f"{e.module}.ipynb", "tests pass"), (f"{e.module}.zh.ipynb", "个测试通过")]:
+            runs = [(f"{e.module}.ipynb", "tests pass")] + ([(f"{e.module}.zh.ipynb", "个测试通过")] if e.id in (12, 15) else [])
+            for name, passed in runs:
                 nb = nbformat.read(notebooks / name, as_version=4)
-                nb.cells[2].source = f"%%writefile {e.stub}\n" + (SOLUTIONS / e.stub).read_text()
+                nb.cells[CODE].source = f"%%writefile {e.stub}\n" + (SOLUTIONS / e.stub).read_text()
                 NotebookClient(nb, km=km, timeout=600).execute()
-                report = "".join(o.get("text", "") for o in nb.cells[3].outputs)
+                assert not nb.cells[SETUP].outputs, nb.cells[SETUP].outputs  # the kit is installed: nothing to do
+                report = "".join(o.get("text", "") for o in nb.cells[GRADING].outputs)
                 heading = report.partition("\n")[0]
                 done, total = _counts(heading)
                 assert done == total > 0 and passed in heading, f"{name}:\n{report}"
@@ -82,6 +110,26 @@ def _counts(heading: str) -> tuple[int, int]:
     """'Exercise 4 · RMSNorm: 5/5 tests pass' -> (5, 5)"""
     done, total = re.search(r"(\d+)/(\d+)", heading).groups()
     return int(done), int(total)
+
+
+def test_the_set_up_cell_installs_the_kit_where_it_is_missing(monkeypatch, tmp_path):
+    """Where `import grader` fails (Colab), the cell clones KIT_GIT_URL beside the notebook and pip-installs it."""
+    ran = []
+    real_import = builtins.__import__
+
+    def without_the_kit(name, *args, **kwargs):
+        if name == "grader" and not ran:
+            raise ImportError("No module named 'grader'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_the_kit)
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: ran.append(command))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    exec(notebook.setup(None), {})
+    assert ran == [["git", "clone", "--depth", "1", notebook.KIT_GIT_URL, "llama3-kit"],
+                   [sys.executable, "-m", "pip", "install", "-q", "-e", "llama3-kit"]]
+    assert sys.path[0] == str(tmp_path / "llama3-kit")
 
 
 def check_experiment(e, nb) -> None:

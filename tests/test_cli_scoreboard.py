@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from cli_kit import kit, run
+from cli_kit import call, kit, root, run  # noqa: F401 (root is a fixture)
+from learners import solution
 from grader.learner import curriculum
 from grader.engine import fortytwo, grading
 from grader.cli import scoreboard
@@ -15,11 +16,9 @@ from grader.engine.results import Result
 TODAY = datetime.date.today().isoformat()
 
 
-def test_the_reference_passes_every_exercise(tmp_path):
-    folder = kit(tmp_path)
-    out = run(folder, "--impl", "solutions")
-    assert out.returncode == 0, out.stdout + out.stderr
-    text = out.stdout
+def test_the_reference_passes_every_exercise(root, capsys):
+    assert call("--impl", "solutions", "--check") == 0
+    text = capsys.readouterr().out
     assert "\x1b[" not in text, "piped output is plain text"
     assert "grading the reference in solutions/" in text
     for e in curriculum.exercises():
@@ -32,14 +31,15 @@ def test_the_reference_passes_every_exercise(tmp_path):
     for e in curriculum.track("extras"):
         row = next(line for line in extras.splitlines() if line.split()[:1] == [str(e.id)])
         assert e.title in row and row.rstrip().endswith("passed"), row
-    assert not (folder / ".llama3-progress.json").exists(), "grading the reference is not your progress"
+    assert not (root / ".llama3-progress.json").exists(), "grading the reference is not your progress"
 
 
 def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
+    """In a subprocess, as a tool runs it. With --check unfinished work exits 1; the next exercise is noted for `hint`."""
     folder = kit(tmp_path, solved=("ex03_embeddings",))
     progress = folder / ".llama3-progress.json"
     progress.write_text("{not json")
-    out = run(folder, "--json")
+    out = run(folder, "--json", "--check")
     assert out.returncode == 1, out.stderr
     board = json.loads(out.stdout)
     rows = {row["id"]: row for row in board["exercises"]}
@@ -53,6 +53,7 @@ def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
     assert {row["status"] for row in board["extras"]} == {"not started"}
     assert board["fortytwo"]["checkpoint"] is None and board["fortytwo"]["reproduced"] is False
     assert json.loads(progress.read_text())["first_passed"] == {"ex03_embeddings": TODAY}
+    assert json.loads(progress.read_text())["next"] == "ex01_tokenizer"
 
 
 def result(module: str, test: str, status: str, message: str = "") -> Result:
@@ -136,8 +137,10 @@ def test_a_failure_in_one_line_names_the_known_mistake():
     plain = result("ex04_rms_norm", "test_rms_norm", "failing", "rms_norm does not match the reference:\nout: 3 of 5 values")
     known = result("ex04_rms_norm", "test_rms_norm", "failing",
                    "rms_norm does not match the reference:\nout: 5 of 5 values\n=> a known mistake: this is RMSNorm without eps")
-    assert grading.summary(plain) == "rms_norm does not match the reference:"
+    assert grading.summary(plain) == "rms_norm does not match the reference: out: 3 of 5 values"
     assert grading.summary(known) == "a known mistake: this is RMSNorm without eps"
+    alone = result("ex01_tokenizer", "test_encode", "failing", "encode does not match the reference:\n")
+    assert grading.summary(alone) == "encode does not match the reference", "the Next line must not end in a colon"
 
 
 def test_the_42_line_reads_the_graded_real_model_tests():
@@ -147,3 +150,27 @@ def test_the_42_line_reads_the_graded_real_model_tests():
     sources = (ROOT / "exercises" / "test_ex11_forward.py").read_text() + (ROOT / "exercises" / "test_ex12_generation.py").read_text()
     for name in fortytwo.TESTS:
         assert f"def {name}(" in sources
+
+
+def test_unfinished_work_exits_0_and_check_makes_it_1(root, capsys, monkeypatch):
+    """The README's first line must not read as a failed install: a scoreboard that ran exits 0."""
+    monkeypatch.setattr(grading, "run", lambda **kwargs: [])
+    assert call() == 0
+    assert call("--check") == 1
+    capsys.readouterr()
+
+
+def test_a_syntax_error_in_exercise_4_fails_exercise_4_alone(root, capsys):
+    """A learner at exercise 4 with a syntax error in it: exercises 10 to 12 import exercise 4, yet the scoreboard
+    shows one failing exercise, 1 to 3 passed and the others not started. (test_grading grades the same with every
+    later exercise solved.)"""
+    for e in curriculum.exercises()[:3]:
+        (root / "exercises" / e.stub).write_text(solution(e.module))
+    mine = root / "exercises" / "ex04_rms_norm.py"
+    mine.write_text(solution("ex04_rms_norm").replace("def rms_norm(", "def rms_norm(:", 1))
+    assert call() == 0
+    text = capsys.readouterr().out
+    rows = {int(line.split()[0]): line for line in text.splitlines() if line.split()[:1] and line.split()[0].isdigit()}
+    assert [i for i, row in rows.items() if " failing" in row] == [4], text
+    assert all(" passed" in rows[i] for i in (1, 2, 3)) and all(" not started" in rows[i] for i in range(5, 13)), text
+    assert "Next: Exercise 4 · RMSNorm" in text and "exercises/ex04_rms_norm.py cannot be imported: SyntaxError: invalid syntax" in text

@@ -56,8 +56,10 @@ def save_solution(root, module: str) -> float:
 
 @pytest.mark.parametrize("how", ["notifications", "polling"])
 def test_watch_regrades_on_save_and_moves_on(tmp_path, how):
+    """With notifications it is stopped with Ctrl-C; with polling, by pressing q in its terminal."""
     root = kit(tmp_path)
-    watch = Watch(root, *(["--poll"] if how == "polling" else []))
+    keyboard, terminal = pty.openpty()
+    watch = Watch(root, *(["--poll"] if how == "polling" else []), stdin=terminal if how == "polling" else None)
     try:
         watch.until("Exercise 1 · Tokenizer: 0/")
         watch.until(f"q quits ({how})")
@@ -68,19 +70,10 @@ def test_watch_regrades_on_save_and_moves_on(tmp_path, how):
         watch.until("Exercise 2 · Checkpoint and config: 0/")
         watch.until("✗ test_")
         watch.until("q quits")
-        watch.process.send_signal(signal.SIGINT)
-        assert watch.process.wait(timeout=30) == 0
-    finally:
-        watch.stop()
-
-
-def test_q_quits(tmp_path):
-    root = kit(tmp_path)
-    keyboard, terminal = pty.openpty()
-    watch = Watch(root, stdin=terminal)
-    try:
-        watch.until("q quits")
-        os.write(keyboard, b"q")
+        if how == "polling":
+            os.write(keyboard, b"q")
+        else:
+            watch.process.send_signal(signal.SIGINT)
         assert watch.process.wait(timeout=30) == 0
     finally:
         watch.stop()

@@ -1,23 +1,68 @@
 """The graded tests themselves: the reference passes them all, the untouched stubs fail each as "not started",
 every known mistake is named, bad learners fail every test, one solution turns exactly its exercise green,
-and a learner's faults each become one clean failure."""
+and a learner's faults each become one clean failure. The trees the selected tests need are graded in one
+subprocess (learners.grade_all), one pytest run each."""
 
 import re
 
 import pytest
 
 from grader.engine import mistakes
-from learners import MODULES, by_exercise, grade, solution, spoiled, tree, with_override
+from learners import MODULES, by_exercise, dedent, grade_all, solution, spoiled, tree, with_override
+
+
+def _trees() -> dict:
+    """By fixture name below: a function of tmp_path_factory.mktemp giving the trees that fixture grades, with the
+    arguments of each grading."""
+    def rounds(mktemp):
+        jobs = []
+        for round_ in ROUNDS:
+            planted: dict[str, dict[str, str]] = {}
+            for m in round_:
+                planted.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
+            root = tree(mktemp("mistakes"), {module: with_override(module, names) for module, names in planted.items()})
+            jobs.append((root, ("-k", " or ".join(m[:4] for m in planted))))  # only the planted exercises
+        return jobs
+
+    def faults(mktemp):
+        planted = {m: dedent(s) for m, s in FAULTS.items()} | {m: _overridden(m, names) for m, names in OVERRIDES.items()}
+        return [(tree(mktemp("faults"), planted), ("--time-limit", "3", "-k", FAULT_TESTS))]
+
+    def unimportable(mktemp):
+        planted = {m: solution(m) for m in MODULES}
+        planted["ex04_rms_norm"] = planted["ex04_rms_norm"].replace("def rms_norm(", "def rms_norm(:", 1)
+        planted["ex07_attention"] = "import einops\n" + planted["ex07_attention"]
+        return [(tree(mktemp("unimportable"), planted), ())]
+
+    return {
+        "reference_results": lambda mktemp: [(tree(mktemp("reference")), ("--impl", "solutions"))],
+        "stub_results": lambda mktemp: [(tree(mktemp("stubs")), ())],
+        "round_results": rounds,
+        "bad_results": lambda mktemp: [(tree(mktemp(kind), {m: spoiled(m, kind) for m in MODULES}), ()) for kind in BAD_KINDS],
+        "one_solution_results": lambda mktemp: [(tree(mktemp(module), {module: solution(module)}), ()) for module in MODULES],
+        "faults": faults,
+        "unimportable_results": unimportable,
+    }
 
 
 @pytest.fixture(scope="module")
-def reference_results(tmp_path_factory):
-    return grade(tree(tmp_path_factory.mktemp("reference")), "--impl", "solutions")
+def graded(request, tmp_path_factory) -> dict[str, list[list[dict]]]:
+    """The trees of every fixture that a selected test uses, graded in one subprocess: {fixture: results per tree}."""
+    trees = _trees()
+    wanted = [name for name in trees if any(name in item.fixturenames for item in request.session.items)]
+    jobs = {name: trees[name](tmp_path_factory.mktemp) for name in wanted}
+    results = iter(grade_all([job for name in wanted for job in jobs[name]]))
+    return {name: [next(results) for _ in jobs[name]] for name in wanted}
 
 
 @pytest.fixture(scope="module")
-def stub_results(tmp_path_factory):
-    return grade(tree(tmp_path_factory.mktemp("stubs")))
+def reference_results(graded):
+    return graded["reference_results"][0]
+
+
+@pytest.fixture(scope="module")
+def stub_results(graded):
+    return graded["stub_results"][0]
 
 
 def test_the_reference_passes_every_graded_test(reference_results):
@@ -57,12 +102,18 @@ def _rounds() -> list[list[mistakes.Mistake]]:
     return rounds
 
 
-@pytest.mark.parametrize("round_", _rounds(), ids=lambda r: "+".join(m.id for m in r))
-def test_every_known_mistake_is_named(tmp_path, round_):
-    planted: dict[str, dict[str, str]] = {}
-    for m in round_:
-        planted.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
-    results = grade(tree(tmp_path, {module: with_override(module, names) for module, names in planted.items()}))
+ROUNDS = _rounds()
+
+
+@pytest.fixture(scope="module")
+def round_results(graded) -> list[list[dict]]:
+    """Each round planted in its own tree."""
+    return graded["round_results"]
+
+
+@pytest.mark.parametrize("index", range(len(ROUNDS)), ids=["+".join(m.id for m in r) for r in ROUNDS])
+def test_every_known_mistake_is_named(round_results, index):
+    round_, results = ROUNDS[index], round_results[index]
     for m in round_:
         test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
         golden_tests = [r for r in results if f"::{test_name}[" in r["nodeid"]]
@@ -71,17 +122,40 @@ def test_every_known_mistake_is_named(tmp_path, round_):
         assert all(r["outcome"] == "failed" for r in named)
 
 
-@pytest.mark.parametrize("kind", ["identity", "zeros", "random"])
-def test_bad_learners_fail_every_graded_test(tmp_path, kind):
-    results = grade(tree(tmp_path, {m: spoiled(m, kind) for m in MODULES}))
+def test_property_tests_judge_the_learners_own_outputs(round_results):
+    """RoPE on halves is a rotation too, and unscaled attention is causal too: the property tests pass them (their
+    golden tests and the pair-0 formula fail them, naming the mistake)."""
+    index = next(i for i, r in enumerate(ROUNDS) if {"rope_on_halves", "attention_unscaled"} <= {m.id for m in r})
+    outcome = {r["nodeid"].split("::")[1]: r for r in round_results[index]}
+    for test in ("test_rope_preserves_norms", "test_q_dot_k_depends_only_on_the_offset", "test_causal_attention_ignores_future_tokens"):
+        assert outcome[test]["outcome"] == "passed", outcome[test]
+    assert outcome["test_pair_0_turns_by_t_radians"]["outcome"] == "failed"
+
+
+BAD_KINDS = ["identity", "zeros", "random"]
+
+
+@pytest.fixture(scope="module")
+def bad_results(graded) -> dict[str, list[dict]]:
+    return dict(zip(BAD_KINDS, graded["bad_results"]))
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_bad_learners_fail_every_graded_test(bad_results, kind):
+    results = bad_results[kind]
     passed = [r["nodeid"] for r in results if r["outcome"] == "passed"]
     assert not passed, f"a learner returning {kind} passed: {passed}"
     assert sum(r["outcome"] == "failed" for r in results) >= 80
 
 
+@pytest.fixture(scope="module")
+def one_solution_results(graded) -> dict[str, list[dict]]:
+    return dict(zip(MODULES, graded["one_solution_results"]))
+
+
 @pytest.mark.parametrize("module", MODULES)
-def test_one_solution_turns_exactly_its_exercise_green(tmp_path, module):
-    results = by_exercise(grade(tree(tmp_path, {module: solution(module)})))
+def test_one_solution_turns_exactly_its_exercise_green(one_solution_results, module):
+    results = by_exercise(one_solution_results[module])
     own = results.pop(module)
     assert all(r["outcome"] in ("passed", "skipped") for r in own), [r["nodeid"] + "\n" + r["message"] for r in own if r["outcome"] == "failed"]
     assert any(r["outcome"] == "passed" for r in own)
@@ -93,6 +167,8 @@ FAULTS = {
     "ex03_embeddings": '''
         def embed(tokens, tok_embeddings):
             rows = tok_embeddings[tokens]
+            for i in range(15000):
+                print("row", i)
             raise ValueError("I give up on purpose")
         ''',
     "ex04_rms_norm": '''
@@ -108,29 +184,130 @@ FAULTS = {
         def project_qkv(x, wq, wk, wv, n_heads, n_kv_heads):
             raise NotImplementedError("not started: implement project_qkv in exercises/ex05_qkv.py (exercise 5)")
         ''',
+    "ex08_multi_head_attention": '''
+        from .ex07_attention import attention
+        def self_attention(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+            return attention(x, x[:, :3], x, mask)
+        ''',
     "ex09_feed_forward": '''
         def feed_forward(x, w1, w2, w3):
             while True:
                 pass
         ''',
 }
+# Mistakes in one function of a module that is otherwise the reference: name = an expression replacing it.
+OVERRIDES = {
+    "ex01_tokenizer": {"special_tokens": "lambda n_base=128000: {name.replace('reserved_special_token_', 'reserved_'): i "
+                                         "for name, i in _reference_special_tokens(n_base).items()}"},
+    "ex02_checkpoint": {"model_args": "lambda params: dataclasses.asdict(_reference_model_args(params))"},
+    "ex06_rope": {"apply_rope": "lambda x, freqs_cis: _reference_apply_rope(x, freqs_cis).numpy()"},
+    "ex07_attention": {"causal_mask": "lambda seqlen, start_pos=0: _reference_causal_mask(seqlen, start_pos).clamp_min(torch.finfo(torch.float32).min)"},
+    "ex11_forward": {"next_token": "lambda logits: logits[-1].argmax()"},
+}
+FAULT_TESTS = ("test_special_tokens or test_model_args or test_embed or test_rms_norm or test_linear or test_rope_preserves_norms or "
+               "test_causal_mask or test_mask_hides or test_self_attention or test_feed_forward or test_next_token")
 
 
-def test_a_learners_faults_are_each_one_clean_failure(tmp_path):
-    from learners import dedent
-    results = by_exercise(grade(tree(tmp_path, {m: dedent(s) for m, s in FAULTS.items()}), "--time-limit", "3", "-k",
-                                "test_embed or test_rms_norm or test_linear or test_feed_forward"))
+def _overridden(module: str, names: dict[str, str]) -> str:
+    keep = "".join(f"_reference_{name} = {name}\n" for name in names)
+    return solution(module) + "\n\nimport dataclasses  # noqa: E402\n" + keep + with_override(module, names)[len(solution(module)):]
 
-    embed = next(r for r in results["ex03_embeddings"] if "test_embed[" in r["nodeid"])
+
+@pytest.fixture(scope="module")
+def faults(graded) -> dict[str, list[dict]]:
+    return by_exercise(graded["faults"][0])
+
+
+@pytest.fixture(scope="module")
+def unimportable_results(graded) -> list[dict]:
+    return graded["unimportable_results"][0]
+
+
+def _first(results: list[dict], test: str) -> dict:
+    return next(r for r in results if f"::{test}" in r["nodeid"])
+
+
+def test_an_exception_shows_the_learners_line(faults):
+    embed = _first(faults["ex03_embeddings"], "test_embed[")
     assert embed["message"].startswith("embed raised ValueError: I give up on purpose")
-    assert "ex03_embeddings.py:3 in embed" in embed["message"] and 'raise ValueError("I give up on purpose")' in embed["message"]
-    assert "Traceback" not in embed["message"]
+    assert "ex03_embeddings.py:5 in embed" in embed["message"] and 'raise ValueError("I give up on purpose")' in embed["message"]
+    assert "Traceback" not in embed["message"] and "row 14999" not in embed["message"]
 
-    norm = next(r for r in results["ex04_rms_norm"] if "test_rms_norm[" in r["nodeid"])
+
+def test_an_error_inside_the_reference_shows_the_learners_line_that_called_it(faults):
+    """Exercise 8 passes keys of the wrong shape to the reference's attention (bound while grading exercise 8)."""
+    message = _first(faults["ex08_multi_head_attention"], "test_self_attention[")["message"]
+    assert "exercises/ex08_multi_head_attention.py:3 in self_attention" in message, message
+    assert "return attention(x, x[:, :3], x, mask)" in message
+    assert "raised inside the reference: solutions/ex07_attention.py:" in message
+
+
+def test_nan_inf_and_in_place_changes_are_named(faults):
+    norm = _first(faults["ex04_rms_norm"], "test_rms_norm[")
     assert "contains inf" in norm["message"] or "contains NaN" in norm["message"], norm["message"]
-
-    linear = next(r for r in results["ex05_qkv"] if "test_linear[" in r["nodeid"])
+    linear = _first(faults["ex05_qkv"], "test_linear[")
     assert "changed its input 'x' in place" in linear["message"], linear["message"]
 
-    ffn = next(r for r in results["ex09_feed_forward"] if "test_feed_forward[" in r["nodeid"])
-    assert ffn["message"].startswith("time limit: the test ran longer than 3 s"), ffn["message"]
+
+def test_after_one_time_out_the_function_s_other_tests_fail_at_once(faults):
+    ffn = [r for r in faults["ex09_feed_forward"] if "test_feed_forward" in r["nodeid"]]
+    assert len(ffn) == 3 and all(r["outcome"] == "failed" for r in ffn)
+    timed_out = [r for r in ffn if r["message"].startswith("time limit: the test ran longer than 3 s")]
+    assert len(timed_out) == 1, [r["message"] for r in ffn]
+    name = timed_out[0]["nodeid"].split("::")[1]
+    for r in ffn:
+        if r is not timed_out[0]:
+            assert r["message"].startswith(f"not run: feed_forward ran past the time limit in {name}"), r["message"]
+
+
+def test_a_wrong_dict_is_a_short_diff(faults):
+    from solutions.ex01_tokenizer import special_tokens
+
+    reserved = sum("reserved_special_token_" in name for name in special_tokens())
+    message = _first(faults["ex01_tokenizer"], "test_special_tokens[")["message"]
+    assert f"out: dicts differ: {reserved} keys missing, {reserved} extra, 0 with another value (256 keys expected)" in message, message
+    assert "'<|reserved_special_token_0|>'" in message and "'<|reserved_0|>': 128002" in message
+    assert len(message) < 1500, len(message)
+
+
+def test_a_dict_where_the_dataclass_is_the_contract(faults):
+    message = _first(faults["ex02_checkpoint"], "test_model_args")["message"]
+    assert "model_args (tiny-llama3, llama3-8b) should return a ModelArgs (the dataclass given at the top of exercises/ex02_checkpoint.py), got dict" in message
+
+
+def test_a_0_d_tensor_where_an_int_is_the_contract(faults):
+    message = _first(faults["ex11_forward"], "test_next_token[")["message"]
+    assert "out: expected an int, got a 0-d tensor (tensor(" in message and ".item()" in message, message
+
+
+def test_a_numpy_array_in_a_property_test(faults):
+    message = _first(faults["ex06_rope"], "test_rope_preserves_norms")["message"]
+    assert message.startswith("apply_rope: expected a tensor, got ndarray"), message
+    assert "Traceback" not in message and "TypeError" not in message
+
+
+def test_a_finite_minimum_where_the_mask_needs_minus_inf(faults):
+    for test in ("test_causal_mask[", "test_mask_hides_exactly_the_future"):
+        message = _first(faults["ex07_attention"], test)["message"]
+        assert "torch.finfo(torch.float32).min where -inf is expected" in message and "exactly zero weight" in message, message
+
+
+def test_an_exercise_that_does_not_import_fails_alone(unimportable_results):
+    """A syntax error in exercise 4 and an import of a missing library in exercise 7: every other exercise is the
+    reference and passes; the real-model tests skip; the end-to-end tests skip, naming the broken exercise."""
+    results = unimportable_results
+    failed = {r["exercise"] for r in results if r["outcome"] == "failed"}
+    assert failed == {"ex04_rms_norm", "ex07_attention"}, [r["nodeid"] + "\n" + r["message"] for r in results if r["exercise"] not in failed and r["outcome"] == "failed"]
+    for r in results:
+        if r["exercise"] == "ex04_rms_norm":
+            assert r["outcome"] == "failed" and r["message"].startswith("exercises/ex04_rms_norm.py cannot be imported: SyntaxError")
+            assert "ex04_rms_norm.py:6" in r["message"] and "def rms_norm(:" in r["message"], r["message"]
+        elif r["exercise"] == "ex07_attention":
+            assert "exercises/ex07_attention.py cannot be imported: ModuleNotFoundError: No module named 'einops'" in r["message"]
+            assert "ex07_attention.py:1 in <module>" in r["message"]
+        elif "end_to_end" in r["nodeid"]:
+            assert r["outcome"] == "skipped" and "one does not import: exercises/ex04_rms_norm.py cannot be imported" in r["message"], r
+        elif "the_real_model" in r["nodeid"]:
+            assert r["outcome"] == "skipped" and "LLAMA3_CHECKPOINT" in r["message"], r
+        else:
+            assert r["outcome"] == "passed", r

@@ -3,7 +3,7 @@
 
 import pytest
 
-from learners import by_exercise, dedent, grade, solution, tree
+from learners import by_exercise, dedent, grade_all, solution, tree
 
 # exercise -> (wrong code appended to the reference module, words its failure message must contain)
 WRONG = {
@@ -159,16 +159,18 @@ def _rounds() -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict[str, list[dict]]:
-    """name -> the graded results of that wrong program's exercise."""
-    results = {}
+    """name -> the graded results of that wrong program's exercise (every round graded in one subprocess)."""
+    jobs = []
     for i, names in enumerate(_rounds()):
         planted = {}
         for name in names:
             module, source, _ = WRONG[name]
             planted[module] = (solution(module) + "\n\n# planted by the kit's tests\nimport dataclasses  # noqa: E402\n"
                                "import torch  # noqa: E402\n" + dedent(source))
-        found = by_exercise(grade(tree(tmp_path_factory.mktemp(f"round{i}"), planted), "--impl", "exercises", "-k", " or ".join(planted)))
-        results |= {name: found[WRONG[name][0]] for name in names}
+        jobs.append((tree(tmp_path_factory.mktemp(f"round{i}"), planted), ("--impl", "exercises", "-k", " or ".join(planted))))
+    results = {}
+    for names, found in zip(_rounds(), grade_all(jobs)):
+        results |= {name: by_exercise(found)[WRONG[name][0]] for name in names}
     return results
 
 

@@ -4,14 +4,22 @@ every known mistake and every bad learner fails. The same variants on the traine
 
 import pytest
 
-from learners import grade, tree
+from learners import grade_all, tree
 from variants import VARIANTS, planted, rounds
 
+ROUNDS = rounds()
 
-@pytest.mark.parametrize("names", rounds(), ids=lambda names: "+".join(names))
-def test_correct_implementations_written_differently_pass_every_graded_test(tmp_path, names):
-    plants = planted(names)
-    results = grade(tree(tmp_path, plants), "--impl", "exercises", "-k", " or ".join(plants))
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> list[list[dict]]:
+    """Every round planted in its own tree, graded in one subprocess."""
+    return grade_all([(tree(tmp_path_factory.mktemp("variants"), planted(names)), ("--impl", "exercises", "-k", " or ".join(planted(names))))
+                      for names in ROUNDS])
+
+
+@pytest.mark.parametrize("index", range(len(ROUNDS)), ids=["+".join(names) for names in ROUNDS])
+def test_correct_implementations_written_differently_pass_every_graded_test(graded, index):
+    plants, results = planted(ROUNDS[index]), graded[index]
     own = [r for r in results if r["exercise"] in plants]
     failed = [r["nodeid"] + "\n" + r["message"] for r in own if r["outcome"] == "failed"]
     assert not failed, "\n\n".join(failed)

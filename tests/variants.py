@@ -17,6 +17,11 @@ VARIANTS = {
         def rms_norm(x, weight, eps):
             return torch.nn.functional.rms_norm(x.float(), (x.shape[-1],), eps=eps).type_as(x) * weight
         '''),
+    "rms_norm_weight_in_float32": ("ex04_rms_norm", '''
+        def rms_norm(x, weight, eps):
+            x32 = x.float()
+            return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(x.dtype)
+        '''),
     "embedding_function": ("ex03_embeddings", '''
         def embed(tokens, tok_embeddings):
             return torch.nn.functional.embedding(tokens, tok_embeddings)
@@ -29,6 +34,20 @@ VARIANTS = {
             head_dim = wq.shape[0] // n_heads
             q, k, v = (x @ torch.cat([wq, wk, wv]).T).split([wq.shape[0], wk.shape[0], wv.shape[0]], dim=-1)
             return q.unflatten(-1, (n_heads, head_dim)), k.unflatten(-1, (n_kv_heads, head_dim)), v.unflatten(-1, (n_kv_heads, head_dim))
+        '''),
+    "projections_accumulated_in_float32": ("ex05_qkv", '''
+        def linear(x, weight):
+            return (x.float() @ weight.float().T).to(x.dtype)
+
+        def project_qkv(x, wq, wk, wv, n_heads, n_kv_heads):
+            head_dim = wq.shape[0] // n_heads
+            return tuple(linear(x, w).view(x.shape[0], n, head_dim) for w, n in ((wq, n_heads), (wk, n_kv_heads), (wv, n_kv_heads)))
+        '''),
+    "rope_in_the_input_dtype_like_transformers": ("ex06_rope", '''
+        def apply_rope(x, freqs_cis):
+            cos, sin = freqs_cis.real[:, None, :].to(x.dtype), freqs_cis.imag[:, None, :].to(x.dtype)
+            even, odd = x[..., 0::2], x[..., 1::2]
+            return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
         '''),
     "rope_by_cos_and_sin": ("ex06_rope", '''
         def precompute_freqs_cis(head_dim, end, theta, scale_factor=None):
@@ -88,6 +107,11 @@ VARIANTS = {
         def feed_forward(x, w1, w2, w3):
             gate = x @ w1.T
             return (gate * torch.sigmoid(gate) * (x @ w3.T)) @ w2.T
+        '''),
+    "feed_forward_in_float32": ("ex09_feed_forward", '''
+        def feed_forward(x, w1, w2, w3):
+            x32 = x.float()
+            return ((torch.nn.functional.silu(x32 @ w1.float().T) * (x32 @ w3.float().T)) @ w2.float().T).to(x.dtype)
         '''),
     "block_as_two_residual_steps": ("ex10_transformer_block", '''
         def transformer_block(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):

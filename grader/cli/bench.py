@@ -97,16 +97,22 @@ class _Steps:
 
 def _hf_generate(model, prompt_ids: list[int], n_tokens: int, _stop=()):
     """Greedy decoding with transformers' own KV cache, one token per forward: what a tuned user loop does
-    (generate() adds logits processors and stopping criteria on top of this)."""
-    import torch
+    (generate() adds logits processors and stopping criteria on top of this). The DynamicCache is filled in place;
+    forward takes it as `cache` since transformers 5.x renamed `past_key_values`, which older versions take."""
+    import inspect
 
-    out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1, **{name: cache})
     for i in range(n_tokens):
         logits = out.logits[0, -1]
         token = int(logits.argmax())
         yield token, logits
         if i + 1 < n_tokens:
-            out = model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+            out = model(input_ids=torch.tensor([[token]]), use_cache=True, **{name: cache})
 
 
 def matmul_weights(weights: dict) -> list:

@@ -128,9 +128,9 @@ def experiments(mod, ck):
 def _float32(ck):
     import torch
 
-    from ..engine.models import Upcast
+    from ..formats.checkpoint import CastOnRead
 
-    return Upcast(ck.weights, torch.float32)
+    return CastOnRead(ck.weights, torch.float32)
 
 
 RUNNERS = {13: sampling, 14: chat, 15: experiments}

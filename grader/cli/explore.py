@@ -75,7 +75,7 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
 
     from .. import pictures
     from ..engine.calls import invoke
-    from ..engine.models import Upcast
+    from ..formats.checkpoint import CastOnRead
 
     args = ck.args
     if not 0 <= layer < args.n_layers:
@@ -87,7 +87,7 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
     ids = ck.tokenizer.encode(prompt)
     if not ids:
         raise KitError("the prompt is empty: pass --prompt TEXT")
-    weights, tokens = Upcast(ck.weights, torch.float32), torch.tensor(ids)  # [seq]
+    weights, tokens = CastOnRead(ck.weights, torch.float32), torch.tensor(ids)  # [seq]
     piece = lambda i: ck.tokenizer.decode([i])  # noqa: E731
     labels = [piece(i) for i in ids]
     results = []

@@ -92,10 +92,11 @@ def run(args) -> int:
     settings = sampling(args)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-    ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
+    ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
+    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
     if ck.nbytes > PAGE_IN_ABOVE:
         checkpoint.page_in(ck.weights)
+    weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
     try:
         tok, _ = invoke(load_implementation, impl)
         generate, extra = generator(impl, settings)
@@ -109,7 +110,7 @@ def run(args) -> int:
         generated, top10 = [], []
         show = _streamer(decode)
         with torch.inference_mode():
-            for token, logits in invoke(generate, prompt_ids, ck.weights, ck.args, args.max_new_tokens, stop_ids, **extra):
+            for token, logits in invoke(generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
                     values, ids = logits.float().topk(10)
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
@@ -122,12 +123,35 @@ def run(args) -> int:
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
     if args.json:
-        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(ck.dtype).removeprefix("torch."),
+        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
                           "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings}, ensure_ascii=False))
     else:
         print()
+        for line in notes(ck, dtype):
+            print(line, file=sys.stderr)
     return 0
+
+
+def notes(ck, dtype) -> list[str]:
+    """What to keep in mind when reading the text: random weights write random text, and in bf16 (dtype, what the
+    weights are computed in) a correct implementation may part from the reference."""
+    import torch
+
+    from ..i18n import pick
+    from ..paths import MODELS
+
+    lines = []
+    if ck.folder.resolve().parent == MODELS.resolve():
+        lines.append(pick("(a tiny checkpoint with random weights, so the text is random too: that is expected; real weights "
+                          "write real text, see docs/real-weights.md)",
+                          "（这是权重随机的小检查点，所以文本也是随机的：这很正常；真实权重才会写出真正的文字，见 docs/real-weights.zh.md）"))
+    if dtype == torch.bfloat16:
+        lines.append(pick("(bfloat16: a correct implementation can part from --impl solutions after a dozen tokens, because "
+                          "roundings differ, e.g. g * sigmoid(g) against F.silu; compare with --dtype float32, where the tokens must match)",
+                          "（bfloat16：正确的实现也可能在十几个 token 之后与 --impl solutions 不同，因为舍入不同，例如 g * sigmoid(g) "
+                          "与 F.silu；请用 --dtype float32 比较，那时 token 必须一致）"))
+    return lines
 
 
 def _streamer(decode):

@@ -14,7 +14,7 @@ FAILURES_LISTED = 10
 def register(sub) -> None:
     p = sub.add_parser("hint", help="the next hint for an exercise (each call shows one more)")
     p.add_argument("number", type=int, nargs="?",
-                   help="exercise number, e.g. 4 (default: the first one your progress file does not record as passed)")
+                   help="exercise number, e.g. 4 (default: the one the scoreboard last showed as next)")
     p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
     p.set_defaults(run=run_hint)
     p = sub.add_parser("solution", help="the reference solution of an exercise, once all its tests pass")
@@ -48,12 +48,15 @@ def run_hint(args) -> int:
 
 
 def current() -> curriculum.Exercise:
-    """The first exercise with no first-passed day in the progress file (the last one when all have one). The file
-    is what the last grading saw, so this costs no grading run."""
+    """The exercise the scoreboard last showed as next; before any scoreboard, the first exercise with no first-passed
+    day (the last one when all have one). The progress file is what the last grading saw: this costs no grading."""
     from ..learner import history
 
-    passed = history.load()["first_passed"]
-    return next((e for e in curriculum.exercises() if e.module not in passed), curriculum.exercises()[-1])
+    progress = history.load()
+    by_module = {e.module: e for e in curriculum.exercises()}
+    if progress["next"] in by_module:
+        return by_module[progress["next"]]
+    return next((e for e in curriculum.exercises() if e.module not in progress["first_passed"]), curriculum.exercises()[-1])
 
 
 def run_solution(args) -> int:

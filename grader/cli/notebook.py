@@ -1,5 +1,5 @@
-"""`llama3-grader notebook N` (or --all): an exercise as a Jupyter notebook: the chapter, your code, a grading
-cell. And grade(), which that cell calls.
+"""`llama3-grader notebook N` (or --all): an exercise as a Jupyter notebook: the chapter, a set-up cell that
+installs the kit where it is missing (Colab), your code, a grading cell. And grade(), which that cell calls.
 
 The code cell starts with %%writefile, so running it saves the code as a file beside the notebook. grade() copies
 your exercises/ to a temporary folder, puts that file in place of the exercise's, and runs the same graded tests
@@ -18,6 +18,7 @@ from ..paths import ROOT
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
           "language_info": {"name": "python"}}
+KIT_GIT_URL = "https://github.com/llama3-kit/llama3-kit"  # where a notebook without the kit (Colab) clones it from
 
 
 def register(sub) -> None:
@@ -64,6 +65,7 @@ def build(e: curriculum.Exercise, lang):
     nb = new_notebook(metadata=KERNEL, cells=[
         new_markdown_cell(chapter(e, lang)),
         new_markdown_cell(how_to(e, lang)),
+        new_code_cell(setup(lang)),
         new_code_cell(f"%%writefile {e.stub}\n{code(e)}"),
         new_code_cell(f"from grader.cli.notebook import grade\n\ngrade({e.id}, {e.stub!r}{lang_arg})"),
     ])
@@ -99,16 +101,34 @@ def chapter(e: curriculum.Exercise, lang) -> str:
     return f"# {title.rstrip('.')}\n{rest}".strip()
 
 
+def setup(lang) -> str:
+    """The first code cell: nothing where the kit is installed (your clone); elsewhere (Colab) it clones the kit beside
+    the notebook and installs it, fixtures and all."""
+    return "\n".join([
+        pick("# Set-up: does nothing where the kit is installed; on Colab it fetches and installs the kit (a minute).",
+             "# 准备：已安装本套件时什么也不做；在 Colab 上会下载并安装本套件（约一分钟）。", lang),
+        "try:",
+        "    import grader",
+        "except ImportError:",
+        "    import os, subprocess, sys",
+        f"    subprocess.run(['git', 'clone', '--depth', '1', {KIT_GIT_URL!r}, 'llama3-kit'], check=True)",
+        "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'llama3-kit'], check=True)",
+        "    sys.path.insert(0, os.path.abspath('llama3-kit'))  # the install is seen by new kernels; this one needs the path",
+        "    import grader",
+    ])
+
+
 def how_to(e: curriculum.Exercise, lang) -> str:
     return pick(
         f"**Working here.** Fill in the functions in the next cell and run it: its first line, `%%writefile {e.stub}`, "
         "saves the cell as a file beside this notebook. Then run the grading cell: it runs the same graded tests as "
         f"`pytest exercises/ -k ex{e.id:02d}`, on that file instead of `exercises/{e.stub}`. The scoreboard counts "
-        f"`exercises/` only: copy the file there once it passes. (The notebook needs the kit installed: "
-        "`pip install -e .` in your clone.)",
+        f"`exercises/` only: copy the file there once it passes. (In your clone the notebook needs the kit and a "
+        "Jupyter kernel: `pip install -e \".[notebooks]\"`. On Colab the set-up cell installs the kit.)",
         f"**在这里练习。** 在下一个单元格中补全函数并运行它：第一行 `%%writefile {e.stub}` 会把单元格保存为本笔记本旁边的文件。"
         f"然后运行评分单元格：它在这个文件上（代替 `exercises/{e.stub}`）运行与 `pytest exercises/ -k ex{e.id:02d}` 相同的评分测试。"
-        "计分板只统计 `exercises/`：通过后把文件复制过去。（笔记本需要已安装本套件：在你的克隆目录中运行 `pip install -e .`。）",
+        "计分板只统计 `exercises/`：通过后把文件复制过去。（在你的克隆目录中，笔记本需要本套件和 Jupyter 内核："
+        "`pip install -e \".[notebooks]\"`。在 Colab 上，准备单元格会安装本套件。）",
         lang)
 
 

@@ -13,6 +13,8 @@ STATUS_STYLE = {"passed": "green", "failing": "red", "not started": "dim"}
 
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the scoreboard as one JSON object")
+    p.add_argument("--check", action="store_true",
+                   help="exit with code 1 unless every exercise passes (for scripts; without it the exit code is 0 once grading ran)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions (the reference); or set LLAMA3_KIT_IMPL")
     p.add_argument("--lang", choices=LANGS, help="en or zh (or set LLAMA3_KIT_LANG)")
 
@@ -28,13 +30,17 @@ def run(args) -> int:
         results = grading.run(impl=impl, lang=args.lang)
     scores = [grading.score(e, results) for e in curriculum.track("core")]
     extras = [grading.score(e, results) for e in curriculum.track("extras")]  # a second track: never holds back the core
-    days = history.record_passes([s.exercise.module for s in scores + extras if s.done]) if impl == "exercises" else {}
+    if impl == "exercises":
+        days = history.record_passes([s.exercise.module for s in scores + extras if s.done])
+        history.record_next(next((s.exercise.module for s in scores + extras if not s.done), None))
+    else:
+        days = {}
     fortytwo_status = fortytwo.status(results)
     if args.json:
         print(json.dumps(as_json(scores, days, fortytwo_status, impl, args.lang, extras), ensure_ascii=False))
     else:
         show(scores, days, fortytwo_status, impl, args.lang, extras)
-    return 0 if all(s.done for s in scores) else 1
+    return 1 if args.check and not all(s.done for s in scores) else 0
 
 
 def as_json(scores, days, fortytwo_status, impl, lang, extras=()) -> dict:

@@ -63,13 +63,18 @@ def grade(exercise, lang):
 
 
 def first_unfinished(exercises, start: int, c, lang):
-    """(index, score, seconds) of the first exercise from start on that does not pass; None when all do."""
+    """(index, score, seconds) of the first exercise from start on that does not pass; None when all do. Like the
+    scoreboard, it notes that exercise as the next one (what `hint` gives)."""
+    from ..learner import history
+
     for index in range(start, len(exercises)):
         score, seconds = grade(exercises[index], lang)
         if not score.done:
+            history.record_next(exercises[index].module)
             return index, score, seconds
         c.print(pick(f"✓ {score.exercise.heading(lang)} passes ({score.passed}/{score.total} tests)",
                      f"✓ {score.exercise.heading(lang)} 已通过（{score.passed}/{score.total} 个测试）", lang), style="green", markup=False)
+    history.record_next(None)
     return None
 
 

@@ -2,8 +2,10 @@
 and check it against the golden outputs."""
 
 import dataclasses
+import importlib
 import inspect
 import traceback
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,26 @@ LOGITS_HEAD = 1024  # vocabulary columns kept for every position (the last posit
 class NotStarted(BaseException):
     """The function still raises NotImplementedError. A BaseException, so hypothesis reports it at once
     instead of shrinking an example that every input fails alike."""
+
+
+class TimeLimitExceeded(BaseException):
+    """A test ran past its time limit (a BaseException, so hypothesis does not retry it)."""
+
+
+def timed_out_message(function: str, test: str) -> str:
+    """Why a function that already ran past the time limit is not run again."""
+    return pick(f"not run: {function} ran past the time limit in {test}, so its other tests fail at once instead of "
+                "waiting for the limit again; is there an endless loop?",
+                f"未运行：{function} 在 {test} 中超时，所以它的其余测试直接判为失败，不再重复等待；是否有死循环？")
+
+
+def numpy_problem(function: str, result) -> None:
+    """Raise a GradeFailure when result is (or holds) a numpy array: every array in the kit's contracts is a tensor."""
+    values = result if isinstance(result, (tuple, list)) else [result]
+    if any(type(v).__name__ == "ndarray" and type(v).__module__ == "numpy" for v in values):
+        raise GradeFailure(pick(f"{function}: expected a tensor, got ndarray: compute with torch (or wrap the array "
+                                "with torch.from_numpy)",
+                                f"{function}：应返回张量，实际返回 ndarray：请用 torch 计算（或用 torch.from_numpy 包装）"))
 
 
 @dataclass(frozen=True)
@@ -56,18 +78,26 @@ class Golden:
     mistakes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _where(filename: str) -> str:
+    path = Path(filename).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else filename
+
+
 def _learner_frame(exc: BaseException) -> str:
-    """The deepest frame of the traceback that is in exercises/ or solutions/, as 'file:line in fn: source'."""
+    """The learner's line that raised, as 'file:line in fn' and its source: the deepest frame in exercises/ (in
+    solutions/ only when no frame is in exercises/), naming the reference's frame below it if the error rose there."""
     if isinstance(exc, SyntaxError):
-        return f"\n  at {exc.filename}:{exc.lineno}\n    {(exc.text or '').strip()}"
+        return f"\n  at {_where(exc.filename or '')}:{exc.lineno}\n    {(exc.text or '').strip()}"
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if Path(f.filename).resolve().parent.name in ("exercises", "solutions")
               and not Path(f.filename).name.startswith("test_")]
-    if not frames:
+    mine = [f for f in frames if Path(f.filename).resolve().parent.name == "exercises"] or frames
+    if not mine:
         return ""
-    f = frames[-1]
-    where = Path(f.filename).resolve().relative_to(ROOT) if Path(f.filename).resolve().is_relative_to(ROOT) else f.filename
-    return f"\n  at {where}:{f.lineno} in {f.name}\n    {f.line}"
+    f, deepest = mine[-1], frames[-1]
+    below = "" if deepest is f else pick(f"\n  (raised inside the reference: {_where(deepest.filename)}:{deepest.lineno} in {deepest.name}, called from your line)",
+                                         f"\n  （在参考实现内部抛出：{_where(deepest.filename)}:{deepest.lineno}，{deepest.name}，由你的这一行调用）")
+    return f"\n  at {_where(f.filename)}:{f.lineno} in {f.name}\n    {f.line}{below}"
 
 
 def _name(fn: Callable) -> str:
@@ -88,6 +118,15 @@ def learner_error_message(error: BaseException, fn: Callable | None = None) -> s
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     who = _name(fn) if fn is not None else pick("your code", "你的代码")
     return pick(f"{who} raised {type(error).__name__}: {first_line}", f"{who} 抛出了 {type(error).__name__}：{first_line}") + _learner_frame(error)
+
+
+def import_failure_message(module: str, error: Exception) -> str:
+    """'exercises/ex04_rms_norm.py cannot be imported: SyntaxError: ...' and the learner's line."""
+    detail = error.msg if isinstance(error, SyntaxError) else (str(error).strip().splitlines() or [""])[0]
+    extra = pick(" (the exercises need only torch, tiktoken and Python's standard library)",
+                 "（练习只需要 torch、tiktoken 和 Python 标准库）") if isinstance(error, ModuleNotFoundError) else ""
+    return pick(f"{module} cannot be imported: {type(error).__name__}: {detail}{extra}",
+                f"{module} 无法导入：{type(error).__name__}：{detail}{extra}") + _learner_frame(error)
 
 
 def in_learner_code(error: BaseException) -> bool:
@@ -133,6 +172,14 @@ def call_checked(fn: Callable, kwargs: dict[str, Any], label: str) -> Any:
     return result
 
 
+def _promised_dataclass(call: Call) -> type | None:
+    """The dataclass the reference's function returns (its annotation), e.g. ModelArgs, or None. The goldens keep
+    a dataclass as a dict of its fields, so the type itself is read from the reference."""
+    fn = getattr(importlib.import_module(f"solutions.{call.module}"), call.function, None)
+    hint = typing.get_type_hints(fn).get("return") if inspect.isfunction(fn) else None
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
 def logits_head(result: Any, label: str, what: str = "logits") -> dict[str, torch.Tensor]:
     """Of logits [seq, vocab_size], what is kept: the last position whole, the first LOGITS_HEAD columns of all."""
     if not isinstance(result, torch.Tensor) or result.dim() != 2:
@@ -173,6 +220,12 @@ def normalise(result: Any, call: Call, label: str) -> dict[str, Any]:
     """Name the parts of a result; keep what is compared of large ones."""
     if call.reduce == "logits":
         return logits_head(result, label)
+    promised = _promised_dataclass(call)
+    if promised is not None and not (dataclasses.is_dataclass(result) and not isinstance(result, type)):
+        raise GradeFailure(pick(f"{label} should return a {promised.__name__} (the dataclass given at the top of "
+                                f"exercises/{call.module}.py), got {type(result).__name__}",
+                                f"{label} 应返回 {promised.__name__}（exercises/{call.module}.py 开头给出的 dataclass），"
+                                f"实际返回 {type(result).__name__}"))
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
         result = dataclasses.asdict(result)
     if len(call.outputs) == 1:

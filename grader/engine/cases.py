@@ -302,8 +302,11 @@ def calls(model, prompts: dict[str, str] | None = None) -> dict[str, list[Call]]
                Call(m, "precompute_freqs_cis", "llama3.2-1b", {"head_dim": 64, "end": 64, "theta": 500000.0, "scale_factor": 32.0}, tolerance="float32 angles")]
     out[m] += [Call(m, "precompute_freqs_cis", name, {"head_dim": args.head_dim, "end": len(a.ids), "theta": args.rope_theta,
                                                      "scale_factor": args.rope_scale_factor}, tolerance="float32 angles") for name, a in acts.items()]
-    out[m] += [Call(m, "apply_rope", f"{name}_{which}", {"x": x, "freqs_cis": a.freqs_cis})
+    out[m] += [Call(m, "apply_rope", f"{name}_{which}", {"x": f32(x), "freqs_cis": a.freqs_cis}, tolerance="float32")
                for name, a in acts.items() for which, x in (("q", a.q), ("k", a.k))]
+    if model.is_tiny:
+        out[m] += [Call(m, "apply_rope", f"{name}_{which}_bf16", {"x": x, "freqs_cis": a.freqs_cis}, tolerance="bf16 rotation")
+                   for name, a in acts.items() for which, x in (("q", a.q), ("k", a.k))]
 
     m = "ex07_attention"
     out[m] = [Call(m, "causal_mask", f"seq{s}_start{p}", {"seqlen": s, "start_pos": p}) for s, p in ((17, 0), (4, 13), (1, 16))]

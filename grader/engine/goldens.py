@@ -1,9 +1,12 @@
 """Golden files: build them from solutions/, write them (safetensors + manifest.json), read and verify them."""
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -14,6 +17,7 @@ from . import cases, mistakes
 from .calls import Call, Golden, GradeFailure, Ref, differences, run
 from .compare import TOLERANCES
 from ..errors import KitError
+from ..paths import ROOT
 from ..progress import track
 
 MANIFEST = "manifest.json"
@@ -26,6 +30,31 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.cache
+def builder_version() -> str:
+    """A hash of the code that decides what goldens hold (solutions/ and the modules that make, run and compare golden
+    calls): goldens built in the cache for a real checkpoint are kept per version, so a changed kit builds new ones."""
+    h = hashlib.sha256()
+    engine = Path(__file__).parent
+    for path in sorted((ROOT / "solutions").glob("*.py")) + [engine / f"{m}.py" for m in ("cases", "calls", "compare", "goldens", "mistakes")]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_into_cache(model) -> None:
+    """Build model's goldens into model.golden_dir atomically: in a folder beside it, renamed when complete, so another
+    process grading at the same time never reads half of them."""
+    final = model.golden_dir
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{final.name}.", dir=final.parent) as tmp:
+        build(model, Path(tmp) / "goldens")
+        try:
+            os.rename(Path(tmp) / "goldens", final)
+        except OSError:
+            if not (final / MANIFEST).is_file():  # not merely another process finishing first
+                raise
 
 
 def checkpoint_sha256(weights: dict[str, torch.Tensor]) -> str:
@@ -118,22 +147,13 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
         "checkpoint": {"folder": ck.folder.name, "layout": ck.layout, "dtype": str(ck.dtype).removeprefix("torch."),
                        "sha256": checkpoint_sha256(ck.weights)},
         "torch": torch.__version__,
+        "builder": builder_version(),
         "prompts": prompts,
         "files": files,
         "tolerances": {name: dataclasses.asdict(t) for name, t in TOLERANCES.items()},
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
-
-
-def covers(golden_dir: Path, modules: list[str]) -> bool:
-    """Whether golden_dir has a manifest with a file for every module: goldens built by an older kit lack the newer
-    exercises, and are built again."""
-    try:
-        files = json.loads((golden_dir / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError):
-        return False
-    return all(f"{module}.safetensors" in files for module in modules)
 
 
 def read(golden_dir: Path, module: str) -> list[Golden]:

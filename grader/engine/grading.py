@@ -35,9 +35,15 @@ def test_name(result) -> str:
 
 
 def summary(result) -> str:
-    """A failure in one line: the known mistake it was recognised as, else the message's first line."""
-    lines = [line.strip() for line in result.message.strip().splitlines()] or [result.status]
-    return next((line.removeprefix("=> ") for line in lines if line.startswith("=> ")), lines[0])
+    """A failure in one line: the known mistake it was recognised as, else the message's first line, with the line
+    after it when the first is only a heading that ends in a colon."""
+    lines = [line.strip() for line in result.message.strip().splitlines() if line.strip()] or [result.status]
+    known = next((line.removeprefix("=> ") for line in lines if line.startswith("=> ")), None)
+    if known:
+        return known
+    if lines[0].endswith((":", "：")):
+        return f"{lines[0]} {lines[1]}" if len(lines) > 1 else lines[0].rstrip(":：")
+    return lines[0]
 
 
 def score(exercise: Exercise, results: list) -> Score:

@@ -93,13 +93,25 @@ def _feed_forward_w1_w3_swapped(x, w1, w2, w3):
     return ex09_feed_forward.feed_forward(x, w3, w2, w1)
 
 
-def _block_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+def _block_with_residuals(x, weights, layer_id, args, freqs_cis, mask, cache, start_pos, first_on_normed, second_on_normed):
     p = f"layers.{layer_id}."
     normed = ex04_rms_norm.rms_norm(x, weights[p + "attention_norm.weight"], args.norm_eps)
-    h = normed + ex08_multi_head_attention.self_attention(normed, weights, layer_id, args, freqs_cis, mask, cache, start_pos)
+    h = (normed if first_on_normed else x) + ex08_multi_head_attention.self_attention(normed, weights, layer_id, args, freqs_cis, mask, cache, start_pos)
     normed = ex04_rms_norm.rms_norm(h, weights[p + "ffn_norm.weight"], args.norm_eps)
-    return normed + ex09_feed_forward.feed_forward(
+    return (normed if second_on_normed else h) + ex09_feed_forward.feed_forward(
         normed, weights[p + "feed_forward.w1.weight"], weights[p + "feed_forward.w2.weight"], weights[p + "feed_forward.w3.weight"])
+
+
+def _block_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    return _block_with_residuals(x, weights, layer_id, args, freqs_cis, mask, cache, start_pos, True, True)
+
+
+def _block_attention_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    return _block_with_residuals(x, weights, layer_id, args, freqs_cis, mask, cache, start_pos, True, False)
+
+
+def _block_ffn_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    return _block_with_residuals(x, weights, layer_id, args, freqs_cis, mask, cache, start_pos, False, True)
 
 
 def _forward_without_final_norm(tokens, weights, args, cache=None, start_pos=0):
@@ -270,6 +282,16 @@ MISTAKES = [
     Mistake("residual_on_normed", "ex10_transformer_block", "transformer_block",
             "the residual is added to the normed input: add each sublayer's output to the un-normed stream (h = x + attention(norm(x)))",
             "残差加在了归一化之后的输入上：每个子层的输出应加到未归一化的残差流上（h = x + attention(norm(x))）", _block_residual_on_normed),
+    Mistake("attention_residual_on_normed", "ex10_transformer_block", "transformer_block",
+            "the first residual is added to the normed input: h = x + attention(norm(x)) adds to x itself, not to norm(x) "
+            "(the second residual is right)",
+            "第一个残差加在了归一化之后的输入上：h = x + attention(norm(x)) 要加到 x 本身上，而不是 norm(x)（第二个残差是对的）",
+            _block_attention_residual_on_normed),
+    Mistake("ffn_residual_on_normed", "ex10_transformer_block", "transformer_block",
+            "the second residual is added to the normed input: out = h + feed_forward(norm(h)) adds to h itself, not to "
+            "norm(h) (the first residual is right)",
+            "第二个残差加在了归一化之后的输入上：out = h + feed_forward(norm(h)) 要加到 h 本身上，而不是 norm(h)（第一个残差是对的）",
+            _block_ffn_residual_on_normed),
     Mistake("rope_after_cache", "ex08_multi_head_attention", "self_attention",
             "the cache holds keys without RoPE: rotate k (with this chunk's freqs_cis) before cache.update, so every cached key keeps the rotation of its own position",
             "缓存里存的是没有 RoPE 的 key：先用这一段的 freqs_cis 旋转 k，再调用 cache.update，让每个缓存的 key 保持它自己位置的旋转", _self_attention_rope_after_cache),

@@ -4,7 +4,7 @@ when LLAMA3_CHECKPOINT is set."""
 import functools
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -28,39 +28,6 @@ def _tokenizer(path: Path):
 @functools.cache
 def _chatml(path: Path):
     return tokenizers.with_chatml(tokenizers.load(path))
-
-
-class Upcast(Mapping):
-    """Weights in another dtype without a copy of the model: each tensor is cast when it is read, and the
-    checkpoint's own (bf16, memory-mapped) stays as it is. weights["layers.0.attention.wq.weight"] is float32.
-    Cast tensors are kept while they total at most KEEP_BYTES, so a small model is cast once and an 8B one
-    stays within a few GB of its checkpoint."""
-
-    KEEP_BYTES = 1 << 30
-
-    def __init__(self, weights: Mapping[str, torch.Tensor], dtype: torch.dtype):
-        self._weights, self.dtype = weights, dtype
-        self.kept: dict[str, torch.Tensor] = {}  # the cast tensors held, by name
-        self._kept_bytes = 0
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        if name in self.kept:
-            return self.kept[name]
-        with torch.inference_mode(False):  # a tensor kept for later calls must not be an inference tensor
-            cast = self._weights[name].to(self.dtype)
-        nbytes = cast.numel() * cast.element_size()
-        if self._kept_bytes + nbytes <= self.KEEP_BYTES:
-            self.kept[name], self._kept_bytes = cast, self._kept_bytes + nbytes
-        return cast
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._weights)
-
-    def __len__(self) -> int:
-        return len(self._weights)
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} weights, cast to {self.dtype} when read>"
 
 
 class Model:
@@ -104,7 +71,7 @@ class Model:
             if dtype and self.is_tiny:
                 weights = checkpoint.cast(weights, dtype)
             elif dtype:
-                weights = Upcast(weights, checkpoint.parse_dtype(dtype))
+                weights = checkpoint.CastOnRead(weights, checkpoint.parse_dtype(dtype))
             self._weights[dtype] = weights
         return self._weights[dtype]
 
@@ -148,8 +115,11 @@ def tiny(name: str) -> Model:
 
 
 def golden_dir(folder: Path) -> Path:
-    """Where the goldens of a checkpoint that is not a fixture are built: in the cache, named after its files."""
-    return cache_dir() / "goldens" / f"{folder.name}-{_fingerprint(folder)}"
+    """Where the goldens of a checkpoint that is not a fixture are built: in the cache, named after its files and the
+    version of the kit's builder."""
+    from .goldens import builder_version
+
+    return cache_dir() / "goldens" / f"{folder.name}-{_fingerprint(folder)}-{builder_version()}"
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 per failed graded test; deterministic hypothesis."""
 
 import os
+import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -12,23 +13,20 @@ import torch
 from hypothesis import HealthCheck, Phase, settings
 
 from . import cases, goldens, impl as impls, models
-from .calls import (Golden, GradeFailure, NotStarted, Ref, check, in_learner_code, invoke, learner_error_message,
-                    not_started_message)
+from .calls import (Golden, GradeFailure, NotStarted, Ref, TimeLimitExceeded, check, import_failure_message, in_learner_code,
+                    invoke, learner_error_message, not_started_message)
 from ..errors import KitError
 from ..i18n import pick
-from ..paths import ROOT, TINY_MODELS
+from ..paths import TINY_MODELS
 
 DEFAULT_TIME_LIMIT = 60.0
+CAPTURED_LINES = 40  # of a learner's prints shown after a failure's message
 # Deterministic, no deadline, and no shrinking: inputs are drawn from seeds, so a smaller example teaches
 # little, while shrinking a wrong implementation's failure can take a minute.
 settings.register_profile("llama3-kit", derandomize=True, deadline=None, database=None, max_examples=30,
                           phases=[Phase.explicit, Phase.generate],
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile("llama3-kit")
-
-
-class TimeLimitExceeded(BaseException):
-    """A test ran past its time limit (a BaseException, so hypothesis does not retry it)."""
 
 
 def pytest_addoption(parser):
@@ -48,6 +46,7 @@ def pytest_configure(config):
         config.llama3_impl = impls.choice(config.getoption("impl"))
     except KitError as e:
         raise pytest.UsageError(str(e)) from None
+    config.llama3_timed_out = {}  # (module, function) -> why it is not run again, once it ran past the time limit
     if config.getoption("checkpoint"):
         os.environ["LLAMA3_CHECKPOINT"] = str(config.getoption("checkpoint"))
     if _grades_exercises(config) and all(model.is_small for model in graded_models()):
@@ -89,11 +88,11 @@ def pytest_collection(session):
         return
     try:
         for model in graded_models():
-            if not model.is_tiny and not goldens.covers(model.golden_dir, [p.stem for p in (ROOT / "solutions").glob("ex[0-9][0-9]_*.py")]):
+            if not model.is_tiny and not (model.golden_dir / goldens.MANIFEST).is_file():
                 with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
-                    print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once), into {model.golden_dir}",
-                               f"\n正在用 solutions/ 为 {model.folder} 生成 golden（只需一次），保存到 {model.golden_dir}"), flush=True)
-                    goldens.build(model, model.golden_dir)
+                    print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once per version of the kit), into {model.golden_dir}",
+                               f"\n正在用 solutions/ 为 {model.folder} 生成 golden（每个版本的套件只需一次），保存到 {model.golden_dir}"), flush=True)
+                    goldens.build_into_cache(model)
             problems = goldens.verify(model.golden_dir)
             if problems:
                 raise KitError(f"{problems[0]}: restore fixtures/ with `git checkout -- fixtures`, then run `llama3-grader fixtures verify`")
@@ -150,17 +149,22 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def impl(request):
     """The module under test for this test file's exercise, with earlier exercises' names bound to the reference."""
-    name = exercise_module(request.module.__name__)
-    mod = invoke(impls.module, request.config.llama3_impl, name)
+    name, config = exercise_module(request.module.__name__), request.config
+    try:
+        mod = impls.graded_module(config.llama3_impl, name)
+    except NotImplementedError as e:
+        raise NotStarted(not_started_message(None, e)) from None
+    except Exception as e:  # noqa: BLE001 (a syntax error, a missing library: the learner's, reported with their line)
+        raise GradeFailure(import_failure_message(f"{config.llama3_impl}/{name}.py", e)) from None
     with impls.isolated(mod):
-        yield impls.Graded(mod)
+        yield impls.Graded(mod, config.llama3_timed_out, request.node.name)
 
 
 class Chain:
     """The implementation under test, not isolated: end-to-end tests chain the learner's own exercises."""
 
-    def __init__(self, impl: str, own: str):
-        self.impl, self.own = impl, own
+    def __init__(self, impl: str, own: str, timed_out: dict):
+        self.impl, self.own, self.timed_out = impl, own, timed_out
 
     def __getattr__(self, module: str):
         """chain.ex01_tokenizer is the learner's module."""
@@ -168,6 +172,8 @@ class Chain:
 
     def run(self, fn, *args, **kwargs):
         """invoke fn; an earlier exercise that is not started skips the test instead of failing it."""
+        if (fn.__module__, fn.__name__) in self.timed_out:
+            raise TimeLimitExceeded(self.timed_out[fn.__module__, fn.__name__])
         try:
             return invoke(fn, *args, **kwargs)
         except NotStarted as e:
@@ -179,20 +185,45 @@ class Chain:
 
 @pytest.fixture
 def chain(request) -> Chain:
-    return Chain(request.config.llama3_impl, exercise_module(request.module.__name__))
+    """The learner's own modules; the test is skipped when an earlier exercise cannot be imported."""
+    impl, own = request.config.llama3_impl, exercise_module(request.module.__name__)
+    with impls.reference_for_unimportable(impl, own) as broken:
+        pass
+    if broken:
+        name, error = next(iter(broken.items()))
+        why = import_failure_message(f"{impl}/{name}.py", error).splitlines()[0]
+        pytest.skip(pick(f"this end-to-end test chains your earlier exercises, and one does not import: {why}",
+                         f"这个端到端测试会串联你之前的练习，其中有一个无法导入：{why}"))
+    return Chain(impl, own, request.config.llama3_timed_out)
+
+
+def _why_not_llama3_8b() -> str | None:
+    """Why the published "42" facts cannot be graded here (they are about Meta-Llama-3-8B), or None."""
+    model = models.real_from_env()
+    if model is None:
+        return pick("set LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B to grade on the real model (see README)",
+                    "设置 LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B 即可在真实模型上评分（见 README）")
+    if not model.is_llama3_8b:
+        return pick(f"the published 42 facts are about Meta-Llama-3-8B; {model.folder} has another shape",
+                    f"公开的 42 结果针对 Meta-Llama-3-8B；{model.folder} 的结构不同")
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A real-model test is skipped before its fixtures are set up: an exercise that does not import fails in its
+    other tests, while this one needs a checkpoint first."""
+    if item.get_closest_marker("real") is not None and (why := _why_not_llama3_8b()):
+        pytest.skip(why)
 
 
 @pytest.fixture
 def llama3_8b():
     """The real checkpoint, when it has Meta-Llama-3-8B's shape: the published "42" facts are about that model."""
-    model = models.real_from_env()
-    if model is None:
-        pytest.skip(pick("set LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B to grade on the real model (see README)",
-                         "设置 LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B 即可在真实模型上评分（见 README）"))
-    if not model.is_llama3_8b:
-        pytest.skip(pick(f"the published 42 facts are about Meta-Llama-3-8B; {model.folder} has another shape",
-                         f"公开的 42 结果针对 Meta-Llama-3-8B；{model.folder} 的结构不同"))
-    return model
+    why = _why_not_llama3_8b()
+    if why:
+        pytest.skip(why)
+    return models.real_from_env()
 
 
 REAL_TIME_FACTOR = 10  # a test on a real checkpoint may take this many times the limit: a real model is slow, not stuck
@@ -240,19 +271,44 @@ def _message(error: BaseException) -> tuple[str, str] | None:
     return None
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
+    """The report of a failure in the learner's code or found by the grader: its message, the falsifying example,
+    and the learner's prints, capped. Built here as pytest's TestReport.from_item_and_call builds it, without the
+    traceback formatting (tensors in every frame), which costs more than most tests and says nothing more."""
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
-        return
+        return None
     found = _message(call.excinfo.value)
     if found is None:
-        return
+        return None
     message, status = found
     notes = [n for n in getattr(call.excinfo.value, "__notes__", []) if n.startswith("Falsifying")]
-    report.longrepr = "\n".join([message, *notes])
-    report.user_properties.append(("status", status))
+    sections = [(f"Captured {key} {when}", capped(content)) for when, key, content in item._report_sections]
+    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", "\n".join([message, *notes]),
+                             call.when, sections, call.duration, call.start, call.stop,
+                             user_properties=[*item.user_properties, ("status", status)])
+
+
+def capped(output: str) -> str:
+    """A learner's captured output, cut after CAPTURED_LINES lines."""
+    lines = output.splitlines(keepends=True)
+    if len(lines) <= CAPTURED_LINES:
+        return output
+    more = len(lines) - CAPTURED_LINES
+    return "".join(lines[:CAPTURED_LINES]) + pick(f"... {more} more lines\n", f"……另有 {more} 行\n")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """`pytest exercises/ex05_qkv.py` collects nothing: say where that exercise's tests are."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if re.fullmatch(r"ex\d\d_\w+\.py", path.name):
+            tests = path.with_name(f"test_{path.name}")
+            terminalreporter.write_line(pick(
+                f"{path} is your code, not its tests: run pytest {tests} (or pytest exercises/ -k {path.name[:4]})",
+                f"{path} 是你的代码，不是它的测试：请运行 pytest {tests}（或 pytest exercises/ -k {path.name[:4]}）"))
 
 
 def pytest_report_teststatus(report, config):

@@ -2,7 +2,7 @@
 
 import torch
 
-from .compare import GradeFailure, mismatch, tolerance
+from .compare import GradeFailure, mismatch, tolerance, value_mismatch
 
 
 def randn(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -20,5 +20,7 @@ def expect_close(name: str, got, expected: torch.Tensor, tol: str | None = None,
 
 
 def expect_equal(name: str, got, expected, why: str = "") -> None:
-    if got != expected:
-        raise GradeFailure((why + "\n" if why else "") + f"{name}: got {got!r}, expected {expected!r}")
+    """Raise a GradeFailure if got is not of expected's type or not equal to it, saying where they differ."""
+    report = value_mismatch(name, got, expected)
+    if report:
+        raise GradeFailure((why + "\n" if why else "") + report)

@@ -16,6 +16,7 @@ import os
 import pickle
 import shutil
 import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -390,6 +391,39 @@ def cast(weights: dict[str, torch.Tensor], dtype: str | torch.dtype) -> dict[str
             cast_once[id(w)] = w.to(dtype)
         out[name] = cast_once[id(w)]
     return out
+
+
+class CastOnRead(Mapping):
+    """Weights in another dtype without a copy of the model: each tensor is cast when it is read, and the
+    checkpoint's own (bf16, memory-mapped) stays as it is. weights["layers.0.attention.wq.weight"] is float32.
+    Cast tensors are kept while they total at most KEEP_BYTES, so a small model is cast once and an 8B one
+    stays within a few GB of its checkpoint."""
+
+    KEEP_BYTES = 1 << 30
+
+    def __init__(self, weights: Mapping[str, torch.Tensor], dtype: torch.dtype):
+        self._weights, self.dtype = weights, dtype
+        self.kept: dict[str, torch.Tensor] = {}  # the cast tensors held, by name
+        self._kept_bytes = 0
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name in self.kept:
+            return self.kept[name]
+        with torch.inference_mode(False):  # a tensor kept for later calls must not be an inference tensor
+            cast = self._weights[name].to(self.dtype)
+        nbytes = cast.numel() * cast.element_size()
+        if self._kept_bytes + nbytes <= self.KEEP_BYTES:
+            self.kept[name], self._kept_bytes = cast, self._kept_bytes + nbytes
+        return cast
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._weights)
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} weights, cast to {self.dtype} when read>"
 
 
 def unique_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

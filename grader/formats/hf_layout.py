@@ -117,10 +117,8 @@ def config(args: ModelArgs, tied: bool, dtype: torch.dtype) -> dict:
         "hidden_act": "silu",
         "attention_bias": False,
         "mlp_bias": False,
-        "bos_token_id": 128000,
-        "eos_token_id": 128001,
         "torch_dtype": str(dtype).removeprefix("torch."),
-    }
+    } | ({"bos_token_id": 128000, "eos_token_id": 128001} if args.vocab_size == 128256 else {})  # Llama 3's ids
 
 
 def rope_settings(cfg: dict) -> tuple[float, dict | None]:

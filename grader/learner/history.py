@@ -1,6 +1,6 @@
 """Your progress file, .llama3-progress.json in the kit's folder (git-ignored): the day each exercise first passed,
-and how many of its hints you have seen. Written atomically; a missing or corrupt file reads as empty, and the
-next grading writes it afresh."""
+how many of its hints you have seen, and the exercise the scoreboard last showed as next. Written atomically; a
+missing or corrupt file reads as empty, and the next grading writes it afresh."""
 
 import datetime
 import json
@@ -12,8 +12,9 @@ from . import workspace
 
 
 def load() -> dict:
-    """{"first_passed": {module: "YYYY-MM-DD"}, "hints": {module: count}}; empty on any problem with the file."""
-    empty = {"first_passed": {}, "hints": {}}
+    """{"first_passed": {module: "YYYY-MM-DD"}, "hints": {module: count}, "next": module or None}; empty on any
+    problem with the file."""
+    empty = {"first_passed": {}, "hints": {}, "next": None}
     try:
         data = json.loads(workspace.history().read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -25,6 +26,7 @@ def load() -> dict:
     return {
         "first_passed": {k: v for k, v in first.items() if isinstance(v, str)} if isinstance(first, dict) else {},
         "hints": {k: v for k, v in hints.items() if type(v) is int and v >= 0} if isinstance(hints, dict) else {},
+        "next": data.get("next") if isinstance(data.get("next"), str) else None,
     }
 
 
@@ -50,6 +52,13 @@ def record_passes(modules: list[str]) -> dict[str, str]:
         data["first_passed"].setdefault(module, today)
     save(data)
     return data["first_passed"]
+
+
+def record_next(module: str | None) -> None:
+    """Note the exercise the scoreboard shows as next (None when every one passes)."""
+    data = load()
+    data["next"] = module
+    save(data)
 
 
 def hints_seen(module: str) -> int:

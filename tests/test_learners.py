@@ -1,0 +1,28 @@
+"""The kit's own tests stand apart from the learner's work: the trees they grade hold the pristine stubs and the
+kit's graded tests, whatever the learner has written in exercises/."""
+
+import shutil
+
+import learners
+from grader.learner import curriculum, pristine
+
+
+def test_a_tree_holds_the_pristine_stubs_whatever_the_learner_wrote(tmp_path, monkeypatch):
+    mine = tmp_path / "clone" / "exercises"  # a learner's exercises/, with exercise 4 solved and a stray file
+    shutil.copytree(learners.KIT_EXERCISES, mine, ignore=shutil.ignore_patterns("__pycache__"))
+    (mine / "ex04_rms_norm.py").write_text(learners.solution("ex04_rms_norm"))
+    (mine / "scratch_notes.py").write_text("x = 1\n")
+    monkeypatch.setattr(learners, "KIT_EXERCISES", mine)
+
+    folder = learners.tree(tmp_path / "graded") / "exercises"
+    for e in curriculum.exercises():
+        assert (folder / e.stub).read_bytes() == pristine.read(e.stub), e.stub
+        assert (folder / e.tests).read_bytes() == (mine / e.tests).read_bytes(), e.tests
+        assert (folder / f"{e.module}.zh.md").is_file()
+    assert (folder / "__init__.py").is_file() and not (folder / "scratch_notes.py").exists()
+
+
+def test_planted_modules_replace_the_stubs(tmp_path):
+    folder = learners.tree(tmp_path, {"ex04_rms_norm": "# planted\n"}) / "exercises"
+    assert (folder / "ex04_rms_norm.py").read_text() == "# planted\n"
+    assert (folder / "ex05_qkv.py").read_bytes() == pristine.read("ex05_qkv.py")
