@@ -55,7 +55,7 @@ def spoil(namespace: dict, kind: str) -> None:
         if getattr(value, "__module__", None) != module or name.startswith("_") or name == "ModelArgs":
             continue
         if isinstance(value, type):
-            for attr in ("update",):
+            for attr in ("update", "__call__", "ask"):
                 if attr in vars(value):
                     setattr(value, attr, _spoil_function(vars(value)[attr], kind))
         elif callable(value):

@@ -13,6 +13,7 @@ import pytest
 from cli_kit import call, root  # noqa: F401 (root is a fixture)
 from grader.cli import notebook
 from grader.learner import curriculum
+from grader.cli.experiments import RUNNERS
 from learners import SOLUTIONS
 
 SETUP, CODE, GRADING = 2, 3, 4  # cell indexes: chapter, how-to, set-up, code, grading
@@ -41,7 +42,8 @@ def test_every_exercise_exports_a_valid_notebook_in_both_languages(notebooks):
         for name, heading in [(f"{e.module}.ipynb", f"# Exercise {e.id}: "), (f"{e.module}.zh.ipynb", f"# 练习 {e.id}：")]:
             nb = nbformat.read(notebooks / name, as_version=4)
             nbformat.validate(nb)
-            chapter, how, setup, code, grading = nb.cells
+            chapter, how, setup, code, grading = nb.cells[:5]
+            assert [c.cell_type for c in nb.cells[5:]] == (["markdown", "code"] if e.id in RUNNERS else [])  # an extra's experiment
             assert chapter.cell_type == "markdown" and chapter.source.startswith(heading), chapter.source[:80]
             assert setup.cell_type == "code" and notebook.KIT_GIT_URL in setup.source
             assert code.source.startswith(f"%%writefile {e.stub}\n")
@@ -76,7 +78,7 @@ def test_the_chinese_notebooks_run_the_same_code_as_the_english_ones(notebooks):
 
 def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypatch):
     """One kernel runs them all (starting one per notebook would cost more than the grading), every cell of each,
-    set-up cell included: every English notebook and a Chinese one. The grading copies the pristine kit folder's
+    set-up cell included: every English notebook, a Chinese core one and a Chinese extra. The grading copies the pristine kit folder's
     exercises/, not the learner's."""
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
@@ -89,7 +91,7 @@ def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypat
     km.start_kernel(cwd=str(notebooks))
     try:
         for e in curriculum.exercises():
-            runs = [(f"{e.module}.ipynb", "tests pass")] + ([(f"{e.module}.zh.ipynb", "个测试通过")] if e.id == 12 else [])
+            runs = [(f"{e.module}.ipynb", "tests pass")] + ([(f"{e.module}.zh.ipynb", "个测试通过")] if e.id in (12, 15) else [])
             for name, passed in runs:
                 nb = nbformat.read(notebooks / name, as_version=4)
                 nb.cells[CODE].source = f"%%writefile {e.stub}\n" + (SOLUTIONS / e.stub).read_text()
@@ -99,6 +101,7 @@ def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypat
                 heading = report.partition("\n")[0]
                 done, total = _counts(heading)
                 assert done == total > 0 and passed in heading, f"{name}:\n{report}"
+                check_experiment(e, nb)
     finally:
         km.shutdown_kernel(now=True)
 
@@ -127,3 +130,15 @@ def test_the_set_up_cell_installs_the_kit_where_it_is_missing(monkeypatch, tmp_p
     assert ran == [["git", "clone", "--depth", "1", notebook.KIT_GIT_URL, "llama3-kit"],
                    [sys.executable, "-m", "pip", "install", "-q", "-e", "llama3-kit"]]
     assert sys.path[0] == str(tmp_path / "llama3-kit")
+
+
+def check_experiment(e, nb) -> None:
+    """An extra's experiment cell ran the reference on a model: its heading, a table, and (sampling, experiments) pictures inline."""
+    if e.id not in RUNNERS:
+        return
+    outputs = nb.cells[-1].outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert text.startswith(e.heading(None)) or "练习" in text.partition("\n")[0], text[:200]
+    assert "not started" not in text and len(text.splitlines()) > 5, text[:500]
+    images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) == {13: 1, 14: 0, 15: 4}[e.id], [o.get("output_type") for o in outputs]

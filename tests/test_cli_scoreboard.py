@@ -28,6 +28,10 @@ def test_the_reference_passes_every_exercise(root, capsys):
     assert "42: no real checkpoint yet" in text
     assert "trained model: not fetched. `llama3-grader checkpoint fetch smollm2`" in text  # the test's kit cache is empty
     assert "All 12 core exercises pass: every test was re-run just now" in text
+    extras = text[text.index("After the core"):]
+    for e in curriculum.track("extras"):
+        row = next(line for line in extras.splitlines() if line.split()[:1] == [str(e.id)])
+        assert e.title in row and row.rstrip().endswith("passed"), row
     assert not (root / ".llama3-progress.json").exists(), "grading the reference is not your progress"
 
 
@@ -46,6 +50,8 @@ def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
     assert {rows[i]["status"] for i in rows if i != 3} == {"not started"}
     assert all(rows[i]["passed"] == 0 and rows[i]["total"] > 0 for i in rows if i != 3)
     assert board["all_passed"] is False
+    assert [row["id"] for row in board["extras"]] == [e.id for e in curriculum.track("extras")]
+    assert {row["status"] for row in board["extras"]} == {"not started"}
     assert board["fortytwo"]["checkpoint"] is None and board["fortytwo"]["reproduced"] is False
     assert json.loads(progress.read_text())["first_passed"] == {"ex03_embeddings": TODAY}
     assert json.loads(progress.read_text())["next"] == "ex01_tokenizer"
@@ -56,14 +62,29 @@ def result(module: str, test: str, status: str, message: str = "") -> Result:
     return Result(f"exercises/test_{module}.py::{test}", module, outcome, status, message, 0.01)
 
 
-def fake_scores():
-    """Exercise 1 passes, 2 is failing, the rest are not started."""
+def fake_scores(track: str = "core", passing: tuple[int, ...] = (1,)):
+    """Of the track's exercises: those in passing pass, 2 is failing, the rest are not started."""
     rows = []
-    for e in curriculum.exercises():
-        status = {1: "passed", 2: "failing"}.get(e.id, "not started")
+    for e in curriculum.track(track):
+        status = "passed" if e.id in passing else "failing" if e.id == 2 else "not started"
         rows += [result(e.module, "test_a", "passed" if status == "failing" else status, "not started: implement f"),
                  result(e.module, "test_b", status, "f (tiny-llama3, basic) does not match the reference:")]
-    return [grading.score(e, rows) for e in curriculum.exercises()]
+    return [grading.score(e, rows) for e in curriculum.track(track)]
+
+
+def test_the_extras_are_a_second_track_that_never_holds_back_the_core(capsys):
+    core = fake_scores(passing=tuple(range(1, 13)))
+    extras = fake_scores("extras", passing=(13,))
+    scoreboard.show(core, {}, fortytwo.status([]), "exercises", None, extras)
+    text = capsys.readouterr().out
+    assert "12/12 exercises pass" in text and "All 12 core exercises pass" in text
+    table = text[text.index("After the core"):]
+    assert text.index("42:") < text.index("After the core")
+    assert "Sampling" in table and "Exercise 14" not in table.splitlines()[1]
+    assert "the extras, after the core: Exercise 14 · The Instruct chat format (exercises/ex14_chat.py)" in text
+    board = scoreboard.as_json(core, {}, fortytwo.status([]), "exercises", None, extras)
+    assert board["all_passed"] is True and len(board["exercises"]) == 12
+    assert [(row["id"], row["status"]) for row in board["extras"]][:2] == [(13, "passed"), (14, "not started")]
 
 
 def test_the_plain_scoreboard_in_chinese(capsys):

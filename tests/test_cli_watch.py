@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from grader.learner import curriculum
+
 from cli_kit import call, command, env, kit, root  # noqa: F401 (root is a fixture)
 from learners import SOLUTIONS
 
@@ -90,5 +92,24 @@ def test_watch_ends_when_every_exercise_passes(root, capsys, monkeypatch):
     monkeypatch.setattr(watch, "grade", passes)
     assert call("watch", "--poll") == 0
     out = capsys.readouterr().out
-    assert out.count("passes (3/3 tests)") == 12
-    assert "All 12 core exercises pass" in out
+    assert out.count("passes (3/3 tests)") == len(curriculum.exercises())
+    extras = len(curriculum.track("extras"))
+    assert f"All 12 core exercises and the {extras} extras pass" in out
+
+
+def test_watch_reaches_the_extras_only_once_the_core_passes(root, capsys, monkeypatch):
+    """The first exercise that does not pass is the current one: an unfinished core exercise comes before every extra."""
+    from grader.engine import grading
+    from grader.cli import watch
+
+    graded = []
+
+    def core_one_short(exercise, lang):
+        graded.append(exercise.id)
+        done = exercise.id != 12 and exercise.track == "core"
+        return grading.Score(exercise, 3 * done, 3, 0, "passed" if done else "not started"), 0.01
+
+    monkeypatch.setattr(watch, "grade", core_one_short)
+    monkeypatch.setattr(watch, "wait", lambda events: "quit")
+    assert call("watch", "--poll") == 0
+    assert graded == list(range(1, 13)) and "Exercise 12" in capsys.readouterr().out

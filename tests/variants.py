@@ -190,6 +190,95 @@ VARIANTS = {
                 logits = forward(torch.tensor([token]), weights, args, cache, position)[0]
                 position += 1
         '''),
+    "sampling_by_topk_and_cumsum": ("ex13_sampling", '''
+        def top_k_filter(logits, k):
+            ranks = torch.argsort(torch.argsort(logits, dim=-1, descending=True, stable=True), dim=-1)
+            return torch.where(ranks < k, logits, torch.full_like(logits, float("-inf")))
+
+        def top_p_filter(logits, p):
+            probs = logits.float().softmax(-1)
+            sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+            keep_sorted = torch.cat([torch.ones_like(sorted_probs[..., :1]), sorted_probs.cumsum(-1)[..., :-1]], -1) < p
+            keep_sorted[..., 0] = True
+            keep = torch.empty_like(keep_sorted).scatter_(-1, order, keep_sorted)
+            return logits.where(keep, float("-inf"))
+
+        def probabilities(logits, temperature, top_k=None, top_p=None):
+            scaled = logits.to(torch.float32) / temperature
+            if top_k:
+                scaled = top_k_filter(scaled, top_k)
+            if top_p:
+                scaled = top_p_filter(scaled, top_p)
+            e = (scaled - scaled.amax(-1, keepdim=True)).exp()
+            return e / e.sum(-1, keepdim=True)
+
+        class Sampler:
+            def __init__(self, temperature=1.0, top_k=None, top_p=None, seed=0):
+                self.settings = (temperature, top_k, top_p)
+                self.rng = torch.Generator()
+                self.rng.manual_seed(seed)
+
+            def __call__(self, logits):
+                return sample(logits, *self.settings, self.rng)
+        '''),
+    "chat_with_its_own_loop": ("ex14_chat", '''
+        def encode_dialog(encoding, messages, chat_format="llama3"):
+            if chat_format not in FORMATS:
+                raise ValueError(f"no such chat format: {chat_format}")
+            ids = [encoding.encode_single_token("<|begin_of_text|>")] if chat_format == "llama3" else []
+            for message in messages:
+                ids.extend(encode_message(encoding, message, chat_format))
+            ids.extend(encode_header(encoding, "assistant", chat_format))
+            return ids
+
+        class Chat:
+            def __init__(self, weights, args, encoding, chat_format="llama3", stop_tokens=(), max_seq_len=2048, system=None):
+                self.model = (weights, args)
+                self.encoding, self.chat_format, self.stop_tokens = encoding, chat_format, set(stop_tokens)
+                self.cache = KVCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, weights["tok_embeddings.weight"].dtype)
+                self.tokens, self.cached = [], 0
+                self.system = system
+
+            def ask(self, content, max_new_tokens=256, sampler=None):
+                messages = ([{"role": "system", "content": self.system}] if self.system and not self.tokens else [])
+                messages.append({"role": "user", "content": content})
+                turn = encode_dialog(self.encoding, messages, self.chat_format)
+                self.tokens.extend(turn if not self.tokens or self.chat_format != "llama3" else turn[1:])
+                try:
+                    for _ in range(max_new_tokens):
+                        fresh = self.tokens[self.cached:]
+                        logits = forward(torch.tensor(fresh), *self.model, self.cache, self.cached)[-1]
+                        self.cached += len(fresh)
+                        token = int(torch.argmax(logits)) if sampler is None else sampler(logits)
+                        if token in self.stop_tokens:
+                            break
+                        self.tokens.append(token)
+                        yield token, logits
+                finally:
+                    self.tokens.extend(end_of_turn(self.encoding, self.chat_format))
+        '''),
+    "experiments_by_einsum": ("ex15_experiments", '''
+        def attention_probs(tokens, weights, args, layer_id):
+            n = len(tokens)
+            freqs_cis = precompute_freqs_cis(args.head_dim, n, args.rope_theta, args.rope_scale_factor)
+            h = embed(tokens, weights["tok_embeddings.weight"])
+            for i in range(layer_id):
+                h = transformer_block(h, weights, i, args, freqs_cis, causal_mask(n))
+            x = rms_norm(h, weights[f"layers.{layer_id}.attention_norm.weight"], args.norm_eps)
+            q, k, _ = project_qkv(x, *(weights[f"layers.{layer_id}.attention.w{w}.weight"] for w in "qkv"), args.n_heads, args.n_kv_heads)
+            q, k = apply_rope(q, freqs_cis).float(), apply_rope(k, freqs_cis).float()
+            k = k.repeat_interleave(args.n_rep, dim=1)
+            scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(q.shape[-1])
+            return scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+
+        def top_predictions(logits, k):
+            probs, ids = torch.sort(torch.softmax(logits.float(), -1), dim=-1, descending=True)
+            return probs[:, :k], ids[:, :k]
+
+        def rope_rotation(x, freqs_cis):
+            pairs = torch.view_as_complex(x.float().reshape(-1, 2).contiguous())
+            return torch.view_as_real(pairs[None, :] * freqs_cis)
+        '''),
 }
 
 

@@ -18,6 +18,8 @@ VERBS = [
     "grader.cli.reset",
     "grader.cli.watch",
     "grader.cli.notebook",
+    "grader.cli.chat",
+    "grader.cli.explore",
 ]
 SCOREBOARD = "grader.cli.scoreboard"  # add_arguments(parser) and run(args): what runs without a verb
 

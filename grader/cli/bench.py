@@ -12,6 +12,8 @@ for a while slows every contender alike; ratios are medians of each round's own 
                         the matmuls a decode step cannot avoid, with the kernel the reference uses, nothing else
   bandwidth_bound_tok_s measured read bandwidth / bytes of weights read per token (every matrix once)
   peak_rss_bytes        peak resident memory of this process after our runs (before transformers is imported)
+  decode_sampled_tok_s  decode with exercise 13's generate and Sampler (SAMPLING), when the implementation has it;
+                        ratios.sampling_overhead is the time it adds per token against greedy decoding
 """
 
 import json
@@ -119,6 +121,21 @@ def matmul_weights(weights: dict) -> list:
     return [w for name, w in weights.items() if w.dim() == 2 and name != "tok_embeddings.weight"]
 
 
+SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.9, "seed": 0}
+
+
+def _sampling(impl: str):
+    """(exercise 13's generate, a function making a fresh Sampler) of the implementation, or None where it is not done."""
+    from ..engine import impl as impls
+
+    try:
+        mod = impls.module(impl, "ex13_sampling")
+        mod.Sampler(**SAMPLING)
+    except Exception:  # not started, or broken: the bench measures the core without it
+        return None
+    return mod.generate, lambda: mod.Sampler(**SAMPLING)
+
+
 def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, with_transformers: bool,
             progress=lambda message: None) -> dict:
     """Every figure of the bench, as one dict (see the module docstring).
@@ -137,12 +154,15 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     bytes_per_token = sum(w.numel() * w.element_size() for w in mats)
     kernel, read = _kernel_pass(mats), _read_pass(mats)
     args = (prompt_ids, ck.weights, ck.args)
+    sampling = _sampling(impl)
 
     progress("warming up (and measuring peak memory)")
     with torch.inference_mode():
         warm = _Steps(gen.generate, *args, n, ())
         for _ in range(n):
             warm.step()
+        if sampling is not None:
+            _Steps(sampling[0], *args, 2, (), sampling[1]()).step()
         longest = list(prompt_ids) + [prompt_ids[-1]] * new_tokens
         _Steps(fwd.generate_uncached, longest, ck.weights, ck.args, 1, ()).step()
         kernel(), read()
@@ -154,10 +174,13 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         ours = _Steps(gen.generate, *args, n, ())
         theirs = _Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
         recompute = _Steps(fwd.generate_uncached, *args, n, ())
+        sampled = _Steps(sampling[0], *args, n, (), sampling[1]()) if sampling is not None else None
         kernel_s, read_s = [], []
         turns = [ours.step, recompute.step, lambda: kernel_s.append(kernel()), lambda: read_s.append(read())]
         if theirs is not None:
             turns.insert(1, theirs.step)
+        if sampled is not None:
+            turns.insert(1, sampled.step)
         with torch.inference_mode():
             for i in range(n):
                 if i % 8 == 0:
@@ -173,6 +196,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
             "read_bandwidth_gb_s": bytes_per_token * len(read_s) / sum(read_s) / 1e9,
             "transformers_prefill_ms": theirs.prefill_ms() if theirs else None,
             "transformers_decode_tok_s": theirs.decode_tok_s() if theirs else None,
+            "decode_sampled_tok_s": sampled.decode_tok_s() if sampled else None,
         })
 
     def med(key):
@@ -201,6 +225,8 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "bandwidth_bound_tok_s": med("read_bandwidth_gb_s") * 1e9 / bytes_per_token,
         "kernel_bound_tok_s": med("kernel_bound_tok_s"),
         "transformers": None,
+        "decode_sampled_tok_s": med("decode_sampled_tok_s") if sampling is not None else None,
+        "sampling": SAMPLING if sampling is not None else None,
         "rounds": rounds,
         "torch": torch.__version__,
         "machine": platform.machine(),
@@ -217,6 +243,8 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "cached_vs_nocache": med_ratio("decode_tok_s", "decode_nocache_tok_s"),
         "decode_vs_transformers": med_ratio("decode_tok_s", "transformers_decode_tok_s") if hf_model is not None else None,
         "peak_rss_vs_checkpoint": rss / ck.nbytes,
+        # time per token sampling adds to greedy decoding: greedy tok/s over sampled tok/s, minus one
+        "sampling_overhead": med_ratio("decode_tok_s", "decode_sampled_tok_s") - 1 if sampling is not None else None,
     }
     return result
 
@@ -339,6 +367,8 @@ def report(r: dict) -> str:
         + (f"   transformers {hf['decode_tok_s']:9.2f} tok/s ({ratios['decode_vs_transformers']:.2f}x)" if hf
            else "   transformers: not installed or skipped"),
         f"  decode, recomputing    {r['decode_nocache_tok_s']:9.2f} tok/s   (the cache is {ratios['cached_vs_nocache']:.1f}x faster)",
+        f"  decode, sampling       {r['decode_sampled_tok_s']:9.2f} tok/s   (exercise 13, T 0.8, top-k 50, top-p 0.9: "
+        f"{ratios['sampling_overhead']:+.1%} per token)" if r["decode_sampled_tok_s"] else "  decode, sampling: exercise 13 not done",
         f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
         f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read, "
         f"{r['weight_bytes_per_token'] / gb:.2f} GB per token)",

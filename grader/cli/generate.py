@@ -17,8 +17,51 @@ def register(sub) -> None:
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
+    add_sampling_arguments(p, "runs exercise 13's generate with its Sampler instead of exercise 12's greedy generate")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
+
+
+def add_sampling_arguments(p, effect: str) -> None:
+    p.add_argument("--temperature", type=float, help=f"sample at this temperature (0 is greedy); any of these four options {effect}")
+    p.add_argument("--top-k", type=int, help="sample from the K most likely tokens only")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set of most likely tokens whose probability reaches P")
+    p.add_argument("--seed", type=int, help="seed of the sampler's generator (default 0): the same seed gives the same text")
+
+
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
+
+
+def sampling(args) -> dict | None:
+    """The sampler's settings when a sampling option is given (temperature 1 unless set), else None: greedy."""
+    if all(getattr(args, name, None) is None for name in SAMPLING_OPTIONS):
+        return None
+    if args.temperature is not None and args.temperature < 0:
+        raise KitError(f"--temperature must be 0 (greedy) or more, got {args.temperature:g}")
+    if args.top_k is not None and args.top_k < 1:
+        raise KitError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise KitError(f"--top-p must be above 0 and at most 1, got {args.top_p:g}")
+    return {"temperature": 1.0 if args.temperature is None else args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+            "seed": args.seed or 0}
+
+
+def generator(impl: str, settings: dict | None):
+    """(generate, its extra keyword arguments): exercise 12's greedy generate, or exercise 13's with its own Sampler."""
+    from ..engine import impl as impls
+    from ..engine.calls import invoke
+
+    if settings is None:
+        return invoke(impls.module, impl, "ex12_generation").generate, {}
+    return invoke(impls.module, impl, "ex13_sampling").generate, {"sampler": sampler(impl, settings)}
+
+
+def sampler(impl: str, settings: dict | None):
+    """The implementation's exercise 13 Sampler with these settings; None (greedy) without settings."""
+    from ..engine import impl as impls
+    from ..engine.calls import invoke
+
+    return None if settings is None else invoke(invoke(impls.module, impl, "ex13_sampling").Sampler, **settings)
 
 
 def load_implementation(impl: str):
@@ -46,6 +89,7 @@ def run(args) -> int:
     from ..engine.calls import GradeFailure, NotStarted, invoke
 
     impl = impls.choice(args.impl)
+    settings = sampling(args)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
@@ -54,7 +98,8 @@ def run(args) -> int:
         checkpoint.page_in(ck.weights)
     weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
     try:
-        tok, gen = invoke(load_implementation, impl)
+        tok, _ = invoke(load_implementation, impl)
+        generate, extra = generator(impl, settings)
         encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
@@ -65,7 +110,7 @@ def run(args) -> int:
         generated, top10 = [], []
         show = _streamer(decode)
         with torch.inference_mode():
-            for token, logits in invoke(gen.generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids):
+            for token, logits in invoke(generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
                     values, ids = logits.float().topk(10)
                     top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
@@ -80,7 +125,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10, "tokenizer": ck.tokenizer.name}, ensure_ascii=False))
+                          "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings}, ensure_ascii=False))
     else:
         print()
         for line in notes(ck, dtype):

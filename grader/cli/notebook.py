@@ -69,8 +69,25 @@ def build(e: curriculum.Exercise, lang):
         new_code_cell(f"%%writefile {e.stub}\n{code(e)}"),
         new_code_cell(f"from grader.cli.notebook import grade\n\ngrade({e.id}, {e.stub!r}{lang_arg})"),
     ])
+    nb.cells += experiment_cells(e, lang, lang_arg)
     nbformat.validate(nb)
     return nb
+
+
+def experiment_cells(e: curriculum.Exercise, lang, lang_arg: str) -> list:
+    """An extra's experiment, after the grading cell: on the trained SmolLM2 when fetched, else the tiny model."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    from .experiments import RUNNERS
+
+    if e.id not in RUNNERS:
+        return []
+    return [new_markdown_cell(pick(
+                "**The experiment.** Once your code passes, run it on a model: the trained SmolLM2 when "
+                "`llama3-grader checkpoint fetch smollm2` has fetched it, the tiny random Llama 3 otherwise.",
+                "**实验。** 代码通过之后，在模型上运行它：如果 `llama3-grader checkpoint fetch smollm2` 已获取训练好的 SmolLM2，"
+                "就用它，否则用权重随机的小 Llama 3。", lang)),
+            new_code_cell(f"from grader.cli.experiments import experiment\n\nexperiment({e.id}, {e.stub!r}{lang_arg})")]
 
 
 def chapter(e: curriculum.Exercise, lang) -> str:

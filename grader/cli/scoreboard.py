@@ -28,31 +28,37 @@ def run(args) -> int:
     spinner = progress.console.status(pick("grading every exercise…", "正在为所有练习评分…", args.lang))
     with spinner if progress.console.is_terminal else contextlib.nullcontext():
         results = grading.run(impl=impl, lang=args.lang)
-    scores = [grading.score(e, results) for e in curriculum.exercises()]
+    scores = [grading.score(e, results) for e in curriculum.track("core")]
+    extras = [grading.score(e, results) for e in curriculum.track("extras")]  # a second track: never holds back the core
     if impl == "exercises":
-        days = history.record_passes([s.exercise.module for s in scores if s.done])
-        history.record_next(next((s.exercise.module for s in scores if not s.done), None))
+        days = history.record_passes([s.exercise.module for s in scores + extras if s.done])
+        history.record_next(next((s.exercise.module for s in scores + extras if not s.done), None))
     else:
         days = {}
     fortytwo_status = fortytwo.status(results)
     if args.json:
-        print(json.dumps(as_json(scores, days, fortytwo_status, impl, args.lang), ensure_ascii=False))
+        print(json.dumps(as_json(scores, days, fortytwo_status, impl, args.lang, extras), ensure_ascii=False))
     else:
-        show(scores, days, fortytwo_status, impl, args.lang)
+        show(scores, days, fortytwo_status, impl, args.lang, extras)
     return 1 if args.check and not all(s.done for s in scores) else 0
 
 
-def as_json(scores, days, fortytwo_status, impl, lang) -> dict:
+def as_json(scores, days, fortytwo_status, impl, lang, extras=()) -> dict:
+    """The core's exercises and all_passed (about the core only), the 42 status, and the extras apart."""
+    def entries(track):
+        return [{"id": s.exercise.id, "title": s.exercise.title_in(lang), "passed": s.passed, "total": s.total,
+                 "skipped": s.skipped, "status": s.status, "first_passed": days.get(s.exercise.module)} for s in track]
+
     return {
         "impl": impl,
-        "exercises": [{"id": s.exercise.id, "title": s.exercise.title_in(lang), "passed": s.passed, "total": s.total,
-                       "skipped": s.skipped, "status": s.status, "first_passed": days.get(s.exercise.module)} for s in scores],
+        "exercises": entries(scores),
         "all_passed": all(s.done for s in scores),
         "fortytwo": fortytwo_status,
+        "extras": entries(extras),
     }
 
 
-def show(scores, days, fortytwo_status, impl, lang) -> None:
+def show(scores, days, fortytwo_status, impl, lang, extras=()) -> None:
     from ..engine import fortytwo
     from .. import term
 
@@ -77,7 +83,14 @@ def show(scores, days, fortytwo_status, impl, lang) -> None:
     c.print(fortytwo.line(fortytwo_status, lang), markup=False)
     c.print(fortytwo.trained_line(fortytwo_status["trained"], lang), markup=False)
     c.print()
-    for line in next_steps(scores, fortytwo_status, impl, lang):
+    if extras:
+        c.print(pick("After the core", "核心练习之后", lang), style="bold", markup=False)
+        if c.is_terminal:
+            c.print(_table(extras, days, lang))
+        else:
+            c.print(_plain_table(extras, days, lang), markup=False)
+        c.print()
+    for line in next_steps(scores, fortytwo_status, impl, lang, extras):
         c.print(line, markup=False)
 
 
@@ -122,7 +135,7 @@ def _plain_table(scores, days, lang) -> str:
     return "\n".join(lines)
 
 
-def next_steps(scores, fortytwo_status, impl, lang) -> list[str]:
+def next_steps(scores, fortytwo_status, impl, lang, extras=()) -> list[str]:
     """What to do now: the first unfinished exercise, or, when all pass, the real weights and the extras."""
     from ..engine import grading
 
@@ -148,4 +161,8 @@ def next_steps(scores, fortytwo_status, impl, lang) -> list[str]:
                           "  - 在真实的 Meta-Llama-3-8B 上让它回答 42：docs/real-weights.md", lang))
     lines.append(pick("  - measure it: llama3-grader bench; and see what comes after the core (README.md, \"After the core\")",
                       "  - 测一测速度：llama3-grader bench；核心之后还有什么，见 README.zh.md 的“核心练习之后”", lang))
+    extra = next((s.exercise for s in extras if not s.done), None)
+    if extra is not None:
+        lines.append(pick(f"  - the extras, after the core: {extra.heading(lang)} (exercises/{extra.stub})",
+                          f"  - 核心之后的附加练习：{extra.heading(lang)}（exercises/{extra.stub}）", lang))
     return lines

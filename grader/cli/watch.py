@@ -44,8 +44,9 @@ def run(args) -> int:
                 found = first_unfinished(exercises, index, c, lang)
     except KeyboardInterrupt:
         return 0
-    c.print(pick(f"All {len(exercises)} core exercises pass. Run `llama3-grader` for the full check and what comes next.",
-                 f"全部 {len(exercises)} 个核心练习都已通过。运行 `llama3-grader` 做完整检查并查看下一步。", lang), style="bold green")
+    core = len(curriculum.track("core"))  # the extras come after the core (higher numbers): watch reaches them last
+    c.print(pick(f"All {core} core exercises and the {len(exercises) - core} extras pass. Run `llama3-grader` for the full check.",
+                 f"全部 {core} 个核心练习和 {len(exercises) - core} 个附加练习都已通过。运行 `llama3-grader` 做完整检查。", lang), style="bold green")
     return 0
 
 

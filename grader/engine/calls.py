@@ -50,7 +50,7 @@ def numpy_problem(function: str, result) -> None:
 class Ref:
     """An input that comes from the model rather than from the golden file."""
 
-    kind: str  # "weight", "weights", "args", "tokenizer", "tokenizer_path", "folder"
+    kind: str  # "weight", "weights", "args", "tokenizer", "tokenizer_path", "folder", "encoding"
     name: str = ""  # the weight's name
     dtype: str = ""  # of "weight" and "weights": "" for the checkpoint's own, or e.g. "float32"
 

@@ -3,6 +3,8 @@
 Inputs come from running the reference on the prompts below, so every exercise gets realistic activations
 (layer 0's input is the prompt's embeddings, and so on) without depending on the learner's earlier work."""
 
+import itertools
+
 import torch
 
 from solutions import ex01_tokenizer as tok
@@ -10,6 +12,7 @@ from solutions import ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_
 
 from . import impl as impls
 from .calls import Call, GradeFailure, Ref, generation, logits_head
+from .compare import value_mismatch
 from ..i18n import pick
 
 PROMPTS = {
@@ -180,24 +183,24 @@ def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tok
     return out
 
 
-def check_cache_use(calls: list[dict]) -> None:
-    """From generate's calls of forward: one cache throughout, each call feeding only tokens not yet in it, at
+def check_cache_use(calls: list[dict], who: str = "generate") -> None:
+    """From generate's (or who's) calls of forward: one cache throughout, each call feeding only tokens not yet in it, at
     start_pos = the number already cached. (A generate that never calls forward is not judged here.)"""
     cached, cache = 0, None
     for i, c in enumerate(calls):
         n = len(c["tokens"]) if hasattr(c["tokens"], "__len__") else 1
         if c.get("cache") is None:
-            raise GradeFailure(pick(f"generate called forward without a cache (call {i + 1}): make one KVCache before the loop and pass it, with start_pos, to every forward",
-                                    f"generate 调用 forward 时没有传缓存（第 {i + 1} 次调用）：在循环之前创建一个 KVCache，每次调用 forward 都传入它和 start_pos"))
+            raise GradeFailure(pick(f"{who} called forward without a cache (call {i + 1}): make one KVCache before the loop and pass it, with start_pos, to every forward",
+                                    f"{who} 调用 forward 时没有传缓存（第 {i + 1} 次调用）：在循环之前创建一个 KVCache，每次调用 forward 都传入它和 start_pos"))
         if cache is not None and c["cache"] is not cache:
-            raise GradeFailure(pick(f"generate passed a new cache to forward at call {i + 1}: make one KVCache before the loop and keep it",
-                                    f"generate 在第 {i + 1} 次调用 forward 时换了一个新缓存：在循环之前创建一个 KVCache 并一直使用它"))
+            raise GradeFailure(pick(f"{who} passed a new cache to forward at call {i + 1}: make one KVCache before the loop and keep it",
+                                    f"{who} 在第 {i + 1} 次调用 forward 时换了一个新缓存：在循环之前创建一个 KVCache 并一直使用它"))
         start = c.get("start_pos")
         if start != cached:
             raise GradeFailure(pick(
-                f"generate fed forward {n} tokens at start_pos={start} (call {i + 1}), but {cached} tokens were in the cache: "
+                f"{who} fed forward {n} tokens at start_pos={start} (call {i + 1}), but {cached} tokens were in the cache: "
                 "after the prefill, feed only the token just chosen, at start_pos = the number of tokens already cached",
-                f"generate 在第 {i + 1} 次调用 forward 时以 start_pos={start} 传入了 {n} 个 token，而缓存中已有 {cached} 个：预填充之后，"
+                f"{who} 在第 {i + 1} 次调用 forward 时以 start_pos={start} 传入了 {n} 个 token，而缓存中已有 {cached} 个：预填充之后，"
                 "只传入刚选出的那个 token，start_pos 等于缓存中已有的 token 数"))
         cached, cache = cached + n, c["cache"]
 
@@ -372,4 +375,169 @@ def calls(model, prompts: dict[str, str] | None = None) -> dict[str, list[Call]]
     out[m] += [Call(m, "generate", "stop_token", gen(a0.ids, n_new, forced), tolerance="float32 layers", driver="drive_generate")]
     if model.is_tiny:  # the cache's dtype must follow the weights'
         out[m] += [Call(m, "generate", "prompt42_bf16", gen(a0.ids, n_new, stops, ""), tolerance="bf16 attention", driver="drive_generate")]
+    out.update(extra_calls(model, acts, n_new))
     return out
+
+
+# The extras (after the core): their drivers and golden calls.
+
+def _int(value, label: str) -> int:
+    """value, checked to be the Python int a token id must be."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GradeFailure(pick(f"{label} returned a {type(value).__name__}: return a Python int, e.g. int(torch.multinomial(...))",
+                                f"{label} 返回了 {type(value).__name__}：应返回 Python int，例如 int(torch.multinomial(...))"))
+    return value
+
+
+def drive_sample(sample, logits, temperature, top_k, top_p, seed, draws):
+    """draws tokens from each row of logits, all with one generator seeded with seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return {"tokens": [[_int(sample(row, temperature, top_k, top_p, generator), "sample") for _ in range(draws)] for row in logits]}
+
+
+def drive_sampler(Sampler, logits, temperature, top_k, top_p, seed, draws):
+    """draws tokens from each row of logits with one Sampler."""
+    sampler = Sampler(temperature, top_k, top_p, seed)
+    return {"tokens": [[_int(sampler(row), "Sampler") for _ in range(draws)] for row in logits]}
+
+
+def drive_sampled_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens, temperature, top_k, top_p, seed):
+    """generate with the reference's Sampler (generate is graded on its own), through one cache; the tokens, which must
+    be exactly the reference's (a draw has no near tie to forgive), and the logits."""
+    from solutions.ex13_sampling import Sampler
+
+    with impls.spy(generate, "forward") as calls:
+        steps = list(generate(prompt_ids, weights, args, max_new_tokens, stop_tokens, sampler=Sampler(temperature, top_k, top_p, seed)))
+    check_cache_use(calls)
+    out = generation(steps, generate.__name__, stop_tokens)
+    return {"tokens": out["tokens"], "logits_head": out["logits_head"][:, :SAMPLED_LOGITS]}
+
+
+def drive_chat(Chat, weights, args, encoding, chat_format, stop_tokens, system, turns, max_new_tokens):
+    """A conversation: for each turn [content, taken], ask, read taken reply tokens (all of them when None) and close
+    the reply, as Ctrl-C does. Checks that the turns fed forward only what the cache lacked, and that chat.tokens is
+    the dialog with the replies in it; returns the replies, compared as generated tokens are."""
+    from solutions import ex14_chat as reference
+
+    chat = Chat(weights, args, encoding, chat_format, stop_tokens, CHAT_MAX_SEQ_LEN, system)
+    steps, expected, pending = [], [], ([{"role": "system", "content": system}] if system else [])
+    with impls.spy(Chat, "forward") as calls:
+        for content, taken in turns:
+            reply = chat.ask(content, max_new_tokens)
+            got = list(itertools.islice(reply, taken))
+            if hasattr(reply, "close"):
+                reply.close()
+            steps += got
+            turn = reference.encode_dialog(encoding, [*pending, {"role": "user", "content": content}], chat_format)
+            reply_ids = [t for t, _ in got] if all(isinstance(s, tuple) and len(s) == 2 for s in got) else []
+            expected += (turn[1:] if expected and chat_format == "llama3" else turn) + reply_ids + reference.end_of_turn(encoding, chat_format)
+            pending = []
+    check_cache_use(calls, "Chat.ask")
+    report = value_mismatch("chat.tokens", getattr(chat, "tokens", None), expected)
+    if report:
+        raise GradeFailure(pick("after the conversation, chat.tokens is not the dialog with the replies in it (each turn's "
+                                "messages and open assistant header, the reply, the end of turn):\n",
+                                "对话结束后，chat.tokens 不是包含回复的对话（每一轮的消息和打开的 assistant 头、回复、轮次结束符）：\n") + report)
+    out = generation(steps, "Chat.ask", stop_tokens)
+    return {**out, "logits_head": out["logits_head"][:, :SAMPLED_LOGITS]}
+
+
+CHAT_MAX_SEQ_LEN = 256
+TOP_K = 5  # predictions per position in exercise 15's tables
+
+
+def drive_logits_table(forward_unmasked, tokens, weights, args):
+    """What is compared of a forward's logits [seq, vocab]: the first columns of every row, and every row's TOP_K
+    probabilities (sorted values, so near-tied tokens may swap)."""
+    from solutions.ex15_experiments import top_predictions
+
+    logits = forward_unmasked(tokens, weights, args)
+    head = logits_head(logits, "forward_unmasked")["head"]
+    return {"head": head[:, :SAMPLED_LOGITS], "top_probs": top_predictions(logits, TOP_K)[0]}
+
+DRIVERS.update({f.__name__: f for f in (drive_sample, drive_sampler, drive_sampled_generate, drive_chat, drive_logits_table)})
+SAMPLED_LOGITS = 256  # logit columns kept of each sampled step: the tokens are what sampling is graded on
+
+
+def sampling_logits() -> torch.Tensor:
+    """[4, 512] synthetic logits: flat, peaked like a language model's, whole numbers (ties at every k), one dominant token."""
+    g = torch.Generator().manual_seed(13)
+    rows = torch.randn(4, 512, generator=g) * torch.tensor([[1.0], [3.0], [2.0], [1.0]])
+    rows[2] = rows[2].round()
+    rows[3, 7] = 12.0
+    return rows
+
+
+# (temperature, top_k, top_p) of the sampling cases
+SETTINGS = {"t1": (1.0, None, None), "t0.6_p0.9": (0.6, None, 0.9), "t0.8_k40_p0.95": (0.8, 40, 0.95), "t1.5_k10": (1.5, 10, None)}
+
+
+def extra_calls(model, acts: dict, n_new: int) -> dict[str, list[Call]]:
+    """The golden calls of the extras, by exercise module."""
+    name0, a0 = next(iter(acts.items()))
+    stops = list(model.checkpoint.tokenizer.stop_ids)
+    out: dict[str, list[Call]] = {}
+
+    m = "ex13_sampling"
+    logits = sampling_logits()
+    settings = lambda name: dict(zip(("temperature", "top_k", "top_p"), SETTINGS[name]))  # noqa: E731
+    out[m] = [Call(m, "top_k_filter", f"k{k}", {"logits": logits, "k": k}, tolerance="float32") for k in (1, 10, 100)]
+    out[m] += [Call(m, "top_p_filter", f"p{p}", {"logits": logits, "p": p}, tolerance="float32") for p in (0.05, 0.5, 0.9)]
+    out[m] += [Call(m, "probabilities", name, {"logits": logits, **settings(name)}, tolerance="float32") for name in SETTINGS]
+    out[m] += [Call(m, "sample", f"{name}_seed{seed}", {"logits": logits, **settings(name), "seed": seed, "draws": 8}, driver="drive_sample")
+               for name, seed in (("t1", 0), ("t0.8_k40_p0.95", 1), ("t1.5_k10", 2))]
+    out[m] += [Call(m, "sample", "greedy", {"logits": logits, "temperature": 0.0, "top_k": None, "top_p": None, "seed": 0, "draws": 2},
+                    driver="drive_sample")]
+    out[m] += [Call(m, "Sampler", f"{name}_seed{seed}", {"logits": logits, **settings(name), "seed": seed, "draws": 8}, driver="drive_sampler")
+               for name, seed in (("t0.6_p0.9", 0), ("t0.8_k40_p0.95", 3))]
+    gen = {"prompt_ids": a0.ids, "weights": Ref("weights", dtype="float32"), "args": Ref("args"), "max_new_tokens": n_new // 2,
+           "stop_tokens": stops}
+    out[m] += [Call(m, "generate", f"{name0}_{name}_seed{seed}", {**gen, **settings(name), "seed": seed}, tolerance="float32 layers",
+                    driver="drive_sampled_generate") for name, seed in (("t0.8_k40_p0.95", 0), ("t1", 1))]
+
+    m = "ex14_chat"
+    own = model.checkpoint.tokenizer.chat_format
+    formats = {"llama3": Ref("encoding")} if own == "llama3" else {}
+    formats["chatml"] = Ref("encoding", "chatml")  # the trained model's own; on Llama 3's tokenizer two reserved tokens renamed
+    out[m] = [Call(m, "encode_header", f"{fmt}_{role}", {"encoding": enc, "role": role, "chat_format": fmt})
+              for fmt, enc in formats.items() for role in ("system", "user", "assistant")]
+    out[m] += [Call(m, "end_of_turn", fmt, {"encoding": enc, "chat_format": fmt}) for fmt, enc in formats.items()]
+    out[m] += [Call(m, "encode_message", f"{fmt}_{name}", {"encoding": enc, "message": msgs[-1], "chat_format": fmt})
+               for fmt, enc in formats.items() for name, msgs in DIALOGS.items()]
+    out[m] += [Call(m, "encode_dialog", f"{fmt}_{name}", {"encoding": enc, "messages": msgs, "chat_format": fmt})
+               for fmt, enc in formats.items() for name, msgs in DIALOGS.items()]
+    chat = {"weights": Ref("weights", dtype="float32"), "args": Ref("args"), "max_new_tokens": n_new // 2}
+    stops_of = {"llama3": stops, "chatml": stops if own == "chatml" else [model.resolve(formats["chatml"]).encode_single_token("<|im_end|>")]}
+    out[m] += [Call(m, "Chat", f"{fmt}_{case}", {**chat, "encoding": enc, "chat_format": fmt, "stop_tokens": stops_of[fmt],
+                                                 "system": system, "turns": turns}, tolerance="float32 layers", driver="drive_chat")
+               for fmt, enc in formats.items() for case, (system, turns) in CONVERSATIONS.items()]
+
+    m = "ex15_experiments"
+    args, last = model.checkpoint.args, model.checkpoint.args.n_layers - 1
+    model_in = {"tokens": a0.tokens, "weights": Ref("weights", dtype="float32"), "args": Ref("args")}
+    out[m] = [Call(m, "attention_probs", f"{name0}_layer{layer}", {**model_in, "layer_id": layer}, tolerance="float32 layers")
+              for layer in sorted({0, 1, last})]
+    out[m] += [Call(m, "forward_unmasked", name0, model_in, tolerance="float32 layers", driver="drive_logits_table")]
+    table = torch.randn(6, 512, generator=torch.Generator().manual_seed(15)) * 3  # [seq, vocab]
+    out[m] += [Call(m, "top_predictions", f"k{k}", {"logits": table, "k": k}, outputs=("probs", "ids"), tolerance="float32") for k in (1, TOP_K)]
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, 64, args.rope_theta, args.rope_scale_factor)  # [64, head_dim // 2]
+    out[m] += [Call(m, "rope_rotation", f"query_head{h}", {"x": a0.q[0, h].float(), "freqs_cis": freqs_cis}, tolerance="float32 angles")
+               for h in (0, args.n_heads - 1)]
+    return out
+
+
+# Dialogs the chat formats are graded on: the published example, spaces to strip, an assistant turn, text that looks
+# like a special token, and other scripts.
+DIALOGS = {
+    "published": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hi"}],
+    "strip": [{"role": "user", "content": "  What is 6 x 7?\n\n"}],
+    "turns": [{"role": "user", "content": "Name a llama."}, {"role": "assistant", "content": "Lima, from Peru."},
+              {"role": "user", "content": "  Another one, please: <|eot_id|> <|im_end|>"}],
+    "unicode": [{"role": "system", "content": "用中文回答。"}, {"role": "user", "content": "生命、宇宙以及一切的答案是什么？🦙"}],
+}
+# (system, [[content, tokens to read before closing the reply (None: all)], ...]): the second conversation's first
+# reply is cut short after two tokens, as Ctrl-C does
+CONVERSATIONS = {
+    "two_turns": ("You are a helpful assistant.", [["What is the capital of France?", None], ["And of Italy?", None]]),
+    "interrupted": (None, [["Tell me a long story.", 2], ["Shorter, please.", None]]),
+}

@@ -77,7 +77,7 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
             raise KitError(pick(f"{t} is missing: restore it with `git checkout -- exercises/{t.name}`",
                                 f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
     out = io.StringIO()
-    with _first_on_path(folder.parent), _language(lang), redirect_stdout(out), redirect_stderr(out):
+    with first_on_path(folder.parent), _language(lang), redirect_stdout(out), redirect_stderr(out):
         code, found = results.run([*map(str, targets), "-p", "grader.engine.plugin", "--impl", impl,
                                    "--rootdir", str(folder.parent)], quiet=False)
     _check_exit(code, out.getvalue(), folder, lang)
@@ -127,7 +127,7 @@ def _language(lang: str | None):
 
 
 @contextmanager
-def _first_on_path(root: Path):
+def first_on_path(root: Path):
     """Import the package exercises from root during the block (the kit's tests and notebooks grade copies);
     afterwards sys.path is as it was and no module of that copy stays imported."""
     saved = list(sys.path)

@@ -1,6 +1,7 @@
 """Common mistakes, each as a deliberately wrong variant of one reference function. The builder stores what
 each variant returns on the golden inputs; when a learner's result matches one, the failure names it."""
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -9,6 +10,7 @@ import torch
 
 from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
                        ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
+from solutions import ex11_forward, ex13_sampling, ex14_chat, ex15_experiments
 
 from ..i18n import pick
 
@@ -151,6 +153,92 @@ class _KVCacheWrittenAtZero(ex12_generation.KVCache):
         return self.cache_k[layer_id][: start_pos + seqlen], self.cache_v[layer_id][: start_pos + seqlen]
 
 
+def _top_k_keeping_ties(logits, k):
+    kth = logits.topk(k, dim=-1).values[..., -1:]  # [..., 1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def _top_p_one_too_few(logits, p):
+    probs = torch.softmax(logits.float(), dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    drop = sorted_probs.cumsum(-1) > p  # the token that crosses p is dropped too
+    drop[..., 0] = False
+    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+
+
+def _filtered(logits, top_k, top_p):
+    if top_k is not None:
+        logits = ex13_sampling.top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = ex13_sampling.top_p_filter(logits, top_p)
+    return logits
+
+
+def _probabilities_temperature_after_softmax(logits, temperature, top_k=None, top_p=None):
+    probs = torch.softmax(_filtered(logits.float(), top_k, top_p), dim=-1) / temperature
+    return probs / probs.sum(-1, keepdim=True)
+
+
+def _probabilities_normalised_before_filtering(logits, temperature, top_k=None, top_p=None):
+    scaled = logits.float() / temperature
+    return torch.softmax(scaled, dim=-1).masked_fill(_filtered(scaled, top_k, top_p) == float("-inf"), 0.0)
+
+
+def _generate_ignoring_the_sampler(prompt_ids, weights, args, max_new_tokens, stop_tokens=(), sampler=None):
+    return ex12_generation.generate(prompt_ids, weights, args, max_new_tokens, stop_tokens)
+
+
+def _header_without_blank_line(encoding, role, chat_format="llama3"):
+    header = ex14_chat.encode_header(encoding, role, chat_format)
+    return header[:-1] if chat_format == "llama3" else header
+
+
+def _message_not_stripped(encoding, message, chat_format="llama3"):
+    if chat_format != "llama3":
+        return ex14_chat.encode_message(encoding, message, chat_format)
+    content = encoding.encode(message["content"], allowed_special=set(), disallowed_special=())
+    return ex14_chat.encode_header(encoding, message["role"]) + content + ex14_chat.end_of_turn(encoding)
+
+
+def _dialog_without_open_header(encoding, messages, chat_format="llama3"):
+    return ex14_chat.encode_dialog(encoding, messages, chat_format)[:-len(ex14_chat.encode_header(encoding, "assistant", chat_format))]
+
+
+def _attention_probs_unmasked(tokens, weights, args, layer_id):
+    with _rebound(ex15_experiments, causal_mask=lambda seqlen, start_pos=0: torch.zeros(seqlen, start_pos + seqlen)):
+        return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
+
+
+def _attention_probs_from_the_embeddings(tokens, weights, args, layer_id):
+    with _rebound(ex15_experiments, transformer_block=lambda h, *rest, **kw: h):
+        return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
+
+
+def _forward_unmasked_still_masked(tokens, weights, args):
+    return ex11_forward.forward(tokens, weights, args)
+
+
+def _top_predictions_of_logits(logits, k):
+    top = logits.float().topk(k, dim=-1)
+    return top.values, top.indices
+
+
+def _rope_rotation_on_halves(x, freqs_cis):
+    with _rebound(ex15_experiments, apply_rope=_apply_rope_on_halves):
+        return ex15_experiments.rope_rotation(x, freqs_cis)
+
+
+@contextlib.contextmanager
+def _rebound(module, **names):
+    """Within the block, module's names are bound to other values (a variant that differs from the reference in one call)."""
+    saved = {name: getattr(module, name) for name in names}
+    vars(module).update(names)
+    try:
+        yield
+    finally:
+        vars(module).update(saved)
+
+
 MISTAKES = [
     Mistake("forgot_bos", "ex01_tokenizer", "encode",
             "the ids lack BOS: with bos=True the list must start with 128000 (<|begin_of_text|>)",
@@ -216,6 +304,63 @@ MISTAKES = [
     Mistake("cache_written_at_zero", "ex12_generation", "KVCache",
             "the cache is written at position 0 every time: write the new keys and values at positions start_pos .. start_pos + seq",
             "每次都从位置 0 写缓存：新的 key 和 value 应写在 start_pos .. start_pos + seq", _KVCacheWrittenAtZero),
+    Mistake("top_k_keeps_ties", "ex13_sampling", "top_k_filter",
+            "every logit tied with the k-th largest is kept, so more than k survive: keep exactly k, the lowest ids among ties "
+            "(torch.sort(..., descending=True, stable=True))",
+            "与第 k 大的 logit 相等的都被保留了，于是留下的多于 k 个：应恰好保留 k 个，相等时保留 id 较小的"
+            "（torch.sort(..., descending=True, stable=True)）", _top_k_keeping_ties),
+    Mistake("top_p_one_too_few", "ex13_sampling", "top_p_filter",
+            "top-p keeps one token too few: it drops the token whose cumulative probability crosses p, so the kept mass stays "
+            "below p; keep a token while the mass ranked before it is below p",
+            "top-p 少保留了一个 token：它丢掉了累计概率越过 p 的那个 token，于是保留的概率质量不到 p；"
+            "应在排在它之前的质量仍小于 p 时保留该 token", _top_p_one_too_few),
+    Mistake("temperature_after_softmax", "ex13_sampling", "probabilities",
+            "the temperature is applied after the softmax, where dividing and renormalising changes nothing: divide the logits "
+            "by the temperature before the softmax",
+            "温度用在了 softmax 之后，此时相除再归一化什么也没改变：应在 softmax 之前把 logits 除以温度", _probabilities_temperature_after_softmax),
+    Mistake("normalised_before_filtering", "ex13_sampling", "probabilities",
+            "the softmax runs before top-k/top-p, so what the filters leave sums to less than 1: filter the logits first "
+            "(-inf for every token removed), then take one softmax",
+            "softmax 在 top-k/top-p 之前做了，于是过滤后剩下的概率之和小于 1：应先过滤 logits（被去掉的设为 -inf），再做一次 softmax",
+            _probabilities_normalised_before_filtering),
+    Mistake("generate_ignores_sampler", "ex13_sampling", "generate",
+            "generate ignores its sampler and takes the argmax: choose each token with sampler(logits) (the argmax only when "
+            "sampler is None)",
+            "generate 没有用它的 sampler，而是取了 argmax：应用 sampler(logits) 选出每个 token（只有 sampler 为 None 时才取 argmax）",
+            _generate_ignoring_the_sampler),
+    Mistake("header_without_blank_line", "ex14_chat", "encode_header",
+            "the header lacks the \"\\n\\n\" after <|end_header_id|> (id 271): Llama 3's header is <|start_header_id|>, the role, "
+            "<|end_header_id|>, then \"\\n\\n\" encoded",
+            "头部缺少 <|end_header_id|> 之后的 \"\\n\\n\"（id 271）：Llama 3 的头部是 <|start_header_id|>、角色、<|end_header_id|>，"
+            "然后是编码后的 \"\\n\\n\"", _header_without_blank_line),
+    Mistake("content_not_stripped", "ex14_chat", "encode_message",
+            "the content is not stripped: Llama 3's format encodes content.strip() (Meta's ChatFormat), so spaces and newlines "
+            "around a message are not tokens the model reads",
+            "内容没有去掉首尾空白：Llama 3 的格式编码的是 content.strip()（Meta 的 ChatFormat），消息首尾的空格和换行不是模型读到的 token",
+            _message_not_stripped),
+    Mistake("no_open_assistant_header", "ex14_chat", "encode_dialog",
+            "the dialog does not end with an open assistant header: without it the model continues the last message instead "
+            "of answering it; end with encode_header(encoding, \"assistant\", chat_format)",
+            "对话没有以打开的 assistant 头结尾：没有它，模型会接着写最后一条消息，而不是回答它；"
+            "结尾要加上 encode_header(encoding, \"assistant\", chat_format)", _dialog_without_open_header),
+    Mistake("attention_maps_unmasked", "ex15_experiments", "attention_probs",
+            "the attention maps have weight above the diagonal: add the causal mask to the scores before the softmax",
+            "注意力图在对角线上方有权重：在 softmax 之前把因果掩码加到分数上", _attention_probs_unmasked),
+    Mistake("attention_maps_from_the_embeddings", "ex15_experiments", "attention_probs",
+            "layer 0's map is right, later ones are not: layer L's queries and keys come from the output of layers 0 .. L - 1 "
+            "(run transformer_block for each), not from the embeddings",
+            "第 0 层的图是对的，后面的层不对：第 L 层的 query 和 key 来自第 0 .. L - 1 层的输出（对每层调用 transformer_block），"
+            "而不是来自嵌入", _attention_probs_from_the_embeddings),
+    Mistake("unmasked_forward_still_masked", "ex15_experiments", "forward_unmasked",
+            "these are the masked logits: pass mask=None to every transformer_block (exercise 11's forward builds the causal mask)",
+            "这是带掩码的 logits：要给每个 transformer_block 传 mask=None（练习 11 的 forward 会构造因果掩码）", _forward_unmasked_still_masked),
+    Mistake("predictions_of_logits", "ex15_experiments", "top_predictions",
+            "the table holds logits: take the softmax over the vocabulary first, so each row shows probabilities",
+            "表中是 logits：要先在整个词表上做 softmax，每一行显示的才是概率", _top_predictions_of_logits),
+    Mistake("rope_drawn_on_halves", "ex15_experiments", "rope_rotation",
+            "RoPE rotates halves (i, i + head_dim/2) here, Hugging Face's layout: Meta's pairs are adjacent elements (2i, 2i+1)",
+            "这里 RoPE 旋转的是前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的一对是相邻元素 (2i, 2i+1)",
+            _rope_rotation_on_halves),
 ]
 
 

@@ -11,7 +11,7 @@ import torch
 
 from solutions.ex01_tokenizer import load_tokenizer
 
-from ..formats import checkpoint
+from ..formats import checkpoint, tokenizer as tokenizers
 from .calls import Ref
 from ..paths import GOLDENS, MODELS, TINY_MODELS
 
@@ -23,6 +23,11 @@ SMALL_BYTES = 1 << 30
 @functools.cache
 def _tokenizer(path: Path):
     return load_tokenizer(path)
+
+
+@functools.cache
+def _chatml(path: Path):
+    return tokenizers.with_chatml(tokenizers.load(path))
 
 
 class Model:
@@ -79,6 +84,8 @@ class Model:
             return self.weights(ref.dtype)[ref.name]
         if ref.kind == "weights":
             return self.weights(ref.dtype)
+        if ref.kind == "encoding":  # the checkpoint's tiktoken encoding; name "chatml": with ChatML's special tokens
+            return _chatml(self.checkpoint.tokenizer_path) if ref.name == "chatml" else self.checkpoint.tokenizer.encoding
         return {"args": lambda: self.checkpoint.args, "tokenizer": lambda: self.tokenizer,
                 "tokenizer_path": lambda: self.checkpoint.tokenizer_path, "folder": lambda: self.folder}[ref.kind]()
 

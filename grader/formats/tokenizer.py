@@ -64,6 +64,21 @@ class Tokenizer:
                        f"(no token holds its UTF-8 bytes): remove that character")
 
 
+CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+
+def with_chatml(t: Tokenizer) -> tiktoken.Encoding:
+    """t's encoding when it has ChatML's special tokens; else the same with the first two reserved special tokens renamed
+    <|im_start|> and <|im_end|>, as ChatML fine-tunes of Llama 3 do, so that ChatML is graded on the tiny models too."""
+    if set(CHATML_TOKENS) <= t.special_tokens.keys():
+        return t.encoding
+    reserved = sorted((i, name) for name, i in t.special_tokens.items() if "reserved" in name)[:len(CHATML_TOKENS)]
+    renamed = {old: new for (_, old), new in zip(reserved, CHATML_TOKENS)}
+    special = {renamed.get(name, name): i for name, i in t.special_tokens.items()}
+    return tiktoken.Encoding(name=f"{t.encoding.name}+chatml", pat_str=t.encoding._pat_str,
+                             mergeable_ranks=t.encoding._mergeable_ranks, special_tokens=special)
+
+
 def load(tokenizer_path: Path) -> Tokenizer:
     """tokenizer.model alone is Llama 3's; with tokenizer_params.json beside it, the tokenizer that file describes."""
     tokenizer_path = Path(tokenizer_path)

@@ -1,4 +1,5 @@
-"""The curriculum: the core exercises with their titles and hints, read from curriculum.toml."""
+"""The curriculum: the exercises with their titles, hints and track (the core, or the extras after it), read from
+curriculum.toml."""
 
 import functools
 import sys
@@ -24,6 +25,7 @@ class Exercise:
     title_zh: str
     hints: tuple[str, ...]
     hints_zh: tuple[str, ...]
+    track: str = "core"  # "core" (ends at 42) or "extras" (after the core)
 
     @property
     def stub(self) -> str:
@@ -49,8 +51,13 @@ class Exercise:
 @functools.cache
 def exercises() -> tuple[Exercise, ...]:
     entries = tomllib.loads(TOML.read_text(encoding="utf-8"))["exercise"]
-    return tuple(Exercise(e["id"], e["module"], e["title"], e["title_zh"], tuple(e["hints"]), tuple(e["hints_zh"]))
-                 for e in sorted(entries, key=lambda e: e["id"]))
+    return tuple(Exercise(e["id"], e["module"], e["title"], e["title_zh"], tuple(e["hints"]), tuple(e["hints_zh"]),
+                          e.get("track", "core")) for e in sorted(entries, key=lambda e: e["id"]))
+
+
+def track(name: str) -> tuple[Exercise, ...]:
+    """The exercises of one track, "core" or "extras", in order."""
+    return tuple(e for e in exercises() if e.track == name)
 
 
 def get(number: int, lang: str | None = None) -> Exercise:

@@ -1,0 +1,99 @@
+"""`llama3-grader chat`: a conversation with the implementation under test on an Instruct checkpoint. Exercise 14's Chat
+keeps the KV cache across turns (each turn feeds only its new tokens), the reply streams as it is written, Ctrl-C
+stops a reply and keeps the conversation, Ctrl-D (or /quit) ends it."""
+
+import argparse
+import sys
+
+from ..errors import KitError
+from ..i18n import LANGS, pick
+
+# The system message a model's chat template adds when the first message is not a system one (SmolLM2's GGUF
+# tokenizer.chat_template): the chat starts with it, so the model reads what its template gives.
+DEFAULT_SYSTEM = {"SmolLM2-135M-Instruct": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}
+QUIT = "/quit"
+
+
+def register(sub) -> None:
+    from .generate import add_sampling_arguments
+
+    p = sub.add_parser("chat", help="talk with your Llama (exercise 14's Chat) on an Instruct checkpoint, e.g. the fetched SmolLM2")
+    p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
+    p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
+    p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
+    p.add_argument("--system", help="the system message (default: the model's own default, if its template has one)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="tokens of one reply at most (default 256)")
+    p.add_argument("--max-seq-len", type=int, default=2048, help="tokens of the whole conversation at most (default 2048)")
+    add_sampling_arguments(p, "samples with exercise 13's Sampler (default: greedy)")
+    p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..engine import impl as impls
+    from ..engine.calls import GradeFailure, NotStarted, invoke
+    from ..formats import checkpoint
+    from .generate import load_implementation, sampler, sampling
+
+    lang = getattr(args, "lang", None)
+    impl = impls.choice(args.impl)
+    settings = sampling(args)
+    if args.max_new_tokens < 1 or args.max_seq_len <= args.max_new_tokens:
+        raise KitError(f"--max-new-tokens must be at least 1 and below --max-seq-len ({args.max_new_tokens}, {args.max_seq_len})")
+    ck = checkpoint.load(args.checkpoint, checkpoint.parse_dtype(args.dtype) if args.dtype else None)
+    chat_format = ck.tokenizer.chat_format
+    if chat_format is None:
+        raise KitError(f"{ck.folder} has no chat format its tokenizer knows: chat needs an Instruct model's tokenizer "
+                       "(Llama 3's, or ChatML's like the fetched SmolLM2's)")
+    system = DEFAULT_SYSTEM.get(ck.tokenizer.name) if args.system is None else (args.system or None)
+    try:
+        tok, _ = invoke(load_implementation, impl)
+        encoding = invoke(tok.load_tokenizer, ck.tokenizer_path) if ck.tokenizer.is_llama3 else ck.tokenizer.encoding
+        chat = invoke(invoke(impls.module, impl, "ex14_chat").Chat, ck.weights, ck.args, encoding, chat_format,
+                      ck.tokenizer.stop_ids, args.max_seq_len, system)
+        pick_token = sampler(impl, settings)
+        print(pick(f"chat: {impl} on {ck.folder} ({chat_format}{', system: ' + repr(system) if system else ''}). "
+                   f"Ctrl-C stops a reply, Ctrl-D or {QUIT} ends.",
+                   f"chat：{impl}，模型 {ck.folder}（{chat_format}{'，system：' + repr(system) if system else ''}）。"
+                   f"Ctrl-C 停止当前回复，Ctrl-D 或 {QUIT} 结束。", lang), flush=True)
+        while True:
+            try:
+                line = input(pick("you> ", "你> ", lang))
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return 0
+            if line.strip() == QUIT:
+                return 0
+            reply(chat, line, args.max_new_tokens, pick_token, encoding.decode, lang)
+    except NotStarted as e:
+        raise KitError(f"{e} (or chat with the reference: --impl solutions)") from None
+    except GradeFailure as e:
+        raise KitError(" ".join(str(e).split())) from None
+
+
+def reply(chat, content: str, max_new_tokens: int, pick_token, decode, lang) -> None:
+    """Stream one reply. Ctrl-C closes it (the conversation keeps what was written); a ValueError of Chat (an empty message,
+    a conversation grown too long) is shown in one line, and the conversation goes on."""
+    from ..engine.calls import GradeFailure, NotStarted, learner_error_message, not_started_message
+    from .generate import _streamer
+
+    print("llama> ", end="", flush=True)
+    show, ids, steps = _streamer(decode), [], None
+    try:
+        steps = chat.ask(content, max_new_tokens, pick_token)
+        for token, _ in steps:
+            ids.append(token)
+            show(ids)
+    except KeyboardInterrupt:
+        if hasattr(steps, "close"):
+            steps.close()
+        print(pick(" [stopped]", " [已停止]", lang), flush=True)
+        return
+    except ValueError as e:
+        print(f"\nllama3-grader: {e}", file=sys.stderr, flush=True)
+        return
+    except NotImplementedError as e:
+        raise NotStarted(not_started_message(chat.ask, e)) from None
+    except Exception as e:
+        raise GradeFailure(learner_error_message(e, chat.ask)) from None
+    print(flush=True)
