@@ -14,6 +14,7 @@ from . import cases, mistakes
 from .calls import Call, Golden, GradeFailure, Ref, differences, run
 from .compare import TOLERANCES
 from ..errors import KitError
+from ..paths import ROOT
 from ..progress import track
 
 MANIFEST = "manifest.json"
@@ -124,6 +125,19 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
+
+
+def stale(golden_dir: Path) -> bool:
+    """Whether a golden folder built on first use must be built (again): no manifest, or no file for an exercise
+    that solutions/ has (the kit gained exercises since)."""
+    path = golden_dir / MANIFEST
+    if not path.is_file():
+        return True
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (ValueError, KeyError):
+        return True
+    return any(f"{p.stem}.safetensors" not in files for p in (ROOT / "solutions").glob("ex[0-9][0-9]_*.py"))
 
 
 def read(golden_dir: Path, module: str) -> list[Golden]:
