@@ -536,14 +536,12 @@ def rank_weights(folder, dtype: str):
     """This rank's args and share of a checkpoint's weights (the reference's shard_weights), in dtype ("": the file's)."""
     import torch.distributed as dist
 
-    from solutions.ex17_tensor_parallel import shard_weights
-    from ..formats import checkpoint
+    from ..formats import checkpoint, shards
 
     key = (str(folder), dtype)
     if key not in _RANK_WEIGHTS:
-        ck = checkpoint.load(folder)
-        share = shard_weights(ck.weights, ck.args, dist.get_rank(), dist.get_world_size())
-        _RANK_WEIGHTS[key] = ck.args, checkpoint.cast(share, dtype) if dtype else share
+        args, share = shards.rank_share(folder, dist.get_rank(), dist.get_world_size())
+        _RANK_WEIGHTS[key] = args, checkpoint.cast(share, dtype) if dtype else share
     return _RANK_WEIGHTS[key]
 
 

@@ -108,3 +108,19 @@ def save(folder: Path, weights: Mapping[str, torch.Tensor], args, n: int) -> lis
         torch.save({name: t.clone() for name, t in share.items()}, path)  # a view would save the whole storage
         paths.append(path)
     return paths
+
+
+def rank_share(folder: Path, rank: int, world_size: int) -> tuple:
+    """(args, rank's share) of the checkpoint in folder, one file or many, for world_size ranks: memory-mapped where it
+    can be (one file cut along dim 0, or as many files as ranks), copies of this rank's share only otherwise."""
+    from . import checkpoint
+
+    folder = Path(folder)
+    if len(checkpoint.meta_shards(folder)) > 1:
+        args = checkpoint.read_args(folder, "meta")
+        files = checkpoint.read_shards(folder, args)
+        for f in files:
+            f.setdefault("output.weight", f.get("tok_embeddings.weight"))
+        return args, reshard(files, args, rank, world_size)
+    ck = checkpoint.load(folder)
+    return ck.args, _layout().shard_weights(ck.weights, ck.args, rank, world_size)
