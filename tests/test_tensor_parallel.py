@@ -168,3 +168,41 @@ def test_verify_checks_the_shapes_of_every_shard(sharded, tmp_path):
     r = verify.verify(folder, show_progress=False, remember=False)
     assert r["shapes"]["problems"] == ["consolidated.02.pth: layers.1.attention.wv.weight has shape [4, 128] but 8 shards of "
                                        "this model give [8, 128]"]
+
+
+def _generate(capsys, *args) -> dict:
+    import json
+
+    assert grader("generate", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--json", *args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize("n", ["2", "4"])
+def test_generate_on_ranks_says_what_generate_says(capsys, n):
+    single, parallel = _generate(capsys), _generate(capsys, "--ranks", n)
+    assert parallel["ranks"] == int(n) and parallel["prompt_ids"] == single["prompt_ids"]
+    assert parallel["generated_ids"] == single["generated_ids"] and parallel["text"] == single["text"]
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_generate_under_torchrun_says_what_generate_says(capsys):
+    """The documented command for several machines, here on one: torchrun starts 2 processes, each one rank."""
+    import json
+    import subprocess
+    import sys
+
+    single = _generate(capsys)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "grader.cli", "generate",
+                           "--distributed", "--impl", "solutions", "--checkpoint", str(MODELS / "tiny-llama3"), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(out) == 1 and out[0]["ranks"] == 2 and out[0]["generated_ids"] == single["generated_ids"]
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_generate_on_ranks_that_do_not_split_the_model_or_without_torchrun_is_one_line(capsys):
+    assert "does not split over 3 ranks" in one_line_error(capsys, "generate", "--impl", "solutions", "--ranks", "3", "--checkpoint",
+                                                           MODELS / "tiny-llama3")
+    assert "torchrun" in one_line_error(capsys, "generate", "--impl", "solutions", "--distributed", "--checkpoint", MODELS / "tiny-llama3")

@@ -17,6 +17,9 @@ def register(sub) -> None:
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
+    p.add_argument("--ranks", type=int, help="run your tensor-parallel generation (exercise 17) on this many processes of this machine")
+    p.add_argument("--distributed", action="store_true", help="be one rank of the group torchrun started (RANK, WORLD_SIZE, "
+                                                               "MASTER_ADDR, MASTER_PORT); rank 0 prints (docs/tensor-parallel.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
 
@@ -39,15 +42,24 @@ def text_codec(tok, ck):
 
 
 def run(args) -> int:
-    import torch
-
-    from ..formats import checkpoint
     from ..engine import impl as impls
-    from ..engine.calls import GradeFailure, NotStarted, invoke
 
     impl = impls.choice(args.impl)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.ranks is not None or args.distributed:
+        from . import generate_ranks
+
+        return generate_ranks.run(args, impl)
+    return _run(args, impl)
+
+
+def _run(args, impl: str) -> int:
+    import torch
+
+    from ..formats import checkpoint
+    from ..engine.calls import GradeFailure, NotStarted, invoke
+
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
     ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
     if ck.nbytes > PAGE_IN_ABOVE:
