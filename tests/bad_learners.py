@@ -16,8 +16,10 @@ def _shape_like(value, kind: str):
         if value.is_floating_point() or value.is_complex():
             return torch.randn_like(value)
         return torch.randint_like(value, 0, 1000)
-    if isinstance(value, bool) or value is None:
-        return value if kind == "random" else None
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return (not value) if kind == "random" else None
     if isinstance(value, (int, float)):
         return type(value)(0 if kind == "zeros" else _random.randint(1, 10**6))
     if isinstance(value, str):

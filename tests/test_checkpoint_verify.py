@@ -125,7 +125,7 @@ def test_a_release_known_by_sha256_is_named(capsys, made, monkeypatch):
 
 
 def test_a_70b_download_is_checked_shard_by_shard(capsys, tmp_path):
-    """Meta's 70B checklist: eight shards. Loading refuses them (tensor parallelism), but verify checks them."""
+    """Meta's 70B checklist: eight shards, each checked (tests/test_tensor_parallel.py checks real shards' shapes)."""
     folder = tmp_path / "Meta-Llama-3-70B"
     folder.mkdir()
     lines = []
@@ -138,8 +138,8 @@ def test_a_70b_download_is_checked_shard_by_shard(capsys, tmp_path):
     (folder / "consolidated.05.pth").write_bytes(b"\x00" * 999)
     code, r = run_verify(capsys, folder)
     assert code == 1
-    assert [p.split(" has md5")[0] for p in r["problems"]] == ["consolidated.05.pth"]
-    assert not r["shapes"]["checked"] and "tensor-parallel" in r["shapes"]["note"]
+    assert [p.split(" has md5")[0] for p in r["problems"]][0] == "consolidated.05.pth"
+    assert r["shapes"]["checked"] and "params.json lacks n_layers" in r["shapes"]["problems"][0]
 
 
 def test_shapes_that_disagree_with_params_are_all_listed(capsys, made):

@@ -41,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt to prefill (default: the 42 prompt)")
     p.add_argument("--no-transformers", action="store_true", help="skip transformers' LlamaForCausalLM even if installed")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
+    p.add_argument("--int8", action="store_true", help="your int8 model (exercise 16) against the bf16 reference: decode, bounds, peak RSS")
+    p.add_argument("--ranks", type=int, help="your tensor-parallel generation (exercise 17) on 1 and on this many ranks, with "
+                                             "the time in all-reduce (--threads is then per rank, default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -329,29 +332,37 @@ def _run(args, impl: str) -> int:
     from ..engine.calls import GradeFailure, NotStarted
     from ..progress import console
 
-    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-    ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
-    checkpoint.page_in(ck.weights)
-    prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
-    if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
-        raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
-                       f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or decode fewer tokens")
     show = console.is_terminal and not args.json
 
     def progress(message: str) -> None:
         if show:
             console.print(f"[dim]bench {message}[/dim]")
 
+    kind = None  # the module of --int8 or --ranks, whose report prints its figures
     try:
-        result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers, progress)
+        if args.ranks is not None:
+            from . import bench_ranks as kind
+
+            result = kind.run(args, impl, progress)
+        else:
+            dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
+            ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
+            checkpoint.page_in(ck.weights)
+            prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
+            if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
+                raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
+                               f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or decode fewer tokens")
+            if args.int8:
+                from . import bench_int8 as kind
+
+                result = kind.measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, progress)
+            else:
+                result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers, progress)
     except NotStarted as e:
         raise KitError(f"{e} (or bench the reference with --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(report(result))
+    print(json.dumps(result) if args.json else (kind or sys.modules[__name__]).report(result))
     return 0
 
 

@@ -19,6 +19,7 @@ def register(sub) -> None:
     make.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the shape (and tiny fixtures)")
     make.add_argument("--out", required=True, type=Path, help="folder to write (outside the repository; 1B is 2.5 GB, 8B is 16 GB)")
     make.add_argument("--layout", default="meta", choices=LAYOUTS, help="meta (default) or hf")
+    make.add_argument("--shards", type=int, default=1, help="meta: split the weights over this many files, as Meta's 70B (default 1)")
     make.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     make.set_defaults(run=run_make)
 
@@ -57,14 +58,21 @@ def run_make(args) -> int:
     from ..paths import TOKENIZER
     from solutions.ex02_checkpoint import model_args
 
+    from ..formats import shards
+
     out = args.out.expanduser()
-    checkpoint.check_out_folder(out, args.force)
     params = presets.PRESETS[args.preset]
+    if args.shards != 1:
+        if args.layout != "meta":
+            raise KitError("--shards splits Meta's layout (consolidated.00.pth ..): drop --layout hf, or --shards")
+        shards.check_rank_count(model_args(params), args.shards, f"the {args.preset} preset", "--shards")
+    checkpoint.check_out_folder(out, args.force)
     shapes = checkpoint.expected_shapes(model_args(params))
     nbytes = 2 * sum(math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and args.preset in presets.TIED))
     checkpoint.check_free_space(out, nbytes)
-    presets.make(args.preset, out, args.layout, tokenizer=TOKENIZER, checklist=args.layout == "meta")
-    print(f"wrote {args.preset} ({nbytes / 1e9:.2f} GB of random bf16 weights) in {args.layout} layout to {out}")
+    presets.make(args.preset, out, args.layout, tokenizer=TOKENIZER, checklist=args.layout == "meta", n_shards=args.shards)
+    files = f", {args.shards} shards" if args.shards > 1 else ""
+    print(f"wrote {args.preset} ({nbytes / 1e9:.2f} GB of random bf16 weights{files}) in {args.layout} layout to {out}")
     print(f"use it with: --checkpoint {out}   or   export LLAMA3_CHECKPOINT={out}")
     return 0
 

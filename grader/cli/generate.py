@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
     add_sampling_arguments(p, "runs exercise 13's generate with its Sampler instead of exercise 12's greedy generate")
+    p.add_argument("--ranks", type=int, help="run your tensor-parallel generation (exercise 17) on this many processes of this machine")
+    p.add_argument("--distributed", action="store_true", help="be one rank of the group torchrun started (RANK, WORLD_SIZE, "
+                                                               "MASTER_ADDR, MASTER_PORT); rank 0 prints (docs/tensor-parallel.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
 
@@ -82,16 +85,28 @@ def text_codec(tok, ck):
 
 
 def run(args) -> int:
-    import torch
-
-    from ..formats import checkpoint
     from ..engine import impl as impls
-    from ..engine.calls import GradeFailure, NotStarted, invoke
 
     impl = impls.choice(args.impl)
     settings = sampling(args)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.ranks is not None or args.distributed:
+        if settings is not None:
+            raise KitError("--ranks and --distributed run exercise 17's greedy parallel_generate: drop --temperature, "
+                           "--top-k, --top-p and --seed")
+        from . import generate_ranks
+
+        return generate_ranks.run(args, impl)
+    return _run(args, impl, settings)
+
+
+def _run(args, impl: str, settings: dict | None) -> int:
+    import torch
+
+    from ..formats import checkpoint
+    from ..engine.calls import GradeFailure, NotStarted, invoke
+
     ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
     if ck.nbytes > PAGE_IN_ABOVE:

@@ -126,10 +126,10 @@ class CheckedCache(ex12_generation.KVCache):
         missing = [layer for layer in layers if layer not in self.written]
         if missing:
             where = f"{self.start}..{self.start + n - 1}"
-            hint = {"self_attention": pick("with a cache, write this chunk's rotated keys and values with "
+            hint = dict.fromkeys(("self_attention", "parallel_attention"), pick("with a cache, write this chunk's rotated keys and values with "
                                            "cache.update(layer_id, start_pos, k, v) and attend over what it returns",
                                            "有缓存时，用 cache.update(layer_id, start_pos, k, v) 写入这一段旋转后的 key 和 value，"
-                                           "并对它返回的全部 key/value 做注意力")}.get(
+                                           "并对它返回的全部 key/value 做注意力")).get(
                 self.who, pick("pass cache and start_pos on to every layer's self_attention", "把 cache 和 start_pos 传给每一层的 self_attention"))
             raise GradeFailure(pick(f"{self.who}: layer {missing[0]}'s cache was not updated for positions {where}: {hint}",
                                     f"{self.who}：第 {missing[0]} 层的缓存没有写入位置 {where}：{hint}"))
@@ -143,10 +143,11 @@ def _chunks(chunks):
         start += n
 
 
-def drive_layer_cached(layer, x, weights, layer_id, args, freqs_cis, chunks):
+def drive_layer_cached(layer, x, weights, layer_id, args, freqs_cis, chunks, cache_args=None):
     """self_attention or transformer_block over x in chunks through one cache: a prefill, decode steps of one
-    token, then a chunk of several after the cached ones; the outputs of each."""
-    cache = CheckedCache(args, x.shape[0], x.dtype, layer.__name__)
+    token, then a chunk of several after the cached ones; the outputs of each. cache_args, if given, are the
+    ModelArgs the cache holds heads for (one rank's, in exercise 17)."""
+    cache = CheckedCache(cache_args or args, x.shape[0], x.dtype, layer.__name__)
     out = {}
     for name, start, end in _chunks(chunks):
         n = end - start
@@ -157,15 +158,15 @@ def drive_layer_cached(layer, x, weights, layer_id, args, freqs_cis, chunks):
     return out
 
 
-def drive_forward_cached(forward, tokens, weights, args, chunks):
+def drive_forward_cached(forward, tokens, weights, args, chunks, cache_args=None):
     """forward over tokens in chunks through one cache; the first columns of each chunk's logits."""
-    cache = CheckedCache(args, tokens.shape[0], weights["tok_embeddings.weight"].dtype, "forward")
+    cache = CheckedCache(cache_args or args, tokens.shape[0], weights["tok_embeddings.weight"].dtype, forward.__name__)
     out = {}
     for name, start, end in _chunks(chunks):
         cache.expect(start)
         logits = forward(tokens[start:end], weights, args, cache, start)
         cache.check_written(range(args.n_layers), end - start)
-        out[name] = logits_head(logits, f"forward ({name})")["head"]
+        out[name] = logits_head(logits, f"{forward.__name__} ({name})")["head"]
     return out
 
 
@@ -175,9 +176,9 @@ def drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_t
     return generation(steps, generate.__name__, stop_tokens)
 
 
-def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens):
-    """drive_generation, checking that every token goes through forward once, through one cache."""
-    with impls.spy(generate, "forward") as calls:
+def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens, forward="forward"):
+    """drive_generation, checking that every token goes through forward (by that name) once, through one cache."""
+    with impls.spy(generate, forward) as calls:
         out = drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens)
     check_cache_use(calls)
     return out
@@ -376,6 +377,8 @@ def calls(model, prompts: dict[str, str] | None = None) -> dict[str, list[Call]]
     if model.is_tiny:  # the cache's dtype must follow the weights'
         out[m] += [Call(m, "generate", "prompt42_bf16", gen(a0.ids, n_new, stops, ""), tolerance="bf16 attention", driver="drive_generate")]
     out.update(extra_calls(model, acts, n_new))
+    out |= int8_calls(model, a0)
+    out |= parallel_calls(model, a0)
     return out
 
 
@@ -541,3 +544,283 @@ CONVERSATIONS = {
     "two_turns": ("You are a helpful assistant.", [["What is the capital of France?", None], ["And of Italy?", None]]),
     "interrupted": (None, [["Tell me a long story.", 2], ["Shorter, please.", None]]),
 }
+
+
+
+# The extras after the core: exercise 16 (int8 weights) and exercise 17 (tensor parallelism over N processes).
+
+LAYER0 = tuple(f"layers.0.{n}.weight" for n in ("attention.wq", "attention.wk", "attention.wv", "attention.wo", "feed_forward.w1",
+                                                 "feed_forward.w2", "feed_forward.w3"))
+TIE_MARGIN = 1e-3  # in steps: how far from x.5 every value of a graded row lies
+INT8_ROWS = 16  # rows of each matrix quantize is graded on
+LOGITS_STRIDE = 251  # of whole-vocabulary logits, every 251st column: about 500, some in every rank's slice
+HEAD_COLUMNS = 256  # of the cached path's and generation's logits, the first columns kept (a cache's fault moves them all)
+PARALLEL_RANKS = 4  # the most processes a graded call starts
+
+
+def _short(name: str) -> str:
+    """layers.0.attention.wq.weight -> wq"""
+    return name.split(".")[-2]
+
+
+def tie_free_rows(weight: torch.Tensor, n: int = INT8_ROWS) -> torch.Tensor:
+    """Up to n rows of weight none of whose values / step falls within TIE_MARGIN of a rounding tie (x.5): there,
+    correct programs that order the arithmetic differently still round every value alike."""
+    from solutions.ex16_int8 import quantize
+
+    steps = weight.float() / quantize(weight).scale[:, None]  # [out, in], each within [-127, 127]
+    clear = ((steps - steps.floor() - 0.5).abs() > TIE_MARGIN).all(dim=1)  # [out]
+    return clear.nonzero()[:n, 0]
+
+
+def sampled(logits, label: str) -> dict[str, torch.Tensor]:
+    """Of logits [seq, vocab_size], every LOGITS_STRIDE-th column of every position."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise GradeFailure(pick(f"{label} should return logits [seq, vocab_size], got {shape}",
+                                f"{label} 应返回 logits [seq, vocab_size]，实际得到 {shape}"))
+    return {"columns": logits[:, ::LOGITS_STRIDE]}
+
+
+def int8_reference(weights):
+    """weights with the reference's int8 matrices: the input of the learner's int8 forward."""
+    from solutions import ex16_int8
+    from ..formats.int8 import quantize_model
+
+    return quantize_model(weights, ex16_int8)
+
+
+def drive_int8_weight(fn, q, scale, x=None):
+    """dequantize(w) or int8_linear(x, w) on the reference's Int8Weight(q, scale). The inputs are copies: tensors read
+    from a golden file may start off a 64-byte boundary, and torch's int8 kernel crashes the process on those."""
+    from solutions.ex16_int8 import Int8Weight
+
+    w, x = Int8Weight(q.clone(), scale.clone()), x if x is None else x.clone()
+    return {"out": fn(w) if x is None else fn(x, w)}
+
+
+def drive_is_quantized(is_quantized, names):
+    """The names is_quantized says yes to."""
+    said = {name: is_quantized(name) for name in names}
+    for name, answer in said.items():
+        if not isinstance(answer, bool):
+            raise GradeFailure(pick(f"is_quantized({name!r}) returned {type(answer).__name__}: return True or False",
+                                    f"is_quantized({name!r}) 返回了 {type(answer).__name__}：应返回 True 或 False"))
+    return {"quantized": sorted(name for name, answer in said.items() if answer)}
+
+
+def drive_int8_forward(forward, tokens, weights, args):
+    """The int8 forward on the reference's int8 weights; some columns of every position's logits."""
+    return sampled(forward(tokens, int8_reference(weights), args), f"{forward.__name__}")
+
+
+def _first_columns(out: dict) -> dict:
+    """drive_forward_cached's or generation()'s outputs with only the first HEAD_COLUMNS logits kept."""
+    return {k: v[:, :HEAD_COLUMNS] if isinstance(v, torch.Tensor) and v.dim() == 2 else v for k, v in out.items()}
+
+
+def drive_int8_forward_cached(forward, tokens, weights, args, chunks):
+    return _first_columns(drive_forward_cached(forward, tokens, int8_reference(weights), args, chunks))
+
+
+def int8_calls(model, a0: Activations) -> dict[str, list[Call]]:
+    """Exercise 16: quantize on rows of layer 0's matrices (rows away from rounding ties), dequantize and int8_linear
+    on the reference's int8 weights, is_quantized on every name, the int8 forward on the tiny models."""
+    from solutions import ex16_int8
+
+    m = "ex16_int8"
+    w = model.weights()
+    rows = {name: w[name][tie_free_rows(w[name])] for name in LAYER0}  # [<= INT8_ROWS, in] each, the checkpoint's dtype
+    out = [Call(m, "quantize", _short(name), {"weight": r}, outputs=("q", "scale"), tolerance="float32") for name, r in rows.items()]
+    out += [Call(m, "quantize", "wq_float32", {"weight": rows[LAYER0[0]].float()}, outputs=("q", "scale"), tolerance="float32")]
+    out += [Call(m, "dequantize", _short(name), dict(ex16_int8.quantize(r)._asdict()), tolerance="float32", driver="drive_int8_weight")
+            for name, r in rows.items()]
+    wq, w1 = ex16_int8.quantize(w[LAYER0[0]]), ex16_int8.quantize(w[LAYER0[4]])
+    out += [Call(m, "int8_linear", "prompt42_wq", {"x": a0.x_normed, **wq._asdict()}, driver="drive_int8_weight"),
+            Call(m, "int8_linear", "prompt42_w1_float32", {"x": a0.h_normed.float(), **w1._asdict()}, tolerance="float32",
+                 driver="drive_int8_weight")]
+    out += [Call(m, "is_quantized", "names", {"names": list(model.checkpoint.weights)}, driver="drive_is_quantized")]
+    if model.is_tiny:  # on the trained model, tests/test_trained_int8.py measures the int8 model against bf16 instead
+        fwd = lambda dtype: {"tokens": a0.tokens, "weights": Ref("weights", dtype=dtype), "args": Ref("args")}  # noqa: E731
+        out += [Call(m, "forward", "prompt42", fwd("float32"), tolerance="float32 layers", driver="drive_int8_forward"),
+                Call(m, "forward", "prompt42_bf16", fwd(""), tolerance="bf16 attention", driver="drive_int8_forward")]
+        out += [Call(m, "forward", case, {**fwd("float32"), "chunks": chunks}, tolerance="float32 layers", driver="drive_int8_forward_cached")
+                for case, chunks in a0.cached.items()]
+    return {m: out}
+
+
+# Exercise 17's collectives run on N ranks (grader.engine.ranks). drive_ranks runs in the test's process; the
+# rank_* jobs run on every rank, each on its own share of the weights, cut by the reference's shard_weights.
+
+def drive_split_dim(split_dim, names):
+    said = {name: split_dim(name) for name in names}
+    for name, dim in said.items():
+        if dim not in (0, 1, None) or isinstance(dim, bool):
+            raise GradeFailure(pick(f"split_dim({name!r}) returned {dim!r}: return 0, 1 or None",
+                                    f"split_dim({name!r}) 返回了 {dim!r}：应返回 0、1 或 None"))
+    return {"dims": said}
+
+
+def drive_shard_weights(shard_weights, weights, args, rank, world_size):
+    """The names and shapes of rank's share, layer 0's norm, and four rows of layer 0's matrices and the vocabulary's two."""
+    got = shard_weights(weights, args, rank, world_size)
+    if not isinstance(got, dict) or not all(isinstance(t, torch.Tensor) for t in got.values()):
+        raise GradeFailure(pick(f"shard_weights should return a dict of tensors, got {type(got).__name__}",
+                                f"shard_weights 应返回由张量组成的 dict，实际得到 {type(got).__name__}"))
+    out = {"names": sorted(got), "shapes": {name: list(t.shape) for name, t in got.items()}}
+    out |= {name: got[name] for name in ("layers.0.attention_norm.weight",) if name in got}
+    out |= {f"{name}[rows]": got[name][[0, 1, -2, -1]] for name in (*LAYER0, "tok_embeddings.weight", "output.weight")
+            if name in got and got[name].dim() == 2 and got[name].shape[0] >= 2}
+    return out
+
+
+def drive_local_args(local_args, params, world_size):
+    """local_args of a released model's params, as a dict."""
+    import dataclasses
+
+    from solutions.ex02_checkpoint import ModelArgs, model_args
+
+    got = local_args(model_args(params), world_size)
+    if not isinstance(got, ModelArgs):
+        raise GradeFailure(pick(f"local_args should return a ModelArgs (dataclasses.replace), got {type(got).__name__}",
+                                f"local_args 应返回 ModelArgs（dataclasses.replace），实际得到 {type(got).__name__}"))
+    return {**dataclasses.asdict(got), "head_dim": got.head_dim}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def drive_ranks(target, world_size, job, **kwargs):
+    """RANK_JOBS[job] with target on world_size ranks: rank 0's outputs, and which ranks ended with other values
+    (after the collectives every rank must hold the same result)."""
+    from . import ranks
+
+    results = ranks.run(world_size, RANK_JOBS[job], target, kwargs)
+    return {**results[0], "ranks_differing_from_rank_0": [r for r, res in enumerate(results) if not _same(res, results[0])]}
+
+
+def rank_weights(folder, dtype: str):
+    """This rank's args and share of a checkpoint's weights (the reference's shard_weights), in dtype ("": the file's)."""
+    import torch.distributed as dist
+
+    from ..formats import checkpoint, shards
+
+    key = (str(folder), dtype)
+    if key not in _RANK_WEIGHTS:
+        args, share = shards.rank_share(folder, dist.get_rank(), dist.get_world_size())
+        _RANK_WEIGHTS[key] = args, checkpoint.cast(share, dtype) if dtype else share
+    return _RANK_WEIGHTS[key]
+
+
+_RANK_WEIGHTS: dict = {}
+
+
+def _local_args(args):
+    import torch.distributed as dist
+
+    from solutions.ex17_tensor_parallel import local_args
+
+    return local_args(args, dist.get_world_size())
+
+
+def rank_embed(parallel_embed, folder, dtype, tokens):
+    _, w = rank_weights(folder, dtype)
+    return {"out": parallel_embed(tokens, w["tok_embeddings.weight"])}
+
+
+def rank_attention(parallel_attention, folder, dtype, x, layer_id, freqs_cis, mask=None, chunks=None):
+    args, w = rank_weights(folder, dtype)
+    if chunks is not None:
+        return drive_layer_cached(parallel_attention, x, w, layer_id, args, freqs_cis, chunks, _local_args(args))
+    return {"out": parallel_attention(x, w, layer_id, args, freqs_cis, mask)}
+
+
+def rank_feed_forward(parallel_feed_forward, folder, dtype, x, layer_id):
+    _, w = rank_weights(folder, dtype)
+    p = f"layers.{layer_id}.feed_forward."
+    return {"out": parallel_feed_forward(x, w[p + "w1.weight"], w[p + "w2.weight"], w[p + "w3.weight"])}
+
+
+def rank_forward(parallel_forward, folder, dtype, tokens, chunks=None):
+    args, w = rank_weights(folder, dtype)
+    if chunks is not None:
+        return _first_columns(drive_forward_cached(parallel_forward, tokens, w, args, chunks, _local_args(args)))
+    return sampled(parallel_forward(tokens, w, args), parallel_forward.__name__)
+
+
+def rank_generate(parallel_generate, folder, dtype, prompt_ids, max_new_tokens, stop_tokens):
+    args, w = rank_weights(folder, dtype)
+    return _first_columns(drive_generate(parallel_generate, prompt_ids, w, args, max_new_tokens, stop_tokens, forward="parallel_forward"))
+
+
+def rank_own_generate(parallel_generate, folder, prompt_ids, max_new_tokens, stop_tokens):
+    """parallel_generate on the share its own module's shard_weights cuts, in float32: the tokens."""
+    import inspect
+    import sys
+
+    import torch.distributed as dist
+
+    from ..formats import checkpoint
+
+    ck = checkpoint.load(folder)
+    own = sys.modules[inspect.unwrap(parallel_generate).__module__].shard_weights
+    share = checkpoint.cast(own(ck.weights, ck.args, dist.get_rank(), dist.get_world_size()), "float32")
+    return [token for token, _ in parallel_generate(prompt_ids, share, ck.args, max_new_tokens, stop_tokens)]
+
+
+RANK_JOBS = {f.__name__: f for f in (rank_embed, rank_attention, rank_feed_forward, rank_forward, rank_generate)}
+
+
+def parallel_calls(model, a0: Activations) -> dict[str, list[Call]]:
+    """Exercise 17: the sharding on every model; the collectives on the tiny ones, on every rank count up to
+    PARALLEL_RANKS that splits them (1, 2 and 4 for tiny-llama3, whose 2 K/V heads are repeated on 4 ranks; 1 and 2
+    for tiny-llama3.2), each against the reference's result on as many ranks."""
+    from solutions import ex17_tensor_parallel as tp
+
+    from ..formats.shards import rank_counts
+
+    m = "ex17_tensor_parallel"
+    args = model.checkpoint.args
+    counts = rank_counts(args, PARALLEL_RANKS)
+    pairs = [(n, r) for n in counts if n > 1 for r in (0, n - 1)]
+    out = [Call(m, "split_dim", "names", {"names": list(model.checkpoint.weights)}, driver="drive_split_dim")]
+    out += [Call(m, "shard", f"{_short(name)}_rank{r}_of_{n}", {"weight": Ref("weight", name), "dim": tp.split_dim(name), "rank": r,
+                                                                "world_size": n})
+            for name in (LAYER0[0], LAYER0[3], LAYER0[4], LAYER0[5]) for n, r in pairs]
+    out += [Call(m, "shard_kv", f"wk_rank{r}_of_{n}", {"weight": Ref("weight", LAYER0[1]), "n_kv_heads": args.n_kv_heads, "rank": r,
+                                                       "world_size": n}) for n in counts for r in range(n)]
+    out += [Call(m, "shard_weights", f"rank{r}_of_{n}", {"weights": Ref("weights"), "args": Ref("args"), "rank": r, "world_size": n},
+                 driver="drive_shard_weights") for n, r in [(1, 0), *pairs]]
+    out += [Call(m, "local_args", f"{name}_{n}_ranks", {"params": RELEASED[name], "world_size": n}, driver="drive_local_args")
+            for name, n in (("llama3-8b", 1), ("llama3-8b", 4), ("llama3-70b", 8), ("llama3.1-405b", 16), ("llama3.2-1b", 2))]
+    if not model.is_tiny:  # N processes of a real model's float32 share each: too much for a graded test
+        return {m: out}
+
+    def ranks_call(function, n, job, case="", tolerance="float32 layers", **kwargs):
+        return Call(m, function, f"{n}_ranks{case}", {"world_size": n, "job": job, "folder": Ref("folder"), **kwargs},
+                    tolerance=tolerance, driver="drive_ranks")
+
+    x, h = a0.x_normed.float(), a0.h_normed.float()
+    gen = {"prompt_ids": a0.ids, "max_new_tokens": 16, "stop_tokens": list(model.checkpoint.tokenizer.stop_ids)}
+    for n in counts:
+        out += [ranks_call("parallel_embed", n, "rank_embed", dtype="", tokens=a0.tokens, tolerance="bf16"),
+                ranks_call("parallel_attention", n, "rank_attention", dtype="float32", x=x, layer_id=0, freqs_cis=a0.freqs_cis, mask=a0.mask),
+                ranks_call("parallel_feed_forward", n, "rank_feed_forward", dtype="float32", x=h, layer_id=0),
+                ranks_call("parallel_forward", n, "rank_forward", dtype="float32", tokens=a0.tokens),
+                ranks_call("parallel_generate", n, "rank_generate", dtype="float32", **gen)]
+    n = counts[-1]
+    out += [ranks_call("parallel_attention", n, "rank_attention", case="_" + case, dtype="float32", x=x, layer_id=0,
+                       freqs_cis=a0.freqs_cis, chunks=chunks) for case, chunks in a0.cached.items()]
+    out += [ranks_call("parallel_forward", n, "rank_forward", case="_" + case, dtype="float32", tokens=a0.tokens, chunks=chunks)
+            for case, chunks in a0.cached.items()]
+    out += [ranks_call("parallel_generate", n, "rank_generate", case="_bf16", dtype="", tolerance="bf16 attention", **gen)]
+    return {m: out}
+
+
+DRIVERS |= {f.__name__: f for f in (drive_int8_weight, drive_is_quantized, drive_int8_forward, drive_int8_forward_cached,
+                                    drive_split_dim, drive_shard_weights, drive_local_args, drive_ranks)}

@@ -156,6 +156,19 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
     return manifest
 
 
+def stale(golden_dir: Path) -> bool:
+    """Whether a golden folder built on first use must be built (again): no manifest, or no file for an exercise
+    that solutions/ has (the kit gained exercises since)."""
+    path = golden_dir / MANIFEST
+    if not path.is_file():
+        return True
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (ValueError, KeyError):
+        return True
+    return any(f"{p.stem}.safetensors" not in files for p in (ROOT / "solutions").glob("ex[0-9][0-9]_*.py"))
+
+
 def read(golden_dir: Path, module: str) -> list[Golden]:
     """The golden calls of one exercise module."""
     path = golden_dir / f"{module}.safetensors"

@@ -10,7 +10,7 @@ import torch
 
 from solutions import (ex01_tokenizer, ex03_embeddings, ex04_rms_norm, ex05_qkv, ex06_rope, ex07_attention,
                        ex08_multi_head_attention, ex09_feed_forward, ex10_transformer_block, ex12_generation)
-from solutions import ex11_forward, ex13_sampling, ex14_chat, ex15_experiments
+from solutions import ex11_forward, ex13_sampling, ex14_chat, ex15_experiments, ex16_int8, ex17_tensor_parallel
 
 from ..i18n import pick
 
@@ -239,6 +239,75 @@ def _rebound(module, **names):
         vars(module).update(saved)
 
 
+def _quantize_truncated(weight):
+    w = weight.float()
+    scale = w.abs().amax(dim=1).clamp_min(1e-10) / 127
+    return ex16_int8.Int8Weight((w / scale[:, None]).to(torch.int8), scale)
+
+
+def _quantize_without_127(weight):
+    w = weight.float()
+    scale = w.abs().amax(dim=1).clamp_min(1e-10)
+    return ex16_int8.Int8Weight(torch.round(w / scale[:, None]).to(torch.int8), scale)
+
+
+def _quantize_per_input_channel(weight):
+    w = weight.float()
+    scale = w.abs().amax(dim=0).clamp_min(1e-10) / 127
+    return ex16_int8.Int8Weight(torch.round(w / scale[None, :]).to(torch.int8), scale)
+
+
+def _int8_linear_unscaled(x, w):
+    return torch.nn.functional.linear(x, w.q.to(x.dtype))
+
+
+def _is_quantized_with_embedding(name):
+    return ex16_int8.is_quantized(name) or name == "tok_embeddings.weight"
+
+
+def _split_dim_all_columns(name):
+    return None if ex17_tensor_parallel.split_dim(name) is None else 0
+
+
+def _shard_kv_tiled(weight, n_kv_heads, rank, world_size):
+    if world_size <= n_kv_heads:
+        return ex17_tensor_parallel.shard(weight, 0, rank, world_size)
+    return weight.view(n_kv_heads, weight.shape[0] // n_kv_heads, -1)[rank % n_kv_heads]
+
+
+def _local_args_no_kv_head(args, world_size):
+    import dataclasses
+
+    n_heads = args.n_heads // world_size
+    return dataclasses.replace(args, n_heads=n_heads, n_kv_heads=args.n_kv_heads // world_size, dim=n_heads * args.head_dim)
+
+
+def _local_args_dim_kept(args, world_size):
+    import dataclasses
+
+    return dataclasses.replace(args, n_heads=args.n_heads // world_size, n_kv_heads=max(args.n_kv_heads // world_size, 1))
+
+
+def _parallel_embed_unmasked(tokens, tok_embeddings):
+    import torch.distributed as dist
+
+    rows = tok_embeddings.shape[0]
+    h = ex03_embeddings.embed((tokens - dist.get_rank() * rows).clamp(0, rows - 1), tok_embeddings)
+    dist.all_reduce(h)
+    return h
+
+
+def _parallel_attention_unreduced(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    import torch.distributed as dist
+
+    local = ex17_tensor_parallel.local_args(args, dist.get_world_size())
+    return ex08_multi_head_attention.self_attention(x, weights, layer_id, local, freqs_cis, mask, cache, start_pos)
+
+
+def _parallel_feed_forward_unreduced(x, w1, w2, w3):
+    return ex09_feed_forward.feed_forward(x, w1, w2, w3)
+
+
 MISTAKES = [
     Mistake("forgot_bos", "ex01_tokenizer", "encode",
             "the ids lack BOS: with bos=True the list must start with 128000 (<|begin_of_text|>)",
@@ -361,6 +430,61 @@ MISTAKES = [
             "RoPE rotates halves (i, i + head_dim/2) here, Hugging Face's layout: Meta's pairs are adjacent elements (2i, 2i+1)",
             "这里 RoPE 旋转的是前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的一对是相邻元素 (2i, 2i+1)",
             _rope_rotation_on_halves),
+
+
+    # the extras
+    Mistake("int8_truncated", "ex16_int8", "quantize",
+            "the values are truncated, not rounded: .to(torch.int8) cuts toward zero, which shrinks every weight and doubles the "
+            "worst error; torch.round first",
+            "数值被截断而不是四舍五入：.to(torch.int8) 向零截断，会把每个权重都缩小，最大误差翻倍；先用 torch.round", _quantize_truncated),
+    Mistake("int8_scale_is_the_max", "ex16_int8", "quantize",
+            "the scale is the row's largest magnitude, so q is only -1, 0 or 1: divide it by 127, so that the largest value maps to 127",
+            "scale 取了这一行的最大绝对值，于是 q 只有 -1、0、1：要再除以 127，让最大值映射到 127", _quantize_without_127),
+    Mistake("int8_scale_per_input_channel", "ex16_int8", "quantize",
+            "the scales are per column (amax over dim 0): per output channel means one scale per row, amax over dim 1, so that "
+            "each output of the matmul is scaled once",
+            "scale 是按列计算的（在 dim 0 上取 amax）：按输出通道意味着每一行一个 scale，在 dim 1 上取 amax，这样矩阵乘法的每个输出只需缩放一次",
+            _quantize_per_input_channel),
+    Mistake("int8_linear_unscaled", "ex16_int8", "int8_linear",
+            "the scales are missing: x @ q.T must be multiplied by each output row's scale (torch._weight_int8pack_mm takes them)",
+            "缺少 scale：x @ q.T 还要乘以每个输出行的 scale（torch._weight_int8pack_mm 接受它们作为参数）", _int8_linear_unscaled),
+    Mistake("int8_embedding_quantized", "ex16_int8", "is_quantized",
+            "the embedding table is quantized: it is a lookup, one row per token, so int8 saves no reading time there; keep "
+            "tok_embeddings.weight as it is (output.weight, a matmul, is quantized)",
+            "嵌入表也被量化了：它只是查表，每个 token 读一行，int8 在这里省不了读取时间；保持 tok_embeddings.weight 不变"
+            "（output.weight 是矩阵乘法，要量化）", _is_quantized_with_embedding),
+    Mistake("tp_row_parallel_as_column", "ex17_tensor_parallel", "split_dim",
+            "wo and w2 are cut along dim 0: they are row-parallel, cut along dim 1 (their input), so that each rank multiplies "
+            "the heads and hidden units it holds and the all-reduce sums the parts",
+            "wo 和 w2 被沿 dim 0 切分：它们是行并行的，要沿 dim 1（输入维度）切分，这样每个 rank 乘的正好是它持有的头和隐藏单元，"
+            "all-reduce 再把各部分相加", _split_dim_all_columns),
+    Mistake("tp_kv_heads_tiled", "ex17_tensor_parallel", "shard_kv",
+            "with more ranks than K/V heads, rank r took K/V head r % n_kv_heads: its query heads read head r // (world_size // "
+            "n_kv_heads), the same rule as repeat_kv (h // n_rep)",
+            "rank 数多于 K/V 头时，rank r 取了第 r % n_kv_heads 个 K/V 头：它的 query 头读取的是第 r // (world_size // n_kv_heads) 个，"
+            "与 repeat_kv 的规则（h // n_rep）相同", _shard_kv_tiled),
+    Mistake("tp_no_kv_head", "ex17_tensor_parallel", "local_args",
+            "n_kv_heads // world_size is 0 when there are more ranks than K/V heads: each rank still holds one (repeated) K/V head",
+            "rank 数多于 K/V 头时 n_kv_heads // world_size 为 0：每个 rank 仍然持有一个（重复的）K/V 头", _local_args_no_kv_head),
+    Mistake("tp_head_dim_changed", "ex17_tensor_parallel", "local_args",
+            "head_dim changed: it is dim // n_heads, so with n_heads per rank, dim must be the rank's heads times head_dim too",
+            "head_dim 变了：它等于 dim // n_heads，所以 n_heads 按 rank 划分后，dim 也要改成这个 rank 的头数乘以 head_dim",
+            _local_args_dim_kept),
+    Mistake("tp_embedding_not_masked", "ex17_tensor_parallel", "parallel_embed",
+            "tokens of other ranks' slices are not zeroed: each rank must contribute zeros for them, so that the all-reduce "
+            "leaves exactly one rank's row per token",
+            "其他 rank 词表切片中的 token 没有被置零：每个 rank 对这些 token 都要贡献零，这样 all-reduce 之后每个 token 只剩一个 rank 的那一行",
+            _parallel_embed_unmasked),
+    Mistake("tp_attention_not_reduced", "ex17_tensor_parallel", "parallel_attention",
+            "the all-reduce after wo is missing: each rank's heads through its columns of wo give only part of the output; "
+            "dist.all_reduce sums the parts",
+            "缺少 wo 之后的 all-reduce：每个 rank 的头乘以它那部分 wo 只得到输出的一部分；dist.all_reduce 把各部分相加",
+            _parallel_attention_unreduced),
+    Mistake("tp_feed_forward_not_reduced", "ex17_tensor_parallel", "parallel_feed_forward",
+            "the all-reduce after w2 is missing: each rank's hidden units through its columns of w2 give only part of the "
+            "output; dist.all_reduce sums the parts",
+            "缺少 w2 之后的 all-reduce：每个 rank 的隐藏单元乘以它那部分 w2 只得到输出的一部分；dist.all_reduce 把各部分相加",
+            _parallel_feed_forward_unreduced),
 ]
 
 

@@ -88,7 +88,7 @@ def pytest_collection(session):
         return
     try:
         for model in graded_models():
-            if not model.is_tiny and not (model.golden_dir / goldens.MANIFEST).is_file():
+            if not model.is_tiny and goldens.stale(model.golden_dir):
                 with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
                     print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once per version of the kit), into {model.golden_dir}",
                                f"\n正在用 solutions/ 为 {model.folder} 生成 golden（每个版本的套件只需一次），保存到 {model.golden_dir}"), flush=True)

@@ -26,7 +26,7 @@ from safetensors.torch import safe_open
 
 from solutions.ex02_checkpoint import ModelArgs, model_args
 
-from . import hf_layout
+from . import hf_layout, shards
 from . import tokenizer as tokenizers
 from ..errors import KitError
 from ..paths import MODELS, ROOT, TOKENIZER
@@ -38,8 +38,7 @@ HF_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attenti
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 DTYPE_ALIASES = {"bf16": "bfloat16", "fp32": "float32", "float": "float32"}
 ROPE_FACTOR_ENV = "LLAMA3_ROPE_SCALE_FACTOR"
-TENSOR_PARALLEL_HINT = ("tensor parallelism, one process per shard (torchrun --nproc-per-node {n} with torch.distributed and "
-                        "the gloo backend: the kit's tensor-parallel extra, planned); for the core exercises use an 8B or smaller model")
+MERGE_FRACTION = 0.8  # of the memory available, at most what merging a multi-shard checkpoint into one process may take
 
 
 @dataclass
@@ -206,17 +205,57 @@ def meta_shards(folder: Path) -> list[Path]:
     return sorted(folder.glob("consolidated.*.pth"))
 
 
-def _read_meta_weights(folder: Path) -> dict[str, torch.Tensor]:
-    shards = meta_shards(folder)
-    if not shards:
+def _read_meta_weights(folder: Path, args: ModelArgs) -> dict[str, torch.Tensor]:
+    paths = meta_shards(folder)
+    if not paths:
         raise KitError(f"{folder / 'consolidated.00.pth'} is missing: download it into {folder} with params.json")
-    if len(shards) > 1:
-        raise KitError(f"{folder} holds {len(shards)} consolidated.*.pth shards (a 70B-class model split for tensor parallelism): "
-                       f"the kit runs one-file checkpoints (Llama 3/3.1 8B, 3.2 1B/3B) in one process; this one needs "
-                       + TENSOR_PARALLEL_HINT.format(n=len(shards)))
-    path = shards[0]
-    _check_not_pointer(path)
-    return load_pth(path)
+    for path in paths:
+        _check_not_pointer(path)
+    if len(paths) == 1:
+        return load_pth(paths[0])
+    return _merge_shards(folder, paths, args)
+
+
+def read_shards(folder: Path, args: ModelArgs) -> list[dict[str, torch.Tensor]]:
+    """The consolidated.*.pth files of a folder, memory-mapped, each checked against its share of the model."""
+    paths = meta_shards(folder)
+    names = [p.name for p in paths]
+    expected = [f"consolidated.{i:02d}.pth" for i in range(len(paths))]
+    if names != expected:
+        missing = sorted(set(expected) - set(names)) or [names[-1]]
+        raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, but not {', '.join(expected[:2])}, ...: "
+                       f"{missing[0]} is missing or misnamed; download every shard (run `llama3-grader checkpoint verify`)")
+    files = [load_pth(p) for p in paths]
+    problems = shards.shard_problems(files, args, names)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise KitError(f"{folder}: {problems[0]}{more}: the shards and params.json come from different models; "
+                       "run `llama3-grader checkpoint verify` for the full list")
+    return files
+
+
+def _merge_shards(folder: Path, paths: list[Path], args: ModelArgs) -> dict[str, torch.Tensor]:
+    """Every shard concatenated into one model, in memory: where it fits."""
+    need = sum(p.stat().st_size for p in paths)
+    available = available_memory()
+    if available is not None and need > MERGE_FRACTION * available:
+        raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, a model of {need / 1e9:.1f} GB, and merging them "
+                       f"in one process needs that much memory ({available / 1e9:.1f} GB available): run it as {len(paths)} "
+                       f"processes instead, `llama3-grader generate --ranks {len(paths)} --checkpoint {folder}` (tensor "
+                       "parallelism: exercise 17; across machines with torchrun, see docs/tensor-parallel.md)")
+    merged = shards.Merged(read_shards(folder, args), args)
+    return {name: merged[name] for name in merged}
+
+
+def available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes, or None where there is none."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def load_pth(path: Path) -> dict[str, torch.Tensor]:
@@ -357,7 +396,7 @@ def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = Non
     tokenizer = tokenizer_path(folder)
     _check_vocab(args, tokenizer, folder)
     if layout == "meta":
-        weights = _read_meta_weights(folder)
+        weights = _read_meta_weights(folder, args)
     else:
         weights = _read_hf_weights(folder, args, _hf_tied(folder))
     weights.setdefault("output.weight", weights.get("tok_embeddings.weight"))  # tied embeddings
@@ -472,13 +511,18 @@ def _params_text(params: dict | str) -> str:
     return params if isinstance(params, str) else json.dumps(params, indent=4)
 
 
-def save_meta(folder: Path, weights: dict[str, torch.Tensor], params: dict | str, tokenizer: Path | None = None) -> None:
+def save_meta(folder: Path, weights: dict[str, torch.Tensor], params: dict | str, tokenizer: Path | None = None,
+              n_shards: int = 1) -> None:
     """params.json (a dict, or the text of an original file to keep its bytes) and consolidated.00.pth as Meta ships
     them, and tokenizer.model (with its tokenizer_params.json) if given. A tied output.weight that is the same tensor
-    as tok_embeddings.weight is stored once, as in Meta's 3.2 files."""
+    as tok_embeddings.weight is stored once, as in Meta's 3.2 files. With n_shards, the weights are split over
+    consolidated.00.pth .. as Meta ships its 70B models (formats/shards.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "params.json").write_text(_params_text(params))
-    torch.save(weights, folder / "consolidated.00.pth")
+    if n_shards > 1:
+        shards.save(folder, weights, model_args(json.loads(_params_text(params))), n_shards)
+    else:
+        torch.save(weights, folder / "consolidated.00.pth")
     if tokenizer is not None:
         tokenizers.copy(tokenizer, folder)
 

@@ -22,6 +22,9 @@ PRESETS = {
     "llama3.2-3b": {"dim": 3072, "n_layers": 28, "n_heads": 24, "n_kv_heads": 8, "vocab_size": VOCAB,
                     "ffn_dim_multiplier": 1.0, "multiple_of": 256, "norm_eps": 1e-05, "rope_theta": 500000.0,
                     "use_scaled_rope": True},
+    # shaped like Llama 3 70B, small: 16 heads over 8 K/V heads, 8 files of Meta's tensor-parallel layout with --shards 8
+    "tiny-llama3-70b": {"dim": 128, "n_layers": 2, "n_heads": 16, "n_kv_heads": 8, "vocab_size": VOCAB,
+                        "multiple_of": 64, "ffn_dim_multiplier": 1.3, "norm_eps": 1e-05, "rope_theta": 500000.0},
     "llama3-8b": {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": VOCAB,
                   "multiple_of": 1024, "ffn_dim_multiplier": 1.3, "norm_eps": 1e-05, "rope_theta": 500000.0},
 }
@@ -80,9 +83,11 @@ def random_weights(args, tied: bool) -> dict[str, torch.Tensor]:
     return weights
 
 
-def make(preset: str, out: Path, layout: str = "meta", tokenizer: Path | None = None, checklist: bool = False) -> None:
+def make(preset: str, out: Path, layout: str = "meta", tokenizer: Path | None = None, checklist: bool = False,
+         n_shards: int = 1) -> None:
     """Write a preset checkpoint to out in Meta's or Hugging Face's layout; with tokenizer, copy it in (Meta: beside
-    the weights; Hugging Face: original/); with checklist, write checklist.chk (md5sum's format) as Meta does."""
+    the weights; Hugging Face: original/); with checklist, write checklist.chk (md5sum's format) as Meta does; with
+    n_shards (Meta's layout), split the weights over that many files as Meta's 70B."""
     import torch
 
     from solutions.ex02_checkpoint import model_args
@@ -94,7 +99,7 @@ def make(preset: str, out: Path, layout: str = "meta", tokenizer: Path | None = 
     tied = preset in TIED
     weights = random_weights(args, tied)
     if layout == "meta":
-        checkpoint.save_meta(out, weights, params, tokenizer)
+        checkpoint.save_meta(out, weights, params, tokenizer, n_shards)
     else:
         config = hf_layout.config(args, tied, torch.bfloat16)
         checkpoint.save_hf(out, hf_layout.to_hf(weights, args, tied), config, params, tokenizer)

@@ -14,6 +14,7 @@ import concurrent.futures
 import datetime
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -153,6 +154,10 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
         if h is None:
             entry["ok"] = False
             problems.append(f"{name} is listed in {chk_path.name} but missing: download it")
+        elif expected is None and _is_extra_shard(name, checklist):
+            entry["ok"], entry["extra"] = False, True
+            problems.append(f"{name} is not in {chk_path.name}, which lists {_n_shards(checklist)} consolidated.*.pth shards: "
+                            f"a file from another download? move it out of {folder}")
         elif expected is not None:
             entry["ok"] = h["md5"] == expected
             if not entry["ok"]:
@@ -214,17 +219,49 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
     return result
 
 
+def _is_extra_shard(name: str, checklist: dict[str, str] | None) -> bool:
+    """A Meta weight shard that the checklist, which lists Meta weight shards, does not."""
+    return bool(checklist) and Path(name).match("consolidated.*.pth") and _n_shards(checklist) > 0
+
+
+def _n_shards(checklist: dict[str, str]) -> int:
+    return sum(Path(n).match("consolidated.*.pth") for n in checklist)
+
+
+def _check_shard_shapes(folder: Path, rope_scale_factor) -> dict:
+    """Every tensor of every shard against its share of the model params.json describes."""
+    from . import checkpoint, shards
+
+    paths = checkpoint.meta_shards(folder)
+    try:
+        args = checkpoint.read_args(folder, "meta", rope_scale_factor)
+        files = [checkpoint.load_pth(p) for p in paths]
+    except KitError as e:
+        return {"checked": True, "problems": [str(e)], "note": ""}
+    names = [p.name for p in paths]
+    problems = shards.shard_problems(files, args, names)
+    gaps = sorted(set(f"consolidated.{i:02d}.pth" for i in range(len(paths))) - set(names))
+    if gaps:
+        problems.insert(0, f"the shards are not numbered consolidated.00.pth to consolidated.{len(paths) - 1:02d}.pth: {gaps[0]} is missing")
+    counts = shards.rank_counts(args, len(paths))
+    if len(paths) not in counts:
+        problems.insert(0, f"{len(paths)} shards do not split this model evenly (it splits over {', '.join(map(str, counts))})")
+    tensors = len(checkpoint.expected_shapes(args))
+    n_params = sum(math.prod(s) for n, s in checkpoint.expected_shapes(args).items() if n != "output.weight" or "output.weight" in files[0])
+    return {"checked": True, "problems": problems, "tensors": tensors, "parameters": n_params,
+            "note": f"{len(paths)} shards of {tensors} tensors each, {n_params / 1e9:.2f} B parameters, match params.json" if not problems else ""}
+
+
 def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
     """Names and shapes of the tensors against the params (memory-mapped; only headers are read)."""
     from . import checkpoint, tokenizer as tokenizers
 
     if layout == "meta" and len(checkpoint.meta_shards(folder)) > 1:
-        n = len(checkpoint.meta_shards(folder))
-        return {"checked": False, "problems": [], "note": f"{n} tensor-parallel shards: shapes are checked when the shards are merged, not here"}
+        return _check_shard_shapes(folder, rope_scale_factor)
     try:
         args = checkpoint.read_args(folder, layout, rope_scale_factor)
         if layout == "meta":
-            weights = checkpoint._read_meta_weights(folder)
+            weights = checkpoint._read_meta_weights(folder, args)
         else:
             weights = checkpoint._read_hf_weights(folder, args, checkpoint._hf_tied(folder))
         weights.setdefault("output.weight", weights.get("tok_embeddings.weight"))
@@ -263,10 +300,12 @@ def report(r: dict) -> str:
     total = sum(e["bytes"] or 0 for e in r["files"])
     lines = [f"{r['folder']} ({'Meta' if r['layout'] == 'meta' else 'Hugging Face'} layout, {len(r['files'])} files, {total / gb:.2f} GB)"]
     for e in r["files"]:
-        status = {True: "ok", False: "DIFFERS", None: "  "}[e["ok"]]
+        status = "EXTRA" if e.get("extra") else {True: "ok", False: "DIFFERS", None: "  "}[e["ok"]]
         if e["md5"] is None:
             status = "MISSING"
         against = f"= {r['checklist']}" if e["ok"] else (f"!= {r['checklist']} ({e['checklist_md5']})" if e["ok"] is False and e["md5"] else "")
+        if e.get("extra"):
+            against = f"not in {r['checklist']}"
         md5 = e["md5"] or "-" * 32
         lines.append(f"  {status:8} {e['name']:32} md5 {md5} {against}".rstrip())
     s = r["shapes"]

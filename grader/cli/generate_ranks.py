@@ -1,0 +1,102 @@
+"""`llama3-grader generate --ranks N` and `--distributed`: the implementation's tensor-parallel generation (exercise 17),
+each rank holding its share of the checkpoint (one file, or Meta's shards: resharded to any rank count).
+
+--ranks N starts N processes on this machine (grader/engine/ranks.py, gloo). --distributed makes this process one rank
+of a group that torchrun started, on one machine or several:
+
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+        -m grader.cli generate --distributed --checkpoint DIR
+
+and rank 0 prints what generate prints. Tokens come out at the end, not streamed."""
+
+import datetime
+import json
+import os
+import types
+
+from ..errors import KitError
+
+JOB_TIMEOUT = 3600.0
+
+
+def rank_generate(parallel_generate, folder, prompt_ids, max_new_tokens, stop_tokens, dtype):
+    """On one rank: its share, then parallel_generate; the tokens and the first step's top 10."""
+    import torch
+    import torch.distributed as dist
+
+    from ..formats import checkpoint, shards
+
+    args, weights = shards.rank_share(folder, dist.get_rank(), dist.get_world_size())
+    if dtype:
+        weights = checkpoint.cast(weights, dtype)
+    tokens, top10 = [], []
+    with torch.no_grad():  # not inference_mode: gloo's collectives have failed there
+        for token, logits in parallel_generate(prompt_ids, weights, args, max_new_tokens, stop_tokens):
+            if not tokens:
+                values, ids = logits.float().topk(10)
+                top10 = [[int(i), round(float(v), 4)] for i, v in zip(ids, values)]
+            tokens.append(int(token))
+    return {"generated_ids": tokens, "top10": top10}
+
+
+def run(args, impl: str) -> int:
+    from . import generate
+    from ..engine import impl as impls, ranks
+    from ..engine.calls import GradeFailure, NotStarted, invoke
+    from ..formats import checkpoint, shards, tokenizer as tokenizers
+
+    folder = checkpoint.resolve(args.checkpoint)
+    model_args = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor)
+    path = checkpoint.tokenizer_path(folder)
+    dtype = str(checkpoint.parse_dtype(args.dtype)).removeprefix("torch.") if args.dtype else ""
+    try:
+        tok = invoke(impls.module, impl, "ex01_tokenizer")
+        fn = invoke(impls.module, impl, "ex17_tensor_parallel").parallel_generate
+        encode, decode, stop_ids = generate.text_codec(tok, types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path))
+        prompt_ids = encode(args.prompt)
+        if not prompt_ids:
+            raise KitError("the prompt is empty and this tokenizer has no BOS token to start from: pass --prompt TEXT")
+        kwargs = {"folder": str(folder), "prompt_ids": prompt_ids, "max_new_tokens": args.max_new_tokens,
+                  "stop_tokens": list(stop_ids), "dtype": dtype}
+        if args.distributed:
+            n, rank, result = _as_one_rank(fn, kwargs)
+        else:
+            shards.check_rank_count(model_args, args.ranks, str(folder))
+            n, rank, result = args.ranks, 0, ranks.run(args.ranks, rank_generate, fn, kwargs, JOB_TIMEOUT, isolated=False)[0]
+        text = decode(result["generated_ids"])
+    except NotStarted as e:
+        raise KitError(f"{e} (or run the reference with --impl solutions)") from None
+    except GradeFailure as e:
+        raise KitError(" ".join(str(e).split())) from None
+    finally:
+        ranks.close_all()
+    if rank != 0:
+        return 0
+    if args.json:
+        print(json.dumps({"checkpoint": str(folder), "impl": impl, "ranks": n, "prompt": args.prompt, "prompt_ids": prompt_ids,
+                          **result, "text": text, "tokenizer": tokenizers.load(path).name}, ensure_ascii=False))
+    else:
+        print(text)
+    return 0
+
+
+def _as_one_rank(fn, kwargs: dict) -> tuple[int, int, dict]:
+    """Join torchrun's group (its environment variables), run rank_generate, leave: (world size, rank, result)."""
+    import torch.distributed as dist
+
+    from ..engine.ranks import COLLECTIVE_TIMEOUT
+
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise KitError(f"--distributed is for a process torchrun started, and {', '.join(missing)} is not set: run "
+                       "`torchrun --nproc-per-node N -m grader.cli generate --distributed ...`, or use --ranks N")
+    dist.init_process_group("gloo", init_method="env://", timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT * 30))
+    try:
+        from ..formats import checkpoint, shards
+
+        folder = kwargs["folder"]
+        shards.check_rank_count(checkpoint.read_args(checkpoint.resolve(folder), checkpoint.detect_layout(checkpoint.resolve(folder))),
+                                dist.get_world_size(), folder)
+        return dist.get_world_size(), dist.get_rank(), rank_generate(fn, **kwargs)
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,305 @@
+"""Run a function on N ranks: N processes on this machine in one torch.distributed process group (gloo), each
+calling the same job, as tensor-parallel code runs under torchrun.
+
+The processes are forked from a clean server process (multiprocessing's forkserver, with torch imported once), so a
+group starts in well under a second; a group of each size stays up for the jobs that follow and is closed by
+close_all(). A learner's fault on any rank is one GradeFailure (or NotStarted) in the calling process, with the
+rank and the learner's line: an exception, a rank that dies, a collective that not every rank joins (gloo gives up
+after COLLECTIVE_TIMEOUT seconds), or no answer within the job's timeout. After a fault the group is terminated and
+the next job starts a fresh one, so nothing is ever left waiting."""
+
+import ast
+import datetime
+import importlib
+import inspect
+import io
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from .calls import GradeFailure, NotStarted, _tensors, learner_error_message, not_started_message
+from ..i18n import pick
+
+COLLECTIVE_TIMEOUT = 20.0  # seconds a rank waits in a collective for the others before gloo raises
+JOB_TIMEOUT = 120.0  # seconds the caller waits for every rank's answer
+GRACE = 1.0  # after one rank fails, seconds to wait for the others' reports before the group is terminated
+PRELOAD = ["torch", "torch.distributed", "grader.engine.cases"]
+GLOO_WORDS = ("gloo", "Connection reset", "Connection closed", "Timed out waiting")
+
+
+def reference(fn: Callable) -> dict:
+    """How a rank finds fn: its module, qualified name, and the folder its package is imported from."""
+    fn = inspect.unwrap(fn)
+    file = getattr(sys.modules[fn.__module__], "__file__", None)
+    root = Path(file).resolve().parents[fn.__module__.count(".")] if file else None  # exercises/ex17.py -> the kit's folder
+    return {"module": fn.__module__, "name": fn.__qualname__, "root": str(root) if root else None}
+
+
+def _resolve(ref: dict) -> Callable:
+    if ref["root"]:  # first on the path: the learner's exercises/ is the one beside it
+        sys.path[:] = [ref["root"], *(p for p in sys.path if p != ref["root"])]
+    value = importlib.import_module(ref["module"])
+    for part in ref["name"].split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _encode(value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def _decode(data: bytes):
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _is_collective_failure(error: BaseException) -> bool:
+    return isinstance(error, RuntimeError) and any(word in str(error) for word in GLOO_WORDS)
+
+
+def _run_job(job: dict) -> tuple:
+    """One job on this rank: ("ok", result bytes), ("not started", message) or ("failing", message, collective?)."""
+    from . import impl as impls
+
+    os.environ.update(job["env"])
+    target = None
+    try:
+        target = _resolve(job["target"])
+        module = sys.modules[inspect.unwrap(target).__module__]
+        isolate = job["isolated"] and module.__name__.partition(".")[0] in impls.IMPLS
+        kwargs = job["kwargs"]
+        before = [(name, t, t.clone()) for name, value in kwargs.items() for t in _tensors(value)]  # collectives leave _version as it is
+        with impls.isolated(module) if isolate else nullcontext():
+            result = _resolve(job["job"])(target, **kwargs)
+        changed = [name for name, t, copy in before if not torch.equal(t, copy)]
+        if changed:
+            who = job["target"]["name"]
+            return ("failing", pick(f"{who} changed its input {changed[0]!r} in place (a collective such as dist.all_reduce(x) "
+                                    "writes into x): compute a new tensor, or reduce a copy",
+                                    f"{who} 原地修改了输入 {changed[0]!r}（像 dist.all_reduce(x) 这样的集合通信会写入 x）："
+                                    "请计算一个新张量，或对副本做归约"), False)
+        return ("ok", _encode(result))
+    except NotImplementedError as e:
+        return ("not started", not_started_message(target, e))
+    except NotStarted as e:
+        return ("not started", str(e))
+    except GradeFailure as e:
+        return ("failing", str(e), False)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 (whatever the learner's code raised, reported with its line)
+        return ("failing", learner_error_message(e, target), _is_collective_failure(e))
+
+
+def _serve(rank: int, world_size: int, init_method: str, timeout: float, conn) -> None:
+    """A rank: join the group, then run jobs until told to stop."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)  # the ranks share the machine's cores
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size,
+                            timeout=datetime.timedelta(seconds=timeout))
+    try:
+        while (job := conn.recv()) is not None:
+            conn.send(_run_job(job))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        dist.destroy_process_group()
+
+
+def _context():
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+class Group:
+    """world_size ranks in one gloo process group, waiting for jobs."""
+
+    def __init__(self, world_size: int, collective_timeout: float | None = None):
+        ctx = _context()
+        collective_timeout = collective_timeout or COLLECTIVE_TIMEOUT
+        self.world_size = world_size
+        self._dir = tempfile.mkdtemp(prefix="llama3-kit-ranks-")
+        init_method = "file://" + os.path.join(self._dir, "store")
+        self._conns, self._procs = [], []
+        for rank in range(world_size):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_serve, args=(rank, world_size, init_method, collective_timeout, child), daemon=True,
+                            name=f"llama3-kit rank {rank}/{world_size}")
+            p.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(p)
+
+    def run(self, job: dict, timeout: float) -> list:
+        """Every rank's result of job, in rank order; a fault on any rank raises, and leaves the group closed."""
+        try:
+            for conn in self._conns:
+                conn.send(job)
+            replies = self._collect(timeout)
+        except BaseException:
+            self.close()
+            raise
+        statuses = {r[0] for r in replies.values()}
+        if statuses == {"ok"} and len(replies) == self.world_size:
+            return [_decode(replies[rank][1]) for rank in range(self.world_size)]
+        if statuses != {"not started"} or len(replies) != self.world_size:
+            self.close()  # some rank may still wait in a collective
+        raise _failure(job, replies, self.world_size, timeout)
+
+    def _collect(self, timeout: float) -> dict:
+        """rank -> reply, until every rank answered, or GRACE after the first fault, or timeout."""
+        replies: dict[int, tuple] = {}
+        deadline = time.monotonic() + timeout
+        waiting = {**{c: r for r, c in enumerate(self._conns)}, **{p.sentinel: r for r, p in enumerate(self._procs)}}
+        while len(replies) < self.world_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for ready in multiprocessing.connection.wait(list(waiting), left):
+                rank = waiting.pop(ready)
+                if rank in replies:
+                    continue
+                if ready is self._conns[rank]:
+                    try:
+                        replies[rank] = ready.recv()
+                    except (EOFError, OSError):
+                        continue  # the rank died: its sentinel says how
+                else:
+                    self._procs[rank].join(1)
+                    replies[rank] = ("died", self._procs[rank].exitcode)
+                if replies[rank][0] != "ok" and replies[rank][0] != "not started":
+                    deadline = min(deadline, time.monotonic() + GRACE)
+        return replies
+
+    def close(self) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for p in self._procs:
+            p.join(0.5)
+        for p in self._procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(2)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._procs) and all(p.is_alive() for p in self._procs)
+
+
+def _gloo_reason(line: str) -> str:
+    """gloo's own words, without the exception's name, gloo's source path and its advice: 'Connection closed by peer'."""
+    words = line.split("RuntimeError: ", 1)[-1]
+    return re.sub(r"\[[^\]]*gloo[^\]]*\]\s*", "", words).split(". ")[0].strip()
+
+
+def _failure(job: dict, replies: dict, world_size: int, timeout: float) -> BaseException:
+    """The one error that says best what went wrong: the learner's own error first, then a rank that died, then a
+    collective that waited in vain, then ranks that never answered."""
+    who = job["target"]["name"]
+    on = lambda rank: pick(f"on rank {rank} of {world_size}: ", f"在 {world_size} 个 rank 中的第 {rank} 个上：")  # noqa: E731
+    by_kind = {kind: [(r, reply) for r, reply in sorted(replies.items()) if reply[0] == kind] for kind in ("not started", "failing", "died")}
+    if by_kind["not started"]:
+        return NotStarted(by_kind["not started"][0][1][1])
+    own = [(r, reply) for r, reply in by_kind["failing"] if not reply[2]]
+    if own:
+        rank, reply = own[0]
+        return GradeFailure(on(rank) + reply[1])
+    if by_kind["died"]:
+        rank, (_, code) = by_kind["died"][0]
+        how = pick(f"killed by signal {-code}", f"被信号 {-code} 终止") if code is not None and code < 0 else pick(f"exit code {code}", f"退出码 {code}")
+        return GradeFailure(pick(f"{who}: rank {rank} of {world_size} died ({how}) before it answered: does the code call "
+                                 "os._exit or sys.exit, or run out of memory?",
+                                 f"{who}：{world_size} 个 rank 中的第 {rank} 个在回答之前就退出了（{how}）：代码是否调用了 os._exit 或 sys.exit，或者内存不足？"))
+    finished = [r for r, reply in sorted(replies.items()) if reply[0] == "ok"]
+    silent = [r for r in range(world_size) if r not in replies]
+    if by_kind["failing"]:
+        rank, reply = by_kind["failing"][0]
+        first, _, where = reply[1].partition("\n")
+        others = (pick(f"; rank(s) {', '.join(map(str, finished))} had finished without it", f"；rank {', '.join(map(str, finished))} 没有调用它就已完成")
+                  if finished else "") + (pick(f"; rank(s) {', '.join(map(str, silent))} never got there (still running)",
+                                                 f"；rank {', '.join(map(str, silent))} 一直没有到达（仍在运行）") if silent else "")
+        return GradeFailure(on(rank) + pick(f"{who}: a collective failed ({_gloo_reason(first)}){others}",
+                                            f"{who}：集合通信失败（{_gloo_reason(first)}）{others}")
+                            + (f"\n{where}" if where else "") + "\n" + pick(
+            "=> every rank must call the same collectives (all_reduce, all_gather) in the same order, with tensors of the same shape",
+            "=> 每个 rank 都必须以相同的顺序、用相同形状的张量调用相同的集合通信（all_reduce、all_gather）"))
+    if finished:
+        return GradeFailure(pick(
+            f"{who}: rank(s) {', '.join(map(str, finished))} of {world_size} finished, rank(s) {', '.join(map(str, silent))} did not "
+            f"within {timeout:g} s: a collective that only some ranks call (every rank must call the same ones, in the same order)?",
+            f"{who}：{world_size} 个 rank 中 {', '.join(map(str, finished))} 已完成，{', '.join(map(str, silent))} 在 {timeout:g} 秒内没有完成："
+            "是否有只被部分 rank 调用的集合通信（每个 rank 都必须以相同顺序调用相同的集合通信）？"))
+    return GradeFailure(pick(f"{who}: rank(s) {', '.join(map(str, silent))} of {world_size} did not answer within {timeout:g} s: "
+                             "an endless loop?",
+                             f"{who}：{world_size} 个 rank 中的 {', '.join(map(str, silent))} 在 {timeout:g} 秒内没有回答：是否有死循环？"))
+
+
+def stub_message(fn: Callable) -> str | None:
+    """The message of a function whose whole body is `raise NotImplementedError("...")` (an exercise not started):
+    it is not started on any rank either, and no rank need start to say so."""
+    fn = inspect.unwrap(fn)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or not isinstance(body[0].exc, ast.Call):
+        return None
+    call = body[0].exc
+    if not (isinstance(call.func, ast.Name) and call.func.id == "NotImplementedError"):
+        return None
+    text = call.args[0].value if call.args and isinstance(call.args[0], ast.Constant) else ""
+    return not_started_message(fn, NotImplementedError(text))
+
+
+_groups: dict[int, Group] = {}
+
+
+def run(world_size: int, job: Callable, target: Callable, kwargs: dict, timeout: float = JOB_TIMEOUT,
+        isolated: bool = True) -> list:
+    """job(target, **kwargs) on each of world_size ranks; their results in rank order. target is the function under
+    test (its module's earlier exercises bound to the reference when isolated, as the graded tests do)."""
+    if (message := stub_message(target)) is not None:
+        raise NotStarted(message)
+    group = _groups.get(world_size)
+    if group is None or not group.alive:
+        group = _groups[world_size] = Group(world_size)
+    spec = {"job": reference(job), "target": reference(target), "kwargs": kwargs, "isolated": isolated,
+            "env": {k: v for k, v in os.environ.items() if k.startswith("LLAMA3_KIT_")}}
+    try:
+        return group.run(spec, timeout)
+    finally:
+        if not group.alive:
+            _groups.pop(world_size, None)
+
+
+def close_all() -> None:
+    """Stop every group (the end of a test run)."""
+    while _groups:
+        _groups.popitem()[1].close()
