@@ -192,7 +192,7 @@ def is_quantized(name: str) -> bool:
 
 
 def forward(tokens: torch.Tensor, weights: dict, args, cache=None, start_pos: int = 0) -> torch.Tensor:
-    """Exercise 11's forward with every projection through int8_linear.
+    """The forward of exercise 11 with every projection through int8_linear.
 
     Args:
         tokens: [seq] token ids at positions start_pos .. start_pos + seq - 1.

@@ -261,7 +261,7 @@ def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w
 
 def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, cache=None,
                      start_pos: int = 0) -> torch.Tensor:
-    """Exercise 11's forward on this rank's shards.
+    """The forward of exercise 11 on this rank's shards.
 
     Args:
         tokens: [seq] at positions start_pos ..; weights: this rank's shard_weights;
@@ -282,7 +282,7 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
 
 def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int,
                       stop_tokens=()) -> Iterator[tuple[int, torch.Tensor]]:
-    """Exercise 12's generate with parallel_forward; every rank yields the same tokens.
+    """The generate of exercise 12 with parallel_forward; every rank yields the same tokens.
 
     Args:
         prompt_ids, max_new_tokens, stop_tokens: as in exercise 12.

@@ -55,7 +55,7 @@ def is_quantized(name: str) -> bool:
 
 
 def forward(tokens: torch.Tensor, weights: dict, args, cache=None, start_pos: int = 0) -> torch.Tensor:
-    """Exercise 11's forward with every projection through int8_linear; logits in float32."""
+    """The forward of exercise 11 with every projection through int8_linear; logits in float32."""
     seqlen = tokens.shape[0]  # tokens [seq]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
     freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)[start_pos:]

@@ -96,7 +96,7 @@ def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w
 
 def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, cache=None,
                      start_pos: int = 0) -> torch.Tensor:
-    """Exercise 11's forward on one rank's shards; every rank returns the whole [seq, vocab_size] logits."""
+    """The forward of exercise 11 on one rank's shards; every rank returns the whole [seq, vocab_size] logits."""
     seqlen = tokens.shape[0]  # tokens [seq]
     h = parallel_embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
     freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)[start_pos:]
@@ -117,7 +117,7 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
 
 def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int,
                       stop_tokens=()) -> Iterator[tuple[int, torch.Tensor]]:
-    """Exercise 12's generate on one rank: a cache of this rank's K/V heads; every rank sees the same logits, so
+    """The generate of exercise 12 on one rank: a cache of this rank's K/V heads; every rank sees the same logits, so
     every rank picks the same token."""
     n_kv_heads = local_args(args, dist.get_world_size()).n_kv_heads
     cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, n_kv_heads, args.head_dim,
