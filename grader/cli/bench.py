@@ -372,7 +372,7 @@ def report(r: dict) -> str:
     gb = 1e9
     lines = [
         f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {r['checkpoint_bytes'] / gb:.2f} GB), "
-        f"{r['threads']} threads, prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
+        f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
         f"  prefill                {r['prefill_ms']:9.1f} ms" + (f"      transformers {hf['prefill_ms']:9.1f} ms" if hf else ""),
         f"  decode, KV cache       {r['decode_tok_s']:9.2f} tok/s"
         + (f"   transformers {hf['decode_tok_s']:9.2f} tok/s ({ratios['decode_vs_transformers']:.2f}x)" if hf

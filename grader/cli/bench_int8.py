@@ -142,7 +142,7 @@ def report(r: dict) -> str:
     gb, b, q = 1e9, r["bf16"], r["int8"]
     ratios = r["ratios"]
     return "\n".join([
-        f"bench --int8: {r['impl']}'s int8 model against the reference in {r['dtype']} on {r['checkpoint']}, {r['threads']} threads, "
+        f"bench --int8: {r['impl']}'s int8 model against the reference in {r['dtype']} on {r['checkpoint']}, {r['threads']} thread(s), "
         f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
         f"                         {r['dtype']:>14}   {'int8':>14}",
         f"  decode, KV cache       {b['decode_tok_s']:8.2f} tok/s   {q['decode_tok_s']:8.2f} tok/s   ({ratios['int8_vs_bf16_decode']:.2f}x)",

@@ -4,7 +4,7 @@ each rank holding its share of the checkpoint (one file, or Meta's shards: resha
 --ranks N starts N processes on this machine (grader/engine/ranks.py, gloo). --distributed makes this process one rank
 of a group that torchrun started, on one machine or several:
 
-    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-id llama3-kit --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
         -m grader.cli generate --distributed --checkpoint DIR
 
 and rank 0 prints what generate prints. Tokens come out at the end, not streamed."""
