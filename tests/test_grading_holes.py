@@ -143,6 +143,55 @@ WRONG = {
     "digits_not_grouped_by_three": ("ex01_tokenizer", '''
         PAT_STR = PAT_STR.replace(r"\\p{N}{1,3}", r"\\p{N}+")
         ''', "load_tokenizer (tiny-llama3, prompts)"),
+    # the extras
+    "sampler_ignores_its_generator": ("ex13_sampling", '''
+        def sample(logits, temperature, top_k, top_p, generator):
+            if temperature == 0:
+                return int(logits.argmax())
+            return int(torch.multinomial(probabilities(logits, temperature, top_k, top_p), num_samples=1))
+        ''', "tokens drawn twice with the same seed"),
+    "chat_forgets_the_cache_between_turns": ("ex14_chat", '''
+        _reference_ask = Chat.ask
+        def _ask_afresh(self, content, max_new_tokens=256, sampler=None):
+            self.cache = KVCache(self.args.n_layers, self.max_seq_len, self.args.n_kv_heads, self.args.head_dim,
+                                 self.weights["tok_embeddings.weight"].dtype)
+            self.cached = 0
+            yield from _reference_ask(self, content, max_new_tokens, sampler)
+        Chat.ask = _ask_afresh
+        ''', "Chat.ask passed a new cache to forward"),
+    "attention_map_unscaled": ("ex15_experiments", '''
+        _reference_attention_probs = attention_probs
+        def attention_probs(tokens, weights, args, layer_id):
+            p = _reference_attention_probs(tokens, weights, args, layer_id)
+            return torch.softmax(torch.log(p) * args.head_dim ** 0.5, dim=-1)
+        ''', "attention_probs (tiny-llama3, prompt42_layer0) does not match the reference"),
+    "int8_one_scale_per_matrix": ("ex16_int8", '''
+        def quantize(weight):
+            w = weight.float()
+            scale = (w.abs().max().clamp_min(1e-12) / 127).expand(w.shape[0]).clone()
+            return Int8Weight(torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8), scale)
+        ''', "scale: 14 of 16 values outside the tolerance"),
+    "parallel_logits_not_gathered": ("ex17_tensor_parallel", '''
+        _reference_parallel_forward = parallel_forward
+        def parallel_forward(tokens, weights, args, cache=None, start_pos=0):
+            full = _reference_parallel_forward(tokens, weights, args, cache, start_pos)
+            width = full.shape[-1] // dist.get_world_size()
+            return full[:, dist.get_rank() * width:(dist.get_rank() + 1) * width]
+        ''', "columns: shape [17, 256], expected [17, 511]"),
+    "parallel_generate_caches_every_kv_head": ("ex17_tensor_parallel", '''
+        def parallel_generate(prompt_ids, weights, args, max_new_tokens, stop_tokens=()):
+            cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim,
+                            weights["tok_embeddings.weight"].dtype)
+            tokens, start_pos = torch.tensor(prompt_ids), 0
+            for _ in range(max_new_tokens):
+                logits = parallel_forward(tokens, weights, args, cache, start_pos)[-1]
+                token = int(logits.argmax())
+                if token in stop_tokens:
+                    return
+                yield token, logits
+                start_pos += tokens.shape[0]
+                tokens = torch.tensor([token])
+        ''', "parallel_generate made its KVCache for 2 K/V heads, but the keys and values written into it have 1"),
 }
 
 

@@ -176,12 +176,29 @@ def drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_t
     return generation(steps, generate.__name__, stop_tokens)
 
 
-def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens, forward="forward"):
-    """drive_generation, checking that every token goes through forward (by that name) once, through one cache."""
-    with impls.spy(generate, forward) as calls:
-        out = drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens)
+def drive_generate(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens, forward="forward", n_kv_heads=None):
+    """drive_generation, checking that every token goes through forward (by that name) once, through one cache made
+    for n_kv_heads K/V heads (default args.n_kv_heads)."""
+    with impls.spy(generate, forward) as calls, impls.spy(generate, "KVCache") as made:
+        try:
+            out = drive_generation(generate, prompt_ids, weights, args, max_new_tokens, stop_tokens)
+        finally:  # a cache of the wrong size also explains the error it causes
+            check_cache_heads(made, n_kv_heads or args.n_kv_heads, generate.__name__)
     check_cache_use(calls)
     return out
+
+
+def check_cache_heads(made: list[dict], n_kv_heads: int, who: str) -> None:
+    """Every KVCache who made (its constructor's arguments) holds n_kv_heads K/V heads."""
+    for c in made:
+        if c.get("n_kv_heads") != n_kv_heads:
+            raise GradeFailure(pick(
+                f"{who} made its KVCache for {c.get('n_kv_heads')} K/V heads, but the keys and values written into it have "
+                f"{n_kv_heads}: args.n_kv_heads in exercise 12 (the cache holds them before repeat_kv), this rank's "
+                "local_args(args, world_size).n_kv_heads in exercise 17",
+                f"{who} 创建的 KVCache 有 {c.get('n_kv_heads')} 个 K/V 头，但写入它的 key 和 value 有 {n_kv_heads} 个："
+                "练习 12 中用 args.n_kv_heads（缓存存的是 repeat_kv 之前的值），练习 17 中用本 rank 的 "
+                "local_args(args, world_size).n_kv_heads"))
 
 
 def check_cache_use(calls: list[dict], who: str = "generate") -> None:
@@ -755,7 +772,8 @@ def rank_forward(parallel_forward, folder, dtype, tokens, chunks=None):
 
 def rank_generate(parallel_generate, folder, dtype, prompt_ids, max_new_tokens, stop_tokens):
     args, w = rank_weights(folder, dtype)
-    return _first_columns(drive_generate(parallel_generate, prompt_ids, w, args, max_new_tokens, stop_tokens, forward="parallel_forward"))
+    return _first_columns(drive_generate(parallel_generate, prompt_ids, w, args, max_new_tokens, stop_tokens, forward="parallel_forward",
+                                         n_kv_heads=_local_args(args).n_kv_heads))
 
 
 def rank_own_generate(parallel_generate, folder, prompt_ids, max_new_tokens, stop_tokens):
