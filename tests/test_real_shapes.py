@@ -115,6 +115,8 @@ def test_1b_bench_reports_every_figure(meta_1b):
     assert r["threads"] == 2 and r["dtype"] == "bfloat16" and r["new_tokens"] == 4 and r["repeats"] == 1
     for key in ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "kernel_bound_tok_s", "bandwidth_bound_tok_s", "peak_rss_bytes"):
         assert r[key] > 0, key
+    overhead = r["ratios"].pop("sampling_overhead")  # sampling's extra time per token: near 0, below it in noise
+    assert -0.5 < overhead < 1, overhead
     assert all(v is None or v > 0 for v in r["ratios"].values()), r["ratios"]
     if importlib.util.find_spec("transformers") is not None:
         assert r["transformers"]["decode_tok_s"] > 0 and r["ratios"]["decode_vs_transformers"] > 0

@@ -16,8 +16,12 @@ from variants import planted, rounds
 # Grading trees on 24 prompts takes minutes: opt-in (`pytest -m slow`), as CI runs it.
 pytestmark = pytest.mark.slow
 
-# ex01 grades Llama 3's tokenizer, which this model does not use; ex17's collectives run on the tiny models only
-MISTAKES = [m for m in mistakes.MISTAKES if m.module != "ex01_tokenizer" and not m.function.startswith("parallel_")]
+# Not on this model: ex01 grades Llama 3's tokenizer, and two of ex14's mistakes are in Llama 3's chat format (this
+# model's is ChatML); ex17's collectives run on the tiny models only, and its 3 K/V heads split over 1 or 3 ranks,
+# never more ranks than K/V heads, where the other two ex17 mistakes show.
+INVISIBLE = {"header_without_blank_line", "content_not_stripped", "tp_kv_heads_tiled", "tp_no_kv_head"}
+MISTAKES = [m for m in mistakes.MISTAKES if m.module != "ex01_tokenizer" and m.id not in INVISIBLE
+            and not m.function.startswith("parallel_")]
 
 
 @pytest.fixture(scope="module")
