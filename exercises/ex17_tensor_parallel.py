@@ -104,6 +104,7 @@ Pitfalls
 - dist.reduce sums onto one rank only: every rank needs the sum (all_reduce).
 - Forgetting to zero the tokens of other ranks' slices in the embedding.
 - Reading K/V head r % n_kv_heads (tiled) instead of r // (world_size // n_kv_heads).
+- A KVCache for every K/V head: each rank caches only its own, local_args(...).n_kv_heads.
 - A collective inside `if rank == 0:`: the other ranks never join it.
 - Gathering the logits in a different order than the ranks'.
 
