@@ -120,9 +120,78 @@ def experiments(mod, ck):
     from solutions.ex11_forward import forward
     from .explore import explore
 
-    for r in explore(mod, forward, ck, _prompt(ck) + (" Paris, and the capital of Italy is" if not ck.tokenizer.is_llama3 else ""),
+    for r in explore(mod, forward, ck, _long_prompt(ck),
                      [1, 2, 3, 4], layer=min(5, ck.args.n_layers - 1)):
         yield f"{r.title}\n{r.table}", r.draw()
+
+
+def int8(mod, ck):
+    """Exercise 16: your int8 model against the bf16 one over a prompt, position by position; then both next-token
+    distributions."""
+    import torch
+    import torch.nn.functional as F
+
+    from .. import pictures
+    from ..engine.calls import invoke
+    from ..formats import int8 as int8_models
+    from solutions.ex11_forward import forward
+
+    t = ck.tokenizer
+    ids = t.encode(_long_prompt(ck))
+    quantized = invoke(int8_models.quantize_model, ck.weights, mod)
+    matrices = sum(w.numel() * w.element_size() for name, w in ck.weights.items() if quantized[name] is not w)
+    with torch.no_grad():
+        bf16 = forward(torch.tensor(ids), ck.weights, ck.args)  # [seq, vocab_size] float32
+        q = invoke(mod.forward, torch.tensor(ids), quantized, ck.args).float()  # [seq, vocab_size]
+    agree = bf16.argmax(-1) == q.argmax(-1)  # [seq]
+    kl = F.kl_div(F.log_softmax(q, -1), F.log_softmax(bf16, -1), log_target=True, reduction="batchmean")
+    rows = [f"  {'pos':>3}  {'token':>14}  {'bf16 next':>14}  {'int8 next':>14}"]
+    rows += [f"  {i:3d}  {t.decode([tok])!r:>14}  {t.decode([int(b)])!r:>14}  {t.decode([int(c)])!r:>14}{'' if same else '  <- differs'}"
+             for i, (tok, b, c, same) in enumerate(zip(ids, bf16.argmax(-1), q.argmax(-1), agree.tolist()))]
+    int8_bytes = int8_models.nbytes({name: w for name, w in quantized.items() if w is not ck.weights[name]})
+    summary = (f"the matrices: {int8_bytes / 1e6:.1f} MB in int8 against {matrices / 1e6:.1f} MB in bf16; the top-1 token is the "
+               f"same at {int(agree.sum())} of {len(ids)} positions; mean KL(bf16 || int8) {float(kl):.4f} nats")
+    yield summary + "\n" + "\n".join(rows), None
+    top = bf16[-1].softmax(-1).topk(10).indices  # [10]
+    labels = [t.decode([int(i)]) for i in top]
+    yield "the next token after the prompt, in bf16 and in int8:", pictures.distributions(
+        {"bf16": bf16[-1].softmax(-1)[top], "int8": q[-1].softmax(-1)[top]}, labels, "the next token after the prompt, bf16 and int8")
+
+
+def parallel(mod, ck):
+    """Exercise 17: your shard_weights' shares of layer 0, then your parallel_generate on every rank count up to 4 that
+    splits the model, against one process's greedy tokens."""
+    import torch
+
+    from ..engine import cases, ranks
+    from ..engine.calls import invoke
+    from ..formats.shards import rank_counts
+    from solutions.ex12_generation import generate
+
+    t = ck.tokenizer
+    ids, n_new = t.encode(_prompt(ck)), 12
+    counts = [n for n in rank_counts(ck.args, 4) if n > 1]
+    share = invoke(mod.shard_weights, ck.weights, ck.args, 0, counts[-1])
+    names = ["tok_embeddings.weight", *(f"layers.0.{n}.weight" for n in ("attention.wq", "attention.wk", "attention.wo",
+                                                                        "feed_forward.w1", "feed_forward.w2")), "norm.weight"]
+    yield (f"rank 0 of {counts[-1]} holds:\n" + "\n".join(f"  {name:32} {list(ck.weights[name].shape)} -> {list(share[name].shape)}"
+                                                        for name in names)), None
+    with torch.no_grad():
+        one = [token for token, _ in generate(ids, _float32(ck), ck.args, n_new, t.stop_ids)]
+    yield f"one process:  {t.decode(one)!r}", None
+    try:
+        for n in counts:
+            kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new, "stop_tokens": list(t.stop_ids)}
+            tokens = ranks.run(n, cases.rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
+            same = all(r == one for r in tokens)
+            yield (f"{n} ranks:      {t.decode(tokens[0])!r}  "
+                   + ("(every rank: the same tokens as one process)" if same else "(DIFFERENT from one process)")), None
+    finally:
+        ranks.close_all()
+
+
+def _long_prompt(ck) -> str:
+    return _prompt(ck) + ("" if ck.tokenizer.is_llama3 else " Paris, and the capital of Italy is")
 
 
 def _float32(ck):
@@ -133,4 +202,4 @@ def _float32(ck):
     return CastOnRead(ck.weights, torch.float32)
 
 
-RUNNERS = {13: sampling, 14: chat, 15: experiments}
+RUNNERS = {13: sampling, 14: chat, 15: experiments, 16: int8, 17: parallel}
