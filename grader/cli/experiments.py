@@ -40,7 +40,7 @@ def experiment(number: int, path: str | Path | None = None, lang: str | None = N
             with impls.isolated(mod):
                 print(pick(f"{e.heading(lang)}, on {ck.folder.name}:", f"{e.heading(lang)}，模型 {ck.folder.name}：", lang))
                 try:
-                    for text, figure in runner(mod, ck):
+                    for text, figure in runner(mod, ck, lang):
                         print(text, flush=True)
                         if figure is not None:
                             _show(figure)
@@ -72,7 +72,7 @@ def _show(figure) -> None:
     display(Image(data=pictures.png(figure)))
 
 
-def sampling(mod, ck):
+def sampling(mod, ck, lang=None):
     """Exercise 13: the next-token distribution under three settings (table and bars), then three seeded samples."""
     import torch
 
@@ -89,15 +89,15 @@ def sampling(mod, ck):
         labels = [ck.tokenizer.decode([i]) for i in top]
         rows = [f"  {'token':>14}  " + "  ".join(f"{name:>16}" for name in SETTINGS)]
         rows += [f"  {label!r:>14}  " + "  ".join(f"{float(p[i]):16.4f}" for p in probs.values()) for i, label in zip(top, labels)]
-        yield f"after {_prompt(ck)!r}, the 10 most likely tokens:\n" + "\n".join(rows), \
+        yield pick(f"after {_prompt(ck)!r}, the 10 most likely tokens:", f"{_prompt(ck)!r} 之后最可能的 10 个 token：", lang) + "\n" + "\n".join(rows), \
             pictures.distributions({name: p[top] for name, p in probs.items()}, labels, "the next token under three settings")
         for seed in range(3):
             sampler = invoke(mod.Sampler, 0.8, 50, 0.9, seed)
             steps = invoke(mod.generate, ids, weights, ck.args, 12, ck.tokenizer.stop_ids, sampler=sampler)
-            yield f"  seed {seed} (T 0.8, top-k 50, top-p 0.9): {ck.tokenizer.decode([t for t, _ in steps])!r}", None
+            yield pick(f"  seed {seed}", f"  种子 {seed}", lang) + f" (T 0.8, top-k 50, top-p 0.9): {ck.tokenizer.decode([t for t, _ in steps])!r}", None
 
 
-def chat(mod, ck):
+def chat(mod, ck, lang=None):
     """Exercise 14: a two-turn conversation with the model, then the tokens of its first turn, one per line."""
     import torch
 
@@ -111,11 +111,12 @@ def chat(mod, ck):
             reply = invoke(conversation.ask, question, 24)
             yield f"you> {question}\nllama> {t.decode([token for token, _ in reply])}", None
     first = conversation.tokens[:40]
-    yield (f"the conversation is {len(conversation.tokens)} tokens ({t.chat_format}); the first {len(first)}:\n"
+    yield (pick(f"the conversation is {len(conversation.tokens)} tokens ({t.chat_format}); the first {len(first)}:",
+                f"这段对话共 {len(conversation.tokens)} 个 token（{t.chat_format}）；前 {len(first)} 个：", lang) + "\n"
            + "\n".join(f"  {i:3d} {token:7d} {t.decode([token])!r}" for i, token in enumerate(first))), None
 
 
-def experiments(mod, ck):
+def experiments(mod, ck, lang=None):
     """Exercise 15: the four experiments of `llama3-grader explore`."""
     from solutions.ex11_forward import forward
     from .explore import explore
@@ -125,7 +126,7 @@ def experiments(mod, ck):
         yield f"{r.title}\n{r.table}", r.draw()
 
 
-def int8(mod, ck):
+def int8(mod, ck, lang=None):
     """Exercise 16: your int8 model against the bf16 one over a prompt, position by position; then both next-token
     distributions."""
     import torch
@@ -145,20 +146,22 @@ def int8(mod, ck):
         q = invoke(mod.forward, torch.tensor(ids), quantized, ck.args).float()  # [seq, vocab_size]
     agree = bf16.argmax(-1) == q.argmax(-1)  # [seq]
     kl = F.kl_div(F.log_softmax(q, -1), F.log_softmax(bf16, -1), log_target=True, reduction="batchmean")
-    rows = [f"  {'pos':>3}  {'token':>14}  {'bf16 next':>14}  {'int8 next':>14}"]
-    rows += [f"  {i:3d}  {t.decode([tok])!r:>14}  {t.decode([int(b)])!r:>14}  {t.decode([int(c)])!r:>14}{'' if same else '  <- differs'}"
+    rows = [f"  {pick('pos', '位置', lang):>3}  {'token':>14}  {pick('bf16 next', 'bf16 预测', lang):>14}  {pick('int8 next', 'int8 预测', lang):>14}"]
+    rows += [f"  {i:3d}  {t.decode([tok])!r:>14}  {t.decode([int(b)])!r:>14}  {t.decode([int(c)])!r:>14}{'' if same else pick('  <- differs', '  <- 不同', lang)}"
              for i, (tok, b, c, same) in enumerate(zip(ids, bf16.argmax(-1), q.argmax(-1), agree.tolist()))]
     int8_bytes = int8_models.nbytes({name: w for name, w in quantized.items() if w is not ck.weights[name]})
-    summary = (f"the matrices: {int8_bytes / 1e6:.1f} MB in int8 against {matrices / 1e6:.1f} MB in bf16; the top-1 token is the "
-               f"same at {int(agree.sum())} of {len(ids)} positions; mean KL(bf16 || int8) {float(kl):.4f} nats")
+    summary = pick(f"the matrices: {int8_bytes / 1e6:.1f} MB in int8 against {matrices / 1e6:.1f} MB in bf16; the top-1 token is "
+                   f"the same at {int(agree.sum())} of {len(ids)} positions; mean KL(bf16 || int8) {float(kl):.4f} nats",
+                   f"矩阵：int8 {int8_bytes / 1e6:.1f} MB，bf16 {matrices / 1e6:.1f} MB；{len(ids)} 个位置中有 {int(agree.sum())} 个 "
+                   f"top-1 token 相同；平均 KL(bf16 || int8) 为 {float(kl):.4f} nats", lang)
     yield summary + "\n" + "\n".join(rows), None
     top = bf16[-1].softmax(-1).topk(10).indices  # [10]
     labels = [t.decode([int(i)]) for i in top]
-    yield "the next token after the prompt, in bf16 and in int8:", pictures.distributions(
+    yield pick("the next token after the prompt, in bf16 and in int8:", "提示词之后的下一个 token，bf16 与 int8：", lang), pictures.distributions(
         {"bf16": bf16[-1].softmax(-1)[top], "int8": q[-1].softmax(-1)[top]}, labels, "the next token after the prompt, bf16 and int8")
 
 
-def parallel(mod, ck):
+def parallel(mod, ck, lang=None):
     """Exercise 17: your shard_weights' shares of layer 0, then your parallel_generate on every rank count up to 4 that
     splits the model, against one process's greedy tokens."""
     import torch
@@ -174,18 +177,19 @@ def parallel(mod, ck):
     share = invoke(mod.shard_weights, ck.weights, ck.args, 0, counts[-1])
     names = ["tok_embeddings.weight", *(f"layers.0.{n}.weight" for n in ("attention.wq", "attention.wk", "attention.wo",
                                                                         "feed_forward.w1", "feed_forward.w2")), "norm.weight"]
-    yield (f"rank 0 of {counts[-1]} holds:\n" + "\n".join(f"  {name:32} {list(ck.weights[name].shape)} -> {list(share[name].shape)}"
+    yield (pick(f"rank 0 of {counts[-1]} holds:", f"{counts[-1]} 个 rank 中的 rank 0 持有：", lang) + "\n" + "\n".join(f"  {name:32} {list(ck.weights[name].shape)} -> {list(share[name].shape)}"
                                                         for name in names)), None
     with torch.no_grad():
         one = [token for token, _ in generate(ids, _float32(ck), ck.args, n_new, t.stop_ids)]
-    yield f"one process:  {t.decode(one)!r}", None
+    yield pick("one process:  ", "单进程：     ", lang) + repr(t.decode(one)), None
     try:
         for n in counts:
             kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new, "stop_tokens": list(t.stop_ids)}
             tokens = ranks.run(n, cases.rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
             same = all(r == one for r in tokens)
-            yield (f"{n} ranks:      {t.decode(tokens[0])!r}  "
-                   + ("(every rank: the same tokens as one process)" if same else "(DIFFERENT from one process)")), None
+            verdict = (pick("(every rank: the same tokens as one process)", "（每个 rank 都与单进程的 token 相同）", lang) if same
+                       else pick("(DIFFERENT from one process)", "（与单进程不同）", lang))
+            yield pick(f"{n} ranks:      ", f"{n} 个 rank：  ", lang) + f"{t.decode(tokens[0])!r}  {verdict}", None
     finally:
         ranks.close_all()
 
