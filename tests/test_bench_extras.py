@@ -1,5 +1,5 @@
 """`llama3-grader bench --int8` and `--ranks N` on the tiny checkpoints: every figure there, sane, and counted right.
-(The 1B-shape figures the issue asks for come from the slow test in tests/test_real_shapes_extras.py.)"""
+(The 1B-shape figures are in docs/int8.md and docs/tensor-parallel.md, with the commands that give them.)"""
 
 import json
 
@@ -51,3 +51,10 @@ def test_ranks_that_do_not_split_the_model(capsys):
 
     assert "use --ranks 1, 2, 4" in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3",
                                                    "--ranks", "3")
+
+
+def test_int8_and_ranks_together_are_one_line(capsys):
+    from ckpt_kit import one_line_error
+
+    assert "--int8 and --ranks are two benches" in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint",
+                                                                   MODELS / "tiny-llama3", "--int8", "--ranks", "2")

@@ -338,6 +338,8 @@ def _run(args, impl: str) -> int:
         if show:
             console.print(f"[dim]bench {message}[/dim]")
 
+    if args.int8 and args.ranks is not None:
+        raise KitError("--int8 and --ranks are two benches: run one, then the other")
     kind = None  # the module of --int8 or --ranks, whose report prints its figures
     try:
         if args.ranks is not None:

@@ -430,9 +430,6 @@ MISTAKES = [
             "RoPE rotates halves (i, i + head_dim/2) here, Hugging Face's layout: Meta's pairs are adjacent elements (2i, 2i+1)",
             "这里 RoPE 旋转的是前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的一对是相邻元素 (2i, 2i+1)",
             _rope_rotation_on_halves),
-
-
-    # the extras
     Mistake("int8_truncated", "ex16_int8", "quantize",
             "the values are truncated, not rounded: .to(torch.int8) cuts toward zero, which shrinks every weight and doubles the "
             "worst error; torch.round first",
