@@ -53,29 +53,19 @@ def int8_model(ck, impl: str, progress=lambda message: None):
     return weights, time.perf_counter() - start
 
 
-def _matrices(weights) -> list:
-    """The tensors a decode step reads in full: every 2-D weight but the embedding table, int8 values with their scales."""
-    out = []
-    for name, w in weights.items():
-        if isinstance(w, tuple):
-            out += list(w)
-        elif w.dim() == 2 and name != "tok_embeddings.weight":
-            out.append(w)
-    return out
-
-
 def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, progress=lambda message: None) -> dict:
     import torch
 
     from . import bench
     from ..engine import impl as impls
+    from ..formats import int8
     from solutions import ex11_forward
 
     forward8 = impls.module(impl, "ex16_int8").forward
     weights8, quantize_s = int8_model(ck, impl, progress)
     models = {"bf16": (ex11_forward.forward, ck.weights), "int8": (forward8, weights8)}
-    reads = {k: bench._read_pass(_matrices(w)) for k, (_, w) in models.items()}
-    nbytes = {k: sum(t.numel() * t.element_size() for t in _matrices(w)) for k, (_, w) in models.items()}
+    reads = {k: bench._read_pass(int8.matrices(w)) for k, (_, w) in models.items()}
+    nbytes = {k: int8.nbytes(w) for k, (_, w) in models.items()}
     n = new_tokens + 1
     rounds = []
     for r in range(repeats):

@@ -140,7 +140,6 @@ def int8(mod, ck, lang=None):
     t = ck.tokenizer
     ids = t.encode(_long_prompt(ck))
     quantized = invoke(int8_models.quantize_model, ck.weights, mod)
-    matrices = sum(w.numel() * w.element_size() for name, w in ck.weights.items() if quantized[name] is not w)
     with torch.no_grad():
         bf16 = forward(torch.tensor(ids), ck.weights, ck.args)  # [seq, vocab_size] float32
         q = invoke(mod.forward, torch.tensor(ids), quantized, ck.args).float()  # [seq, vocab_size]
@@ -149,10 +148,10 @@ def int8(mod, ck, lang=None):
     rows = [f"  {pick('pos', '位置', lang):>3}  {'token':>14}  {pick('bf16 next', 'bf16 预测', lang):>14}  {pick('int8 next', 'int8 预测', lang):>14}"]
     rows += [f"  {i:3d}  {t.decode([tok])!r:>14}  {t.decode([int(b)])!r:>14}  {t.decode([int(c)])!r:>14}{'' if same else pick('  <- differs', '  <- 不同', lang)}"
              for i, (tok, b, c, same) in enumerate(zip(ids, bf16.argmax(-1), q.argmax(-1), agree.tolist()))]
-    int8_bytes = int8_models.nbytes({name: w for name, w in quantized.items() if w is not ck.weights[name]})
-    summary = pick(f"the matrices: {int8_bytes / 1e6:.1f} MB in int8 against {matrices / 1e6:.1f} MB in bf16; the top-1 token is "
+    int8_bytes, bf16_bytes = int8_models.nbytes(quantized), int8_models.nbytes(ck.weights)  # what a decode step reads
+    summary = pick(f"the matrices: {int8_bytes / 1e6:.1f} MB in int8 against {bf16_bytes / 1e6:.1f} MB in bf16; the top-1 token is "
                    f"the same at {int(agree.sum())} of {len(ids)} positions; mean KL(bf16 || int8) {float(kl):.4f} nats",
-                   f"矩阵：int8 {int8_bytes / 1e6:.1f} MB，bf16 {matrices / 1e6:.1f} MB；{len(ids)} 个位置中有 {int(agree.sum())} 个 "
+                   f"矩阵：int8 {int8_bytes / 1e6:.1f} MB，bf16 {bf16_bytes / 1e6:.1f} MB；{len(ids)} 个位置中有 {int(agree.sum())} 个 "
                    f"top-1 token 相同；平均 KL(bf16 || int8) 为 {float(kl):.4f} nats", lang)
     yield summary + "\n" + "\n".join(rows), None
     top = bf16[-1].softmax(-1).topk(10).indices  # [10]

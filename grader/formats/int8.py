@@ -92,12 +92,17 @@ def quantize_model(weights: Mapping[str, torch.Tensor], module: ModuleType, adva
     return out
 
 
-def nbytes(weights: Mapping) -> int:
-    """Bytes of the matrices a decode step reads: int8 values and scales, and the other 2-D weights but the embedding."""
-    total = 0
+def matrices(weights: Mapping) -> list[torch.Tensor]:
+    """The tensors a decode step reads in full: every 2-D weight but the embedding table, int8 values with their scales."""
+    out = []
     for name, w in weights.items():
         if isinstance(w, tuple):
-            total += sum(t.numel() * t.element_size() for t in w)
+            out += list(w)
         elif w.dim() == 2 and name != "tok_embeddings.weight":
-            total += w.numel() * w.element_size()
-    return total
+            out.append(w)
+    return out
+
+
+def nbytes(weights: Mapping) -> int:
+    """Bytes of the matrices a decode step reads (matrices())."""
+    return sum(t.numel() * t.element_size() for t in matrices(weights))
