@@ -33,7 +33,7 @@ def run(args) -> int:
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
     from ..formats import checkpoint
-    from .generate import load_implementation, sampler, sampling
+    from .generate import sampler, sampling
 
     lang = getattr(args, "lang", None)
     impl = impls.choice(args.impl)
@@ -47,7 +47,7 @@ def run(args) -> int:
                        "(Llama 3's, or ChatML's like the fetched SmolLM2's)")
     system = DEFAULT_SYSTEM.get(ck.tokenizer.name) if args.system is None else (args.system or None)
     try:
-        tok, _ = invoke(load_implementation, impl)
+        tok = invoke(impls.module, impl, "ex01_tokenizer")
         encoding = invoke(tok.load_tokenizer, ck.tokenizer_path) if ck.tokenizer.is_llama3 else ck.tokenizer.encoding
         chat = invoke(invoke(impls.module, impl, "ex14_chat").Chat, ck.weights, ck.args, encoding, chat_format,
                       ck.tokenizer.stop_ids, args.max_seq_len, system)

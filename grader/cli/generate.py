@@ -67,12 +67,6 @@ def sampler(impl: str, settings: dict | None):
     return None if settings is None else invoke(invoke(impls.module, impl, "ex13_sampling").Sampler, **settings)
 
 
-def load_implementation(impl: str):
-    """The implementation's tokenizer and generation modules."""
-    from ..engine import impl as impls
-    return impls.module(impl, "ex01_tokenizer"), impls.module(impl, "ex12_generation")
-
-
 def text_codec(tok, ck):
     """(encode, decode, stop ids) for the checkpoint: the implementation's own exercise 1 on Llama 3's tokenizer, the
     kit's tokenizer for any other (exercise 1 is Llama 3's tokenizer only)."""
@@ -105,6 +99,7 @@ def _run(args, impl: str, settings: dict | None) -> int:
     import torch
 
     from ..formats import checkpoint
+    from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
 
     ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
@@ -113,7 +108,7 @@ def _run(args, impl: str, settings: dict | None) -> int:
         checkpoint.page_in(ck.weights)
     weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
     try:
-        tok, _ = invoke(load_implementation, impl)
+        tok = invoke(impls.module, impl, "ex01_tokenizer")
         generate, extra = generator(impl, settings)
         encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
