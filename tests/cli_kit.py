@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader import cli
-from learners import solution, tree
+from learners import exercises_from, solution, tree
 
 UNSET = ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG", "LLAMA3_KIT_ROOT")
 
@@ -44,10 +44,11 @@ def call(*args: str) -> int:
 
 @pytest.fixture
 def root(tmp_path, monkeypatch) -> Path:
-    """A pristine kit folder that in-process calls use."""
+    """A pristine kit folder that in-process calls use, its exercises/ the one --impl exercises imports."""
     folder = kit(tmp_path)
     for name in UNSET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLAMA3_KIT_ROOT", str(folder))
     monkeypatch.setenv("LLAMA3_KIT_CACHE", str(tmp_path / "kit-cache"))
-    return folder
+    with exercises_from(folder):
+        yield folder

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 from grader.learner import curriculum, pristine
@@ -22,6 +23,24 @@ KIT_EXERCISES = ROOT / "exercises"
 def kit_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if p.name == "__init__.py" or p.name.endswith(".zh.md") or (p.name.startswith("test_ex") and p.suffix == ".py"))
+
+
+@contextmanager
+def exercises_from(root: Path):
+    """Within the block, `import exercises` in this process (the CLI's --impl exercises) is root's exercises/, not the
+    learner's: the modules imported before are set aside, and put back afterwards."""
+    def ours() -> list[str]:
+        return [name for name in sys.modules if name == "exercises" or name.startswith("exercises.")]
+
+    saved, path = {name: sys.modules.pop(name) for name in ours()}, list(sys.path)
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        for name in ours():
+            del sys.modules[name]  # root's modules go with it
+        sys.modules.update(saved)
+        sys.path[:] = path
 
 
 def tree(tmp_path: Path, planted: dict[str, str] | None = None) -> Path:

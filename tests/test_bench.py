@@ -11,7 +11,7 @@ import pytest
 from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
 from grader.cli import bench
 from grader.paths import MODELS
-from learners import tree
+from learners import exercises_from, tree
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -88,18 +88,14 @@ def test_transformers_decodes_with_its_cache_like_the_reference():
     assert theirs == [t for t, _ in generate(prompt, ck.weights, ck.args, 8)]
 
 
-def test_the_pristine_stubs_are_not_started(capsys, tmp_path, monkeypatch):
+def test_the_pristine_stubs_are_not_started(capsys, tmp_path):
     """bench --impl exercises on stubs from grader/learner/stubs.zip, whatever the learner's exercises/ holds."""
     root = tree(tmp_path)
-    monkeypatch.setattr(sys, "path", [str(root), *sys.path])
-    for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
-        monkeypatch.delitem(sys.modules, name)
-    line = one_line_error(capsys, "bench", "--impl", "exercises", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
-                          "--repeats", "1", "--no-transformers")
-    assert "not started" in line and "--impl solutions" in line
-    assert str(root) in sys.modules["exercises"].__file__
-    for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
-        del sys.modules[name]  # the tree's modules go with it
+    with exercises_from(root):
+        line = one_line_error(capsys, "bench", "--impl", "exercises", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
+                              "--repeats", "1", "--no-transformers")
+        assert "not started" in line and "--impl solutions" in line
+        assert str(root) in sys.modules["exercises"].__file__
 
 
 @pytest.mark.parametrize("option,value,words", [("--new-tokens", "1", "--new-tokens must be at least 2"),
