@@ -146,7 +146,7 @@ def run_import_gguf(args) -> int:
 
 
 def run_fetch(args) -> int:
-    from ..engine.models import cache_dir
+    from ..paths import cache_dir
     from ..formats import gguf
 
     folder = gguf.fetch(args.cache)

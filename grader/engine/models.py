@@ -13,7 +13,7 @@ from solutions.ex01_tokenizer import load_tokenizer
 
 from ..formats import checkpoint, tokenizer as tokenizers
 from .calls import Ref
-from ..paths import GOLDENS, MODELS, TINY_MODELS
+from ..paths import GOLDENS, MODELS, TINY_MODELS, cache_dir
 
 REAL = "real"
 TRAINED = "smollm2"
@@ -93,10 +93,6 @@ class Model:
         """Drop loaded weights (after learner code changed them in place)."""
         self._weights.clear()
         self._checkpoint = None
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("LLAMA3_KIT_CACHE") or Path.home() / ".cache" / "llama3-kit")
 
 
 def _fingerprint(folder: Path) -> str:

@@ -69,7 +69,7 @@ def _gguf():
 # --- the trained model in the kit's cache ---------------------------------------------------------------------------
 
 def _cache(cache: Path | None = None) -> Path:
-    from ..engine.models import cache_dir
+    from ..paths import cache_dir
 
     return Path(cache).expanduser() if cache is not None else cache_dir()
 

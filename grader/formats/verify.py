@@ -323,7 +323,7 @@ def report(r: dict) -> str:
 
 
 def _cache_path() -> Path:
-    from ..engine.models import cache_dir
+    from ..paths import cache_dir
 
     return cache_dir() / CACHE_FILE
 
