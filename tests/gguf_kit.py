@@ -9,7 +9,7 @@ import pytest
 
 gguf = pytest.importorskip("gguf", reason='the GGUF importer needs gguf: pip install -e ".[dev]"')
 
-from grader.formats import gguf as importer  # noqa: E402
+from grader.formats import gguf as importer, pypi  # noqa: E402
 
 DIM, N_LAYERS, N_HEADS, N_KV_HEADS, FFN = 32, 2, 4, 2, 96
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -122,7 +122,7 @@ def unsupported_type():
 
 def trained() -> Path:
     """The fetched SmolLM2 folder, or skip with the one line that says how to fetch it."""
-    folder = importer.trained_folder()
+    folder = pypi.trained_folder()
     if folder is None:
         pytest.skip(importer.FETCH_HINT)
     return folder

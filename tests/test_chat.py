@@ -12,7 +12,7 @@ from cli_kit import call, root  # noqa: F401 (root is a fixture)
 from grader.cli.chat import DEFAULT_SYSTEM
 from grader.engine import models
 from grader.engine.cases import check_cache_use
-from grader.formats import gguf
+from grader.formats import gguf, pypi
 from grader.formats.tokenizer import CHATML_TOKENS, with_chatml
 from solutions import ex14_chat
 
@@ -46,7 +46,7 @@ def test_chatml_is_what_the_template_gives(messages):
 
 @pytest.mark.parametrize("messages", DIALOGS, ids=["user_only", "four_messages"])
 def test_chatml_on_smollm2_is_what_its_template_gives(messages):
-    folder = gguf.trained_folder()
+    folder = pypi.trained_folder()
     if folder is None:
         pytest.skip(gguf.FETCH_HINT)
     encoding = models.trained().checkpoint.tokenizer.encoding

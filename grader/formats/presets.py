@@ -92,17 +92,17 @@ def make(preset: str, out: Path, layout: str = "meta", tokenizer: Path | None = 
 
     from solutions.ex02_checkpoint import model_args
 
-    from . import checkpoint, hf_layout
+    from . import hf_layout, writers
 
     params = PRESETS[preset]
     args = model_args(params)
     tied = preset in TIED
     weights = random_weights(args, tied)
     if layout == "meta":
-        checkpoint.save_meta(out, weights, params, tokenizer, n_shards)
+        writers.save_meta(out, weights, params, tokenizer, n_shards)
     else:
         config = hf_layout.config(args, tied, torch.bfloat16)
-        checkpoint.save_hf(out, hf_layout.to_hf(weights, args, tied), config, params, tokenizer)
+        writers.save_hf(out, hf_layout.to_hf(weights, args, tied), config, params, tokenizer)
     del weights
     if checklist:
         write_checklist(out)

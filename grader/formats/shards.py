@@ -4,17 +4,17 @@ the rank counts a model splits over.
 Each file holds one rank's share in Meta's model-parallel layout, the layout of exercise 17 (solutions' split_dim and
 shard_weights, used here so that the rule lives in one place): wq, wk, wv, w1, w3, tok_embeddings and output cut
 along dim 0, wo and w2 along dim 1, the norms whole in every file; with more files than K/V heads, each K/V head is
-repeated in consecutive files. merged() reads the files as one model, concatenating a tensor only when it is asked
-for; reshard() gives rank r of any rank count its share, straight from the files when the counts agree."""
+repeated in consecutive files. checkpoint.py reads and checks the files (Merged: one model, a tensor concatenated
+only when it is asked for); reshard() gives rank r of any rank count its share, straight from the files when the
+counts agree; save() writes them."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from . import checkpoint
 from ..errors import KitError
-
-KV = ("attention.wk.weight", "attention.wv.weight")
 
 
 def rank_counts(args, largest: int = 8) -> list[int]:
@@ -39,64 +39,17 @@ def _layout():
     return ex17_tensor_parallel
 
 
-def shard_shapes(args, n: int) -> list[dict[str, tuple[int, ...]]]:
-    """The tensor shapes of each of n files in Meta's layout (computed on the meta device: no memory)."""
-    from .checkpoint import expected_shapes
-
-    full = {name: torch.empty(shape, device="meta") for name, shape in expected_shapes(args).items()}
-    return [{name: tuple(t.shape) for name, t in _layout().shard_weights(full, args, r, n).items()} for r in range(n)]
-
-
-class Merged(Mapping):
-    """n files' shares as one model: merged[name] is the whole tensor, concatenated along its split dimension when
-    read (a copy), or the first file's own tensor when every file holds it whole."""
-
-    def __init__(self, shards: list[Mapping[str, torch.Tensor]], args):
-        self.shards, self.args = shards, args
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        dim = _layout().split_dim(name)
-        if dim is None or len(self.shards) == 1:
-            return self.shards[0][name]
-        whole = torch.cat([s[name] for s in self.shards], dim)
-        n_kv, n = self.args.n_kv_heads, len(self.shards)
-        if name.endswith(KV) and n > n_kv:  # each K/V head was repeated in n // n_kv files: keep one of each
-            head_dim = whole.shape[0] // n
-            whole = whole.view(n, head_dim, -1)[:: n // n_kv].reshape(n_kv * head_dim, -1)
-        return whole
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.shards[0])
-
-    def __len__(self) -> int:
-        return len(self.shards[0])
-
-
 def reshard(shards: list[Mapping[str, torch.Tensor]], args, rank: int, world_size: int) -> dict[str, torch.Tensor]:
     """Rank's share for world_size ranks of a model stored as len(shards) shares: the file itself (memory-mapped)
     when the counts are equal, else cut from the merged tensors one at a time (copies of this rank's share only)."""
     if world_size == len(shards):
         return dict(shards[rank])
-    merged = Merged(shards, args)
+    merged = checkpoint.Merged(shards, args)
     out = {}
     for name in merged:
         share = _layout().shard_weights({name: merged[name]}, args, rank, world_size)[name]
         out[name] = share if _layout().split_dim(name) is None else share.clone()  # not a view of the whole
     return out
-
-
-def shard_problems(shards: list[Mapping[str, torch.Tensor]], args, names: list[str]) -> list[str]:
-    """Every tensor of every file that is missing or misshapen for this many files of this model."""
-    problems = []
-    for name, shard, shapes in zip(names, shards, shard_shapes(args, len(shards))):
-        for key, shape in shapes.items():
-            if key not in shard:
-                if key != "output.weight" or "tok_embeddings.weight" not in shard:
-                    problems.append(f"{name} has no tensor {key}")
-            elif tuple(shard[key].shape) != shape:
-                problems.append(f"{name}: {key} has shape {list(shard[key].shape)} but {len(shards)} shards of this "
-                                f"model give {list(shape)}")
-    return problems
 
 
 def save(folder: Path, weights: Mapping[str, torch.Tensor], args, n: int) -> list[Path]:
@@ -113,8 +66,6 @@ def save(folder: Path, weights: Mapping[str, torch.Tensor], args, n: int) -> lis
 def rank_share(folder: Path, rank: int, world_size: int) -> tuple:
     """(args, rank's share) of the checkpoint in folder, one file or many, for world_size ranks: memory-mapped where it
     can be (one file cut along dim 0, or as many files as ranks), copies of this rank's share only otherwise."""
-    from . import checkpoint
-
     folder = Path(folder)
     if len(checkpoint.meta_shards(folder)) > 1:
         args = checkpoint.read_args(folder, "meta")

@@ -239,7 +239,7 @@ def _check_shard_shapes(folder: Path, rope_scale_factor) -> dict:
     except KitError as e:
         return {"checked": True, "problems": [str(e)], "note": ""}
     names = [p.name for p in paths]
-    problems = shards.shard_problems(files, args, names)
+    problems = checkpoint.shard_problems(files, args, names)
     gaps = sorted(set(f"consolidated.{i:02d}.pth" for i in range(len(paths))) - set(names))
     if gaps:
         problems.insert(0, f"the shards are not numbered consolidated.00.pth to consolidated.{len(paths) - 1:02d}.pth: {gaps[0]} is missing")
@@ -260,10 +260,7 @@ def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
         return _check_shard_shapes(folder, rope_scale_factor)
     try:
         args = checkpoint.read_args(folder, layout, rope_scale_factor)
-        if layout == "meta":
-            weights = checkpoint._read_meta_weights(folder, args)
-        else:
-            weights = checkpoint._read_hf_weights(folder, args, checkpoint._hf_tied(folder))
+        weights = checkpoint.read_weights(folder, layout, args)
         weights.setdefault("output.weight", weights.get("tok_embeddings.weight"))
         weights = {k: v for k, v in weights.items() if v is not None}
         problems = checkpoint.shape_problems(weights, args)
