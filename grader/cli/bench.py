@@ -18,12 +18,12 @@ for a while slows every contender alike; ratios are medians of each round's own 
 
 import json
 import platform
-import resource
 import statistics
 import sys
 import time
 
 from ..errors import KitError
+from . import timing
 from .generate import DEFAULT_PROMPT
 
 JSON_KEYS = ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "peak_rss_bytes", "checkpoint_bytes",
@@ -46,56 +46,6 @@ def register(sub) -> None:
                                              "the time in all-reduce (--threads is then per rank, default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory. On Linux VmHWM: ru_maxrss also counts the memory of the process this one
-    was forked from (a large pytest, say), which the kernel carries over exec."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-class _Steps:
-    """A generator of (token, logits) from an implementation, advanced one token at a time and timed per token.
-    Failures of the implementation become NotStarted / GradeFailure, as in the graded tests."""
-
-    def __init__(self, fn, *args):
-        self.fn, self.times = fn, []
-        self.gen = self._guard(lambda: iter(fn(*args)))
-
-    def _guard(self, call):
-        from ..engine.calls import GradeFailure, NotStarted, learner_error_message, not_started_message
-
-        try:
-            return call()
-        except NotImplementedError as e:
-            raise NotStarted(not_started_message(self.fn, e)) from None
-        except StopIteration:
-            raise GradeFailure(f"{self.fn.__module__}.{self.fn.__name__} stopped after {len(self.times)} tokens, "
-                               "with no stop tokens and more asked for") from None
-        except Exception as e:
-            raise GradeFailure(learner_error_message(e, self.fn)) from None
-
-    def step(self) -> None:
-        start = time.perf_counter()
-        self._guard(lambda: next(self.gen))
-        self.times.append(time.perf_counter() - start)
-
-    def prefill_ms(self) -> float:
-        return self.times[0] * 1000
-
-    def decode_tok_s(self) -> float:
-        return (len(self.times) - 1) / sum(self.times[1:])
 
 
 def _hf_generate(model, prompt_ids: list[int], n_tokens: int, _stop=()):
@@ -155,29 +105,29 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     n = new_tokens + 1  # the first token comes from the prefill; new_tokens decode steps follow
     mats = matmul_weights(ck.weights)
     bytes_per_token = sum(w.numel() * w.element_size() for w in mats)
-    kernel, read = _kernel_pass(mats), _read_pass(mats)
+    kernel, read = timing.kernel_pass(mats), timing.read_pass(mats)
     args = (prompt_ids, ck.weights, ck.args)
     sampling = _sampling(impl)
 
     progress("warming up (and measuring peak memory)")
     with torch.inference_mode():
-        warm = _Steps(gen.generate, *args, n, ())
+        warm = timing.Steps(gen.generate, *args, n, ())
         for _ in range(n):
             warm.step()
         if sampling is not None:
-            _Steps(sampling[0], *args, 2, (), sampling[1]()).step()
+            timing.Steps(sampling[0], *args, 2, (), sampling[1]()).step()
         longest = list(prompt_ids) + [prompt_ids[-1]] * new_tokens
-        _Steps(fwd.generate_uncached, longest, ck.weights, ck.args, 1, ()).step()
+        timing.Steps(fwd.generate_uncached, longest, ck.weights, ck.args, 1, ()).step()
         kernel(), read()
-    rss = peak_rss_bytes()  # before transformers is imported
+    rss = timing.peak_rss_bytes()  # before transformers is imported
     hf_model, hf_version = _transformers(ck) if with_transformers else (None, None)
 
     rounds = []
     for r in range(repeats):
-        ours = _Steps(gen.generate, *args, n, ())
-        theirs = _Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
-        recompute = _Steps(fwd.generate_uncached, *args, n, ())
-        sampled = _Steps(sampling[0], *args, n, (), sampling[1]()) if sampling is not None else None
+        ours = timing.Steps(gen.generate, *args, n, ())
+        theirs = timing.Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
+        recompute = timing.Steps(fwd.generate_uncached, *args, n, ())
+        sampled = timing.Steps(sampling[0], *args, n, (), sampling[1]()) if sampling is not None else None
         kernel_s, read_s = [], []
         turns = [ours.step, recompute.step, lambda: kernel_s.append(kernel()), lambda: read_s.append(read())]
         if theirs is not None:
@@ -203,10 +153,10 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         })
 
     def med(key):
-        return _median([r[key] for r in rounds])
+        return statistics.median([r[key] for r in rounds])
 
     def med_ratio(a, b):
-        return _median([r[a] / r[b] for r in rounds])
+        return statistics.median([r[a] / r[b] for r in rounds])
 
     result = {
         "impl": impl,
@@ -250,49 +200,6 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "sampling_overhead": med_ratio("decode_tok_s", "decode_sampled_tok_s") - 1 if sampling is not None else None,
     }
     return result
-
-
-def _kernel_pass(mats: list):
-    """A function that pushes one [1, in] activation through every matrix with F.linear (2-D, as the reference does)
-    and returns the seconds it took."""
-    import torch
-    import torch.nn.functional as F
-
-    xs = {(w.shape[1], w.dtype): torch.randn(1, w.shape[1]).to(w.dtype) for w in mats}
-
-    def run() -> float:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            for w in mats:
-                F.linear(xs[(w.shape[1], w.dtype)], w)
-        return time.perf_counter() - start
-
-    return run
-
-
-def _read_pass(mats: list):
-    """A function that reads every matrix once (a float32 sum over its bytes, the fastest streaming read torch
-    offers) and returns the seconds it took."""
-    import torch
-
-    flats = []
-    for w in mats:
-        flat = w.reshape(-1)
-        if flat.element_size() < 4 and (flat.numel() * flat.element_size()) % 4 == 0:
-            try:
-                flat = flat.view(torch.float32)
-            except RuntimeError:
-                pass
-        flats.append(flat)
-
-    def run() -> float:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            for flat in flats:
-                flat.sum()
-        return time.perf_counter() - start
-
-    return run
 
 
 def _transformers(ck):

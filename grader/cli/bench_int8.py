@@ -14,6 +14,7 @@ by tensor) and decoding as many tokens: a process's peak resident memory cannot 
 """
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ def int8_model(ck, impl: str, progress=lambda message: None):
 def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, progress=lambda message: None) -> dict:
     import torch
 
-    from . import bench
+    from . import timing
     from ..engine import impl as impls
     from ..formats import int8
     from solutions import ex11_forward
@@ -64,12 +65,12 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     forward8 = impls.module(impl, "ex16_int8").forward
     weights8, quantize_s = int8_model(ck, impl, progress)
     models = {"bf16": (ex11_forward.forward, ck.weights), "int8": (forward8, weights8)}
-    reads = {k: bench._read_pass(int8.matrices(w)) for k, (_, w) in models.items()}
+    reads = {k: timing.read_pass(int8.matrices(w)) for k, (_, w) in models.items()}
     nbytes = {k: int8.nbytes(w) for k, (_, w) in models.items()}
     n = new_tokens + 1
     rounds = []
     for r in range(repeats):
-        steps = {k: bench._Steps(greedy, fwd, prompt_ids, w, ck.args, n) for k, (fwd, w) in models.items()}
+        steps = {k: timing.Steps(greedy, fwd, prompt_ids, w, ck.args, n) for k, (fwd, w) in models.items()}
         read_s = {k: [] for k in models}
         turns = [*(s.step for s in steps.values()), *(lambda k=k: read_s[k].append(reads[k]()) for k in models)]
         with torch.inference_mode():
@@ -80,7 +81,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
                     turn()
         rounds.append({k: {"decode_tok_s": steps[k].decode_tok_s(), "prefill_ms": steps[k].prefill_ms(),
                            "bandwidth_bound_tok_s": len(read_s[k]) / sum(read_s[k])} for k in models})
-    med = lambda k, key: bench._median([x[k][key] for x in rounds])  # noqa: E731
+    med = lambda k, key: statistics.median([x[k][key] for x in rounds])  # noqa: E731
     progress("peak memory: each model alone in a fresh process")
     rss = {k: _peak_rss(ck, impl, k, prompt_ids, new_tokens) for k in models}
     result = {"impl": impl, "checkpoint": str(ck.folder), "dtype": str(ck.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),
@@ -88,8 +89,10 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     for k in models:
         result[k] = {"decode_tok_s": med(k, "decode_tok_s"), "prefill_ms": med(k, "prefill_ms"), "bandwidth_bound_tok_s": med(k, "bandwidth_bound_tok_s"),
                      "weight_bytes_per_token": nbytes[k], "peak_rss_bytes": rss[k]}
-        result[k]["decode_vs_bandwidth_bound"] = bench._median([x[k]["decode_tok_s"] / x[k]["bandwidth_bound_tok_s"] for x in rounds])
-    result["ratios"] = {"int8_vs_bf16_decode": bench._median([x["int8"]["decode_tok_s"] / x["bf16"]["decode_tok_s"] for x in rounds]),
+        per_round = [x[k]["decode_tok_s"] / x[k]["bandwidth_bound_tok_s"] for x in rounds]
+        result[k]["decode_vs_bandwidth_bound"] = statistics.median(per_round)
+    int8_vs_bf16 = statistics.median([x["int8"]["decode_tok_s"] / x["bf16"]["decode_tok_s"] for x in rounds])
+    result["ratios"] = {"int8_vs_bf16_decode": int8_vs_bf16,
                         "int8_vs_bf16_peak_rss": rss["int8"] / rss["bf16"],
                         "int8_vs_bf16_bytes_per_token": nbytes["int8"] / nbytes["bf16"]}
     return result
@@ -110,7 +113,7 @@ def probe(spec: str) -> None:
     """In a fresh process: load, prepare one model (quantize for int8), prefill and decode; print its peak RSS."""
     import torch
 
-    from .bench import peak_rss_bytes
+    from .timing import peak_rss_bytes
     from ..engine import impl as impls
     from ..formats import checkpoint
     from solutions import ex11_forward

@@ -12,6 +12,7 @@ slowest rank.
   collectives_per_token the number of those calls per decoded token (2 per layer, 1 for the embedding, 1 gather)
 """
 
+import statistics
 import time
 
 from ..errors import KitError
@@ -61,7 +62,6 @@ def rank_decode(parallel_generate, folder, prompt_ids, new_tokens, threads):
 
 def measure(folder, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, n_ranks: int, threads: int,
             progress=lambda message: None) -> dict:
-    from . import bench
     from ..engine import impl as impls, ranks
 
     generate = impls.module(impl, "ex17_tensor_parallel").parallel_generate
@@ -86,9 +86,9 @@ def measure(folder, impl: str, prompt_ids: list[int], new_tokens: int, repeats: 
     out = {"impl": impl, "checkpoint": str(folder), "threads_per_rank": threads, "prompt_tokens": len(prompt_ids),
            "new_tokens": new_tokens, "repeats": repeats, "rounds": [{str(n): v for n, v in x.items()} for x in rounds]}
     for n in counts:
-        out[f"{n}_ranks"] = {key: bench._median([x[n][key] for x in rounds]) for key in rounds[0][n]}
+        out[f"{n}_ranks"] = {key: statistics.median([x[n][key] for x in rounds]) for key in rounds[0][n]}
     if n_ranks > 1:
-        out["speedup"] = bench._median([x[n_ranks]["decode_tok_s"] / x[1]["decode_tok_s"] for x in rounds])
+        out["speedup"] = statistics.median([x[n_ranks]["decode_tok_s"] / x[1]["decode_tok_s"] for x in rounds])
     return out
 
 

@@ -75,10 +75,10 @@ def reply(chat, content: str, max_new_tokens: int, pick_token, decode, lang) -> 
     """Stream one reply. Ctrl-C closes it (the conversation keeps what was written); a ValueError of Chat (an empty message,
     a conversation grown too long) is shown in one line, and the conversation goes on."""
     from ..engine.calls import GradeFailure, NotStarted, learner_error_message, not_started_message
-    from .generate import _streamer
+    from .textio import streamer
 
     print("llama> ", end="", flush=True)
-    show, ids, steps = _streamer(decode), [], None
+    show, ids, steps = streamer(decode), [], None
     try:
         steps = chat.ask(content, max_new_tokens, pick_token)
         for token, _ in steps:

@@ -67,17 +67,6 @@ def sampler(impl: str, settings: dict | None):
     return None if settings is None else invoke(invoke(impls.module, impl, "ex13_sampling").Sampler, **settings)
 
 
-def text_codec(tok, ck):
-    """(encode, decode, stop ids) for the checkpoint: the implementation's own exercise 1 on Llama 3's tokenizer, the
-    kit's tokenizer for any other (exercise 1 is Llama 3's tokenizer only)."""
-    from ..engine.calls import invoke
-
-    if not ck.tokenizer.is_llama3:
-        return ck.tokenizer.encode, ck.tokenizer.decode, ck.tokenizer.stop_ids
-    tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
-    return (lambda text: invoke(tok.encode, tokenizer, text)), (lambda ids: invoke(tok.decode, tokenizer, ids)), tok.STOP_TOKENS
-
-
 def run(args) -> int:
     from ..engine import impl as impls
 
@@ -101,6 +90,7 @@ def _run(args, impl: str, settings: dict | None) -> int:
     from ..formats import checkpoint
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
+    from .textio import streamer, text_codec
 
     ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
@@ -118,7 +108,7 @@ def _run(args, impl: str, settings: dict | None) -> int:
             raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
                            f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
         generated, top10 = [], []
-        show = _streamer(decode)
+        show = streamer(decode)
         with torch.inference_mode():
             for token, logits in invoke(generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
@@ -162,18 +152,3 @@ def notes(ck, dtype) -> list[str]:
                           "（bfloat16：正确的实现也可能在十几个 token 之后与 --impl solutions 不同，因为舍入不同，例如 g * sigmoid(g) "
                           "与 F.silu；请用 --dtype float32 比较，那时 token 必须一致）"))
     return lines
-
-
-def _streamer(decode):
-    """A function that prints the part of the decoded text not yet shown, holding back a half-decoded character."""
-    shown = ""
-
-    def show(generated: list[int]) -> None:
-        nonlocal shown
-        text = decode(generated)
-        if not text.endswith("\ufffd"):
-            sys.stdout.write(text[len(shown):])
-            sys.stdout.flush()
-            shown = text
-
-    return show

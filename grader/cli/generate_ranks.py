@@ -40,7 +40,7 @@ def rank_generate(parallel_generate, folder, prompt_ids, max_new_tokens, stop_to
 
 
 def run(args, impl: str) -> int:
-    from . import generate
+    from .textio import text_codec
     from ..engine import impl as impls, ranks
     from ..engine.calls import GradeFailure, NotStarted, invoke
     from ..formats import checkpoint, shards, tokenizer as tokenizers
@@ -52,7 +52,8 @@ def run(args, impl: str) -> int:
     try:
         tok = invoke(impls.module, impl, "ex01_tokenizer")
         fn = invoke(impls.module, impl, "ex17_tensor_parallel").parallel_generate
-        encode, decode, stop_ids = generate.text_codec(tok, types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path))
+        ck = types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path)  # what text_codec reads
+        encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
             raise KitError("the prompt is empty and this tokenizer has no BOS token to start from: pass --prompt TEXT")
