@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import KitError
-from ..i18n import LANGS, pick
+from ..i18n import LANGS, say
 
 # The system message a model's chat template adds when the first message is not a system one (SmolLM2's GGUF
 # tokenizer.chat_template): the chat starts with it, so the model reads what its template gives.
@@ -52,13 +52,12 @@ def run(args) -> int:
         chat = invoke(invoke(impls.module, impl, "ex14_chat").Chat, ck.weights, ck.args, encoding, chat_format,
                       ck.tokenizer.stop_ids, args.max_seq_len, system)
         pick_token = sampler(impl, settings)
-        print(pick(f"chat: {impl} on {ck.folder} ({chat_format}{', system: ' + repr(system) if system else ''}). "
-                   f"Ctrl-C stops a reply, Ctrl-D or {QUIT} ends.",
-                   f"chat：{impl}，模型 {ck.folder}（{chat_format}{'，system：' + repr(system) if system else ''}）。"
-                   f"Ctrl-C 停止当前回复，Ctrl-D 或 {QUIT} 结束。", lang), flush=True)
+        with_system = say("cli.chat.system", lang=lang, system=system) if system else ""
+        print(say("cli.chat.started", lang=lang, impl=impl, folder=ck.folder, chat_format=chat_format,
+                  system=with_system, quit=QUIT), flush=True)
         while True:
             try:
-                line = input(pick("you> ", "你> ", lang))
+                line = input(say("cli.chat.prompt", lang=lang))
             except (EOFError, KeyboardInterrupt):
                 print()
                 return 0
@@ -87,7 +86,7 @@ def reply(chat, content: str, max_new_tokens: int, pick_token, decode, lang) -> 
     except KeyboardInterrupt:
         if hasattr(steps, "close"):
             steps.close()
-        print(pick(" [stopped]", " [已停止]", lang), flush=True)
+        print(say("cli.chat.stopped", lang=lang), flush=True)
         return
     except ValueError as e:
         print(f"\nllama3-grader: {e}", file=sys.stderr, flush=True)

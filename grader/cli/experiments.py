@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import KitError
-from ..i18n import pick
+from ..i18n import say
 
 PROMPTS = {"tiny": "the answer to the ultimate question of life, the universe, and everything is ",
            "trained": "The capital of France is"}
@@ -26,11 +26,10 @@ def experiment(number: int, path: str | Path | None = None, lang: str | None = N
     e = curriculum.get(number, lang)
     runner = RUNNERS.get(number)
     if runner is None:
-        raise KitError(pick(f"{e.heading(lang)} has no experiment cell", f"{e.heading(lang)} 没有实验单元格", lang))
+        raise KitError(say("cli.experiments.no_experiment", lang=lang, heading=e.heading(lang)))
     source = Path(path or e.stub)
     if not source.is_file():
-        raise KitError(pick(f"{source} not found: run the cell with your code first (its %%writefile line saves it)",
-                            f"找不到 {source}：请先运行包含你代码的单元格（它的 %%writefile 行会保存文件）", lang))
+        raise KitError(say("cli.experiments.not_found", lang=lang, source=source))
     ck = _model()
     with tempfile.TemporaryDirectory(prefix="llama3-experiment-") as tmp:
         shutil.copytree(workspace.exercises(), Path(tmp) / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
@@ -38,7 +37,7 @@ def experiment(number: int, path: str | Path | None = None, lang: str | None = N
         with first_on_path(Path(tmp)):
             mod = importlib.import_module(f"exercises.{e.module}")
             with impls.isolated(mod):
-                print(pick(f"{e.heading(lang)}, on {ck.folder.name}:", f"{e.heading(lang)}，模型 {ck.folder.name}：", lang))
+                print(say("cli.experiments.on_model", lang=lang, heading=e.heading(lang), model=ck.folder.name))
                 try:
                     for text, figure in runner(mod, ck, lang):
                         print(text, flush=True)
@@ -89,12 +88,13 @@ def sampling(mod, ck, lang=None):
         labels = [ck.tokenizer.decode([i]) for i in top]
         rows = [f"  {'token':>14}  " + "  ".join(f"{name:>16}" for name in SETTINGS)]
         rows += [f"  {label!r:>14}  " + "  ".join(f"{float(p[i]):16.4f}" for p in probs.values()) for i, label in zip(top, labels)]
-        yield pick(f"after {_prompt(ck)!r}, the 10 most likely tokens:", f"{_prompt(ck)!r} 之后最可能的 10 个 token：", lang) + "\n" + "\n".join(rows), \
+        yield say("cli.experiments.top_tokens", lang=lang, prompt=_prompt(ck)) + "\n" + "\n".join(rows), \
             pictures.distributions({name: p[top] for name, p in probs.items()}, labels, "the next token under three settings")
         for seed in range(3):
             sampler = invoke(mod.Sampler, 0.8, 50, 0.9, seed)
             steps = invoke(mod.generate, ids, weights, ck.args, 12, ck.tokenizer.stop_ids, sampler=sampler)
-            yield pick(f"  seed {seed}", f"  种子 {seed}", lang) + f" (T 0.8, top-k 50, top-p 0.9): {ck.tokenizer.decode([t for t, _ in steps])!r}", None
+            text = ck.tokenizer.decode([t for t, _ in steps])
+            yield say("cli.experiments.seed", lang=lang, seed=seed) + f" (T 0.8, top-k 50, top-p 0.9): {text!r}", None
 
 
 def chat(mod, ck, lang=None):
@@ -111,8 +111,8 @@ def chat(mod, ck, lang=None):
             reply = invoke(conversation.ask, question, 24)
             yield f"you> {question}\nllama> {t.decode([token for token, _ in reply])}", None
     first = conversation.tokens[:40]
-    yield (pick(f"the conversation is {len(conversation.tokens)} tokens ({t.chat_format}); the first {len(first)}:",
-                f"这段对话共 {len(conversation.tokens)} 个 token（{t.chat_format}）；前 {len(first)} 个：", lang) + "\n"
+    yield (say("cli.experiments.conversation", lang=lang, n=len(conversation.tokens), chat_format=t.chat_format,
+               first=len(first)) + "\n"
            + "\n".join(f"  {i:3d} {token:7d} {t.decode([token])!r}" for i, token in enumerate(first))), None
 
 
@@ -145,18 +145,20 @@ def int8(mod, ck, lang=None):
         q = invoke(mod.forward, torch.tensor(ids), quantized, ck.args).float()  # [seq, vocab_size]
     agree = bf16.argmax(-1) == q.argmax(-1)  # [seq]
     kl = F.kl_div(F.log_softmax(q, -1), F.log_softmax(bf16, -1), log_target=True, reduction="batchmean")
-    rows = [f"  {pick('pos', '位置', lang):>3}  {'token':>14}  {pick('bf16 next', 'bf16 预测', lang):>14}  {pick('int8 next', 'int8 预测', lang):>14}"]
-    rows += [f"  {i:3d}  {t.decode([tok])!r:>14}  {t.decode([int(b)])!r:>14}  {t.decode([int(c)])!r:>14}{'' if same else pick('  <- differs', '  <- 不同', lang)}"
+    pos, bf16_next, int8_next = (say("cli.experiments.pos", lang=lang), say("cli.experiments.bf16_next", lang=lang),
+                                 say("cli.experiments.int8_next", lang=lang))
+    differs = say("cli.experiments.differs", lang=lang)
+    rows = [f"  {pos:>3}  {'token':>14}  {bf16_next:>14}  {int8_next:>14}"]
+    rows += [f"  {i:3d}  {t.decode([tok])!r:>14}  {t.decode([int(b)])!r:>14}  {t.decode([int(c)])!r:>14}"
+             f"{'' if same else differs}"
              for i, (tok, b, c, same) in enumerate(zip(ids, bf16.argmax(-1), q.argmax(-1), agree.tolist()))]
     int8_bytes, bf16_bytes = int8_models.nbytes(quantized), int8_models.nbytes(ck.weights)  # what a decode step reads
-    summary = pick(f"the matrices: {int8_bytes / 1e6:.1f} MB in int8 against {bf16_bytes / 1e6:.1f} MB in bf16; the top-1 token is "
-                   f"the same at {int(agree.sum())} of {len(ids)} positions; mean KL(bf16 || int8) {float(kl):.4f} nats",
-                   f"矩阵：int8 {int8_bytes / 1e6:.1f} MB，bf16 {bf16_bytes / 1e6:.1f} MB；{len(ids)} 个位置中有 {int(agree.sum())} 个 "
-                   f"top-1 token 相同；平均 KL(bf16 || int8) 为 {float(kl):.4f} nats", lang)
+    summary = say("cli.experiments.int8_summary", lang=lang, int8_mb=int8_bytes / 1e6, bf16_mb=bf16_bytes / 1e6,
+                  same=int(agree.sum()), n=len(ids), kl=float(kl))
     yield summary + "\n" + "\n".join(rows), None
     top = bf16[-1].softmax(-1).topk(10).indices  # [10]
     labels = [t.decode([int(i)]) for i in top]
-    yield pick("the next token after the prompt, in bf16 and in int8:", "提示词之后的下一个 token，bf16 与 int8：", lang), pictures.distributions(
+    yield say("cli.experiments.next_token", lang=lang), pictures.distributions(
         {"bf16": bf16[-1].softmax(-1)[top], "int8": q[-1].softmax(-1)[top]}, labels, "the next token after the prompt, bf16 and int8")
 
 
@@ -176,19 +178,19 @@ def parallel(mod, ck, lang=None):
     share = invoke(mod.shard_weights, ck.weights, ck.args, 0, counts[-1])
     names = ["tok_embeddings.weight", *(f"layers.0.{n}.weight" for n in ("attention.wq", "attention.wk", "attention.wo",
                                                                         "feed_forward.w1", "feed_forward.w2")), "norm.weight"]
-    yield (pick(f"rank 0 of {counts[-1]} holds:", f"{counts[-1]} 个 rank 中的 rank 0 持有：", lang) + "\n" + "\n".join(f"  {name:32} {list(ck.weights[name].shape)} -> {list(share[name].shape)}"
-                                                        for name in names)), None
+    yield (say("cli.experiments.rank_0_holds", lang=lang, n=counts[-1]) + "\n"
+           + "\n".join(f"  {name:32} {list(ck.weights[name].shape)} -> {list(share[name].shape)}"
+                       for name in names)), None
     with torch.no_grad():
         one = [token for token, _ in generate(ids, _float32(ck), ck.args, n_new, t.stop_ids)]
-    yield pick("one process:  ", "单进程：     ", lang) + repr(t.decode(one)), None
+    yield say("cli.experiments.one_process", lang=lang) + repr(t.decode(one)), None
     try:
         for n in counts:
             kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new, "stop_tokens": list(t.stop_ids)}
             tokens = ranks.run(n, cases.rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
             same = all(r == one for r in tokens)
-            verdict = (pick("(every rank: the same tokens as one process)", "（每个 rank 都与单进程的 token 相同）", lang) if same
-                       else pick("(DIFFERENT from one process)", "（与单进程不同）", lang))
-            yield pick(f"{n} ranks:      ", f"{n} 个 rank：  ", lang) + f"{t.decode(tokens[0])!r}  {verdict}", None
+            verdict = say("cli.experiments.ranks_agree" if same else "cli.experiments.ranks_differ", lang=lang)
+            yield say("cli.experiments.n_ranks", lang=lang, n=n) + f"{t.decode(tokens[0])!r}  {verdict}", None
     finally:
         ranks.close_all()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import KitError
-from ..i18n import LANGS, pick
+from ..i18n import LANGS, say
 
 NAMES = {1: "attention", 2: "predictions", 3: "unmasked", 4: "rope"}
 DEFAULT_PROMPT = "The capital of France is Paris, and the capital of Italy is"
@@ -64,7 +64,7 @@ def run(args) -> int:
         print(f"{r.title}\n{r.table}\n")
     for r in results:
         path = pictures.save(r.draw(), args.out / r.file_name)
-        print(pick(f"wrote {path}", f"已写入 {path}", getattr(args, "lang", None)))
+        print(say("cli.explore.wrote", lang=getattr(args, "lang", None), path=path))
     return 0
 
 

@@ -138,17 +138,12 @@ def notes(ck, dtype) -> list[str]:
     weights are computed in) a correct implementation may part from the reference."""
     import torch
 
-    from ..i18n import pick
+    from ..i18n import say
     from ..paths import MODELS
 
     lines = []
     if ck.folder.resolve().parent == MODELS.resolve():
-        lines.append(pick("(a tiny checkpoint with random weights, so the text is random too: that is expected; real weights "
-                          "write real text, see docs/real-weights.md)",
-                          "（这是权重随机的小检查点，所以文本也是随机的：这很正常；真实权重才会写出真正的文字，见 docs/real-weights.zh.md）"))
+        lines.append(say("cli.generate.random_weights"))
     if dtype == torch.bfloat16:
-        lines.append(pick("(bfloat16: a correct implementation can part from --impl solutions after a dozen tokens, because "
-                          "roundings differ, e.g. g * sigmoid(g) against F.silu; compare with --dtype float32, where the tokens must match)",
-                          "（bfloat16：正确的实现也可能在十几个 token 之后与 --impl solutions 不同，因为舍入不同，例如 g * sigmoid(g) "
-                          "与 F.silu；请用 --dtype float32 比较，那时 token 必须一致）"))
+        lines.append(say("cli.generate.bfloat16"))
     return lines

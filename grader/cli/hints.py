@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 from ..learner import curriculum, workspace
-from ..i18n import LANGS, pick
+from ..i18n import LANGS, say
 from ..paths import ROOT
 
 FAILURES_LISTED = 10
@@ -33,17 +33,14 @@ def run_hint(args) -> int:
     shown = min(history.hints_seen(e.module) + 1, len(hints))
     history.see_hints(e.module, shown)
     c = term.console()
-    c.print(pick(f"{e.heading(lang)}: hint {shown} of {len(hints)}", f"{e.heading(lang)}：提示 {shown}/{len(hints)}", lang), style="bold")
+    c.print(say("cli.hints.hint_title", lang=lang, heading=e.heading(lang), shown=shown, n=len(hints)), style="bold")
     for i, hint in enumerate(hints[:shown], 1):
         c.print(f"\n{i}. {hint}", markup=False)
     c.print()
     if shown < len(hints):
-        c.print(pick(f"Run `llama3-grader hint {e.id}` again for the next one.", f"再次运行 `llama3-grader hint {e.id}` 查看下一条。", lang), markup=False)
+        c.print(say("cli.hints.hint_again", lang=lang, id=e.id), markup=False)
     else:
-        c.print(pick(f"That is every hint. The chapter at the top of exercises/{e.stub} explains the rest; once all its tests "
-                     f"pass, `llama3-grader solution {e.id}` shows the reference.",
-                     f"这已是全部提示。exercises/{e.module}.zh.md 的章节讲解了其余内容；全部测试通过后，"
-                     f"`llama3-grader solution {e.id}` 会显示参考实现。", lang), markup=False)
+        c.print(say("cli.hints.hint_last", lang=lang, chapter=e.chapter(lang), id=e.id), markup=False)
     return 0
 
 
@@ -69,20 +66,20 @@ def run_solution(args) -> int:
     s = grading.score(e, grading.run([e], "exercises", lang=lang))
     c = term.console()
     if not s.done:
-        c.print(pick(f"{e.heading(lang)} does not pass yet ({s.passed}/{s.total} tests): the reference stays hidden until it does.",
-                     f"{e.heading(lang)} 尚未通过（{s.passed}/{s.total} 个测试）：通过之前不显示参考实现。", lang), markup=False)
-        c.print(pick("Still failing:", "仍未通过：", lang), markup=False)
+        c.print(say("cli.hints.not_passed", lang=lang, heading=e.heading(lang), passed=s.passed, total=s.total),
+                markup=False)
+        c.print(say("cli.hints.still_failing", lang=lang), markup=False)
         for r in s.failures[:FAILURES_LISTED]:
             c.print(f"  {grading.test_name(r)}: {grading.summary(r)}", markup=False)
         if len(s.failures) > FAILURES_LISTED:
-            c.print(pick(f"  … and {len(s.failures) - FAILURES_LISTED} more", f"  …… 另有 {len(s.failures) - FAILURES_LISTED} 个", lang))
-        c.print(pick(f"Run `pytest exercises/ -k ex{e.id:02d}` for the details.", f"运行 `pytest exercises/ -k ex{e.id:02d}` 查看详情。", lang), markup=False)
+            c.print(say("cli.hints.more_failures", lang=lang, more=len(s.failures) - FAILURES_LISTED))
+        c.print(say("cli.hints.details", lang=lang, id=e.id), markup=False)
         return 1
     history.record_passes([e.module])
-    c.print(pick(f"{e.heading(lang)} passes ({s.passed}/{s.total} tests).", f"{e.heading(lang)} 已通过（{s.passed}/{s.total} 个测试）。", lang),
+    c.print(say("cli.hints.passes", lang=lang, heading=e.heading(lang), passed=s.passed, total=s.total),
             style="bold green")
-    show_code(c, pick("Your code", "你的代码", lang), workspace.exercises() / e.stub)
-    show_code(c, pick("The reference", "参考实现", lang), ROOT / "solutions" / e.stub)
+    show_code(c, say("cli.hints.your_code", lang=lang), workspace.exercises() / e.stub)
+    show_code(c, say("cli.hints.reference", lang=lang), ROOT / "solutions" / e.stub)
     return 0
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..learner import curriculum, workspace
 from ..errors import KitError
-from ..i18n import LANGS, pick
+from .. import i18n
+from ..i18n import LANGS, say
 from ..paths import ROOT
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -35,25 +36,24 @@ def run(args) -> int:
 
     lang = args.lang
     if args.all and args.number is not None:
-        raise KitError(pick("give an exercise number or --all, not both", "练习编号和 --all 只能二选一", lang))
+        raise KitError(say("cli.notebook.number_and_all", lang=lang))
     if not args.all and args.number is None:
-        raise KitError(pick("name an exercise (llama3-grader notebook 4) or use --all",
-                            "请指定一个练习（llama3-grader notebook 4）或使用 --all", lang))
+        raise KitError(say("cli.notebook.number_or_all", lang=lang))
     chosen = curriculum.exercises() if args.all else [curriculum.get(args.number, lang)]
     out = args.out or workspace.notebooks()
     out.mkdir(parents=True, exist_ok=True)
     for e in chosen:
         path = out / file_name(e, lang)
         if path.exists():
-            print(pick(f"kept {path}: it exists (delete it to export a fresh one)", f"保留 {path}：文件已存在（删除后可重新导出）", lang))
+            print(say("cli.notebook.kept", lang=lang, path=path))
             continue
         nbformat.write(build(e, lang), str(path))
-        print(pick(f"wrote {path}", f"已写入 {path}", lang))
+        print(say("cli.notebook.wrote", lang=lang, path=path))
     return 0
 
 
 def file_name(e: curriculum.Exercise, lang) -> str:
-    return pick(f"{e.module}.ipynb", f"{e.module}.zh.ipynb", lang)
+    return say("cli.notebook.file_name", lang=lang, module=e.module)
 
 
 def build(e: curriculum.Exercise, lang):
@@ -61,7 +61,7 @@ def build(e: curriculum.Exercise, lang):
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-    lang_arg = ", lang='zh'" if pick("en", "zh", lang) == "zh" else ""
+    lang_arg = ", lang='zh'" if i18n.lang(lang) == "zh" else ""
     nb = new_notebook(metadata=KERNEL, cells=[
         new_markdown_cell(chapter(e, lang)),
         new_markdown_cell(how_to(e, lang)),
@@ -82,18 +82,14 @@ def experiment_cells(e: curriculum.Exercise, lang, lang_arg: str) -> list:
 
     if e.id not in RUNNERS:
         return []
-    return [new_markdown_cell(pick(
-                "**The experiment.** Once your code passes, run it on a model: the trained SmolLM2 when "
-                "`llama3-grader checkpoint fetch smollm2` has fetched it, the tiny random Llama 3 otherwise.",
-                "**实验。** 代码通过之后，在模型上运行它：如果 `llama3-grader checkpoint fetch smollm2` 已获取训练好的 SmolLM2，"
-                "就用它，否则用权重随机的小 Llama 3。", lang)),
+    return [new_markdown_cell(say("cli.notebook.experiment", lang=lang)),
             new_code_cell(f"from grader.cli.experiments import experiment\n\nexperiment({e.id}, {e.stub!r}{lang_arg})")]
 
 
 def chapter(e: curriculum.Exercise, lang) -> str:
     """The chapter as markdown: the stub's docstring, or the Chinese text beside it."""
     zh = ROOT / "exercises" / f"{e.module}.zh.md"
-    if pick("en", "zh", lang) == "zh" and zh.is_file():
+    if i18n.lang(lang) == "zh" and zh.is_file():
         return zh.read_text(encoding="utf-8").strip()
     from ..learner import pristine
     doc = ast.get_docstring(ast.parse(pristine.read(e.stub))) or e.title
@@ -105,8 +101,7 @@ def setup(lang) -> str:
     """The first code cell: nothing where the kit is installed (your clone); elsewhere (Colab) it clones the kit beside
     the notebook and installs it, fixtures and all."""
     return "\n".join([
-        pick("# Set-up: does nothing where the kit is installed; on Colab it fetches and installs the kit (a minute).",
-             "# 准备：已安装本套件时什么也不做；在 Colab 上会下载并安装本套件（约一分钟）。", lang),
+        say("cli.notebook.setup", lang=lang),
         "try:",
         "    import grader",
         "except ImportError:",
@@ -119,17 +114,7 @@ def setup(lang) -> str:
 
 
 def how_to(e: curriculum.Exercise, lang) -> str:
-    return pick(
-        f"**Working here.** Fill in the functions in the next cell and run it: its first line, `%%writefile {e.stub}`, "
-        "saves the cell as a file beside this notebook. Then run the grading cell: it runs the same graded tests as "
-        f"`pytest exercises/ -k ex{e.id:02d}`, on that file instead of `exercises/{e.stub}`. The scoreboard counts "
-        f"`exercises/` only: copy the file there once it passes. (In your clone the notebook needs the kit and a "
-        "Jupyter kernel: `pip install -e \".[notebooks]\"`. On Colab the set-up cell installs the kit.)",
-        f"**在这里练习。** 在下一个单元格中补全函数并运行它：第一行 `%%writefile {e.stub}` 会把单元格保存为本笔记本旁边的文件。"
-        f"然后运行评分单元格：它在这个文件上（代替 `exercises/{e.stub}`）运行与 `pytest exercises/ -k ex{e.id:02d}` 相同的评分测试。"
-        "计分板只统计 `exercises/`：通过后把文件复制过去。（在你的克隆目录中，笔记本需要本套件和 Jupyter 内核："
-        "`pip install -e \".[notebooks]\"`。在 Colab 上，准备单元格会安装本套件。）",
-        lang)
+    return say("cli.notebook.how_to", lang=lang, stub=e.stub, id=e.id)
 
 
 def code(e: curriculum.Exercise) -> str:
@@ -149,17 +134,15 @@ def grade(number: int, path: str | Path | None = None, lang: str | None = None) 
     e = curriculum.get(number, lang)
     source = Path(path or e.stub)
     if not source.is_file():
-        raise KitError(pick(f"{source} not found: run the cell with your code first (its %%writefile line saves it)",
-                            f"找不到 {source}：请先运行包含你代码的单元格（它的 %%writefile 行会保存文件）", lang))
+        raise KitError(say("cli.notebook.not_found", lang=lang, source=source))
     with tempfile.TemporaryDirectory(prefix="llama3-notebook-") as tmp:
         copy = Path(tmp) / "exercises"
         shutil.copytree(workspace.exercises(), copy, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copyfile(source, copy / e.stub)
         s = grading.score(e, grading.run([e], "exercises", root=Path(tmp), lang=lang))
-    print(pick(f"{e.heading(lang)}: {s.passed}/{s.total} tests pass", f"{e.heading(lang)}：{s.passed}/{s.total} 个测试通过", lang))
+    print(say("cli.notebook.graded", lang=lang, heading=e.heading(lang), passed=s.passed, total=s.total))
     if s.done:
-        print(pick(f"Done. To count it on the scoreboard, copy {source} to exercises/{e.stub}.",
-                   f"完成。要计入计分板，请把 {source} 复制到 exercises/{e.stub}。", lang))
+        print(say("cli.notebook.done", lang=lang, source=source, stub=e.stub))
     for i, r in enumerate(s.failures):
         print(f"\n✗ {grading.test_name(r)}")
         print(r.message.strip() if i == 0 else grading.summary(r))

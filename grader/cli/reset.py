@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..learner import curriculum, workspace
 from ..errors import KitError
-from ..i18n import LANGS, pick
+from ..i18n import LANGS, say
 
 
 def register(sub) -> None:
@@ -29,28 +29,24 @@ def run(args) -> int:
     target = workspace.exercises() / e.stub
     stub = pristine.read(e.stub)
     if target.is_file() and target.read_bytes() == stub:
-        print(pick(f"exercises/{e.stub} is already the original stub: nothing to do.",
-                   f"exercises/{e.stub} 已经是原始存根，无需操作。", lang))
+        print(say("cli.reset.already", lang=lang, stub=e.stub))
         return 0
-    if not args.yes and not confirm(pick(f"Replace exercises/{e.stub} with the original stub? (your version is kept in "
-                                         f"{workspace.backups().name}/) [y/N] ",
-                                         f"用原始存根替换 exercises/{e.stub}？（你的版本会保存在 {workspace.backups().name}/ 中）[y/N] ", lang), lang):
-        print(pick("Nothing changed.", "未做任何修改。", lang))
+    question = say("cli.reset.confirm", lang=lang, stub=e.stub, backups=workspace.backups().name)
+    if not args.yes and not confirm(question, lang):
+        print(say("cli.reset.unchanged", lang=lang))
         return 1
     backup = back_up(target) if target.is_file() else None
     write_atomically(target, stub)
     if backup:
-        print(pick(f"Restored exercises/{e.stub}; your version is in {workspace.show(backup)}",
-                   f"已恢复 exercises/{e.stub}；你的版本保存在 {workspace.show(backup)}", lang))
+        print(say("cli.reset.restored_backup", lang=lang, stub=e.stub, backup=workspace.show(backup)))
     else:
-        print(pick(f"Restored exercises/{e.stub}.", f"已恢复 exercises/{e.stub}。", lang))
+        print(say("cli.reset.restored", lang=lang, stub=e.stub))
     return 0
 
 
 def confirm(question: str, lang) -> bool:
     if not sys.stdin.isatty():
-        raise KitError(pick("reset asks before it replaces your file: run it in a terminal, or add --yes",
-                            "reset 在替换你的文件前需要确认：请在终端中运行，或加上 --yes", lang))
+        raise KitError(say("cli.reset.needs_terminal", lang=lang))
     return input(question).strip().lower() in ("y", "yes", "是")
 
 

@@ -5,9 +5,8 @@ import contextlib
 import json
 
 from ..learner import curriculum
-from ..i18n import LANGS, pick
+from ..i18n import LANGS, say
 
-STATUS_ZH = {"passed": "已通过", "failing": "未通过", "not started": "未开始"}
 STATUS_STYLE = {"passed": "green", "failing": "red", "not started": "dim"}
 
 
@@ -25,7 +24,7 @@ def run(args) -> int:
     from .. import progress
 
     impl = impls.choice(args.impl)
-    spinner = progress.console.status(pick("grading every exercise…", "正在为所有练习评分…", args.lang))
+    spinner = progress.console.status(say("cli.scoreboard.grading", lang=args.lang))
     with spinner if progress.console.is_terminal else contextlib.nullcontext():
         results = grading.run(impl=impl, lang=args.lang)
     scores = [grading.score(e, results) for e in curriculum.track("core")]
@@ -64,9 +63,9 @@ def show(scores, days, fortytwo_status, impl, lang, extras=()) -> None:
 
     c = term.console()
     done = sum(s.done for s in scores)
-    whose = pick("your code in exercises/", "你在 exercises/ 中的代码", lang) if impl == "exercises" \
-        else pick("the reference in solutions/", " solutions/ 中的参考实现", lang)
-    c.print(pick(f"llama3-kit: grading {whose}", f"llama3-kit：评分对象是{whose}", lang), style="bold", markup=False)
+    whose = say("cli.scoreboard.whose_exercises" if impl == "exercises" else "cli.scoreboard.whose_solutions",
+                lang=lang)
+    c.print(say("cli.scoreboard.title", lang=lang, whose=whose), style="bold", markup=False)
     c.print()
     if c.is_terminal:
         c.print(_table(scores, days, lang))
@@ -84,7 +83,7 @@ def show(scores, days, fortytwo_status, impl, lang, extras=()) -> None:
     c.print(fortytwo.trained_line(fortytwo_status["trained"], lang), markup=False)
     c.print()
     if extras:
-        c.print(pick("After the core", "核心练习之后", lang), style="bold", markup=False)
+        c.print(say("cli.scoreboard.extras_title", lang=lang), style="bold", markup=False)
         if c.is_terminal:
             c.print(_table(extras, days, lang))
         else:
@@ -95,16 +94,16 @@ def show(scores, days, fortytwo_status, impl, lang, extras=()) -> None:
 
 
 def _status(status: str, lang) -> str:
-    return pick(status, STATUS_ZH[status], lang)
+    return say(f"cli.scoreboard.status_{status.replace(' ', '_')}", lang=lang)
 
 
 def _passing(done: int, total: int, lang) -> str:
-    return pick(f"{done}/{total} exercises pass", f"{done}/{total} 个练习已通过", lang)
+    return say("cli.scoreboard.passing", lang=lang, done=done, total=total)
 
 
 def _headers(lang) -> list[str]:
-    return ["#", pick("Exercise", "练习", lang), pick("Tests", "测试", lang), pick("Status", "状态", lang),
-            pick("First passed", "首次通过", lang)]
+    return ["#", say("cli.scoreboard.header_exercise", lang=lang), say("cli.scoreboard.header_tests", lang=lang),
+            say("cli.scoreboard.header_status", lang=lang), say("cli.scoreboard.header_first_passed", lang=lang)]
 
 
 def _table(scores, days, lang):
@@ -143,26 +142,21 @@ def next_steps(scores, fortytwo_status, impl, lang, extras=()) -> list[str]:
     if unfinished:
         s = unfinished[0]
         e = s.exercise
-        lines = [pick(f"Next: {e.heading(lang)} (exercises/{e.stub})", f"下一步：{e.heading(lang)}（exercises/{e.stub}）", lang)]
+        lines = [say("cli.scoreboard.next", lang=lang, heading=e.heading(lang), stub=e.stub)]
         if s.failures:
             lines.append("  " + grading.summary(s.failures[0]))
-        lines.append(pick(f"  Re-grade on every save: llama3-grader watch · stuck? llama3-grader hint {e.id}",
-                          f"  每次保存自动评分：llama3-grader watch · 卡住了？llama3-grader hint {e.id}", lang))
+        lines.append(say("cli.scoreboard.next_tools", lang=lang, id=e.id))
         return lines
     n = len(scores)
-    lines = [pick(f"All {n} core exercises pass: every test was re-run just now, none taken from the progress file.",
-                  f"全部 {n} 个核心练习都已通过：所有测试刚刚重新运行过，没有沿用进度文件中的记录。", lang)]
+    lines = [say("cli.scoreboard.all_pass", lang=lang, n=n)]
     if impl != "exercises":
         return lines
-    lines.append(pick("Your Llama 3 is complete. Next:", "你的 Llama 3 完成了。接下来：", lang))
-    lines.append(pick("  - run it: llama3-grader generate", "  - 运行它：llama3-grader generate", lang))
+    lines.append(say("cli.scoreboard.complete", lang=lang))
+    lines.append(say("cli.scoreboard.run_it", lang=lang))
     if not fortytwo_status["reproduced"]:
-        lines.append(pick("  - on the real Meta-Llama-3-8B, make it answer 42: docs/real-weights.md",
-                          "  - 在真实的 Meta-Llama-3-8B 上让它回答 42：docs/real-weights.md", lang))
-    lines.append(pick("  - measure it: llama3-grader bench; and see what comes after the core (README.md, \"After the core\")",
-                      "  - 测一测速度：llama3-grader bench；核心之后还有什么，见 README.zh.md 的“核心练习之后”", lang))
+        lines.append(say("cli.scoreboard.answer_42", lang=lang))
+    lines.append(say("cli.scoreboard.measure_it", lang=lang))
     extra = next((s.exercise for s in extras if not s.done), None)
     if extra is not None:
-        lines.append(pick(f"  - the extras, after the core: {extra.heading(lang)} (exercises/{extra.stub})",
-                          f"  - 核心之后的附加练习：{extra.heading(lang)}（exercises/{extra.stub}）", lang))
+        lines.append(say("cli.scoreboard.extras_next", lang=lang, heading=extra.heading(lang), stub=extra.stub))
     return lines

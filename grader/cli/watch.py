@@ -10,7 +10,7 @@ import threading
 import time
 
 from ..learner import curriculum, workspace
-from ..i18n import LANGS, pick
+from ..i18n import LANGS, say
 
 SETTLE_SECONDS = 0.1  # editors write a file in several steps: wait for the last before grading
 
@@ -45,8 +45,7 @@ def run(args) -> int:
     except KeyboardInterrupt:
         return 0
     core = len(curriculum.track("core"))  # the extras come after the core (higher numbers): watch reaches them last
-    c.print(pick(f"All {core} core exercises and the {len(exercises) - core} extras pass. Run `llama3-grader` for the full check.",
-                 f"全部 {core} 个核心练习和 {len(exercises) - core} 个附加练习都已通过。运行 `llama3-grader` 做完整检查。", lang), style="bold green")
+    c.print(say("cli.watch.all_pass", lang=lang, core=core, extras=len(exercises) - core), style="bold green")
     return 0
 
 
@@ -72,8 +71,8 @@ def first_unfinished(exercises, start: int, c, lang):
         if not score.done:
             history.record_next(exercises[index].module)
             return index, score, seconds
-        c.print(pick(f"✓ {score.exercise.heading(lang)} passes ({score.passed}/{score.total} tests)",
-                     f"✓ {score.exercise.heading(lang)} 已通过（{score.passed}/{score.total} 个测试）", lang), style="green", markup=False)
+        c.print(say("cli.watch.passes", lang=lang, heading=score.exercise.heading(lang), passed=score.passed,
+                    total=score.total), style="green", markup=False)
     history.record_next(None)
     return None
 
@@ -86,25 +85,20 @@ def show(c, score, seconds: float, how: str, lang) -> None:
         c.clear()
     else:
         c.print("-" * 72)
-    c.print(pick(f"{e.heading(lang)}: {score.passed}/{score.total} tests pass (graded in {seconds:.1f} s)",
-                 f"{e.heading(lang)}：{score.passed}/{score.total} 个测试通过（评分用时 {seconds:.1f} 秒）", lang), style="bold", markup=False)
+    c.print(say("cli.watch.graded", lang=lang, heading=e.heading(lang), passed=score.passed, total=score.total,
+                seconds=seconds), style="bold", markup=False)
     c.print()
     if score.failures:
         first = score.failures[0]
         c.print(f"✗ {grading.test_name(first)}", style="red", markup=False)
         c.print(first.message.strip(), markup=False)
     else:
-        c.print(pick("No test ran: every one was skipped.", "没有运行任何测试：全部被跳过。", lang), markup=False)
+        c.print(say("cli.watch.all_skipped", lang=lang), markup=False)
     if len(score.failures) > 1:
-        c.print(pick(f"\n(and {len(score.failures) - 1} more failing)", f"\n（另有 {len(score.failures) - 1} 个未通过）", lang), markup=False)
+        c.print(say("cli.watch.more_failing", lang=lang, more=len(score.failures) - 1), markup=False)
     c.print()
-    c.print(pick(f"Save exercises/{e.stub} to re-grade · stuck? llama3-grader hint {e.id} · q quits ({how})",
-                 f"保存 exercises/{e.stub} 即重新评分 · 卡住了？llama3-grader hint {e.id} · 按 q 退出（{_how_zh(how)}）", lang),
+    c.print(say("cli.watch.save_to_grade", lang=lang, stub=e.stub, id=e.id, how=say(f"cli.watch.how_{how}", lang=lang)),
             style="dim", markup=False)
-
-
-def _how_zh(how: str) -> str:
-    return {"notifications": "文件通知", "polling": "轮询"}[how]
 
 
 def wait(events: queue.Queue) -> str:

@@ -12,7 +12,8 @@ else:
     import tomli as tomllib
 
 from ..errors import KitError
-from ..i18n import pick
+from .. import i18n
+from ..i18n import say
 
 TOML = Path(__file__).with_name("curriculum.toml")
 
@@ -38,14 +39,19 @@ class Exercise:
         return f"test_{self.module}.py"
 
     def title_in(self, lang: str | None = None) -> str:
-        return pick(self.title, self.title_zh, lang)
+        return self.title_zh if i18n.lang(lang) == "zh" else self.title
 
     def hints_in(self, lang: str | None = None) -> tuple[str, ...]:
-        return self.hints_zh if pick("en", "zh", lang) == "zh" else self.hints
+        return self.hints_zh if i18n.lang(lang) == "zh" else self.hints
+
+    def chapter(self, lang: str | None = None) -> str:
+        """The file of the exercise's chapter in exercises/: the stub (its docstring) in English, exNN_<topic>.zh.md
+        in Chinese."""
+        return f"{self.module}.zh.md" if i18n.lang(lang) == "zh" else self.stub
 
     def heading(self, lang: str | None = None) -> str:
         """'Exercise 4 · RMSNorm'"""
-        return pick(f"Exercise {self.id} · {self.title}", f"练习 {self.id} · {self.title_zh}", lang)
+        return say("learner.curriculum.heading", lang=lang, id=self.id, title=self.title_in(lang))
 
 
 @functools.cache
@@ -66,5 +72,4 @@ def get(number: int, lang: str | None = None) -> Exercise:
         if exercise.id == number:
             return exercise
     last = exercises()[-1].id
-    raise KitError(pick(f"there is no exercise {number}: the exercises are numbered 1 to {last} (run llama3-grader to see them)",
-                        f"没有练习 {number}：练习编号为 1 到 {last}（运行 llama3-grader 查看全部）", lang))
+    raise KitError(say("learner.curriculum.no_exercise", lang=lang, number=number, last=last))
