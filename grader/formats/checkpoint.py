@@ -301,7 +301,6 @@ def shard_problems(shards: list[Mapping[str, torch.Tensor]], args, names: list[s
     return problems
 
 
-
 def available_memory() -> int | None:
     """MemAvailable of /proc/meminfo in bytes, or None where there is none."""
     try:
