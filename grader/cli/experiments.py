@@ -165,7 +165,8 @@ def parallel(mod, ck, lang=None):
     splits the model, against one process's greedy tokens."""
     import torch
 
-    from ..engine import cases, ranks
+    from ..engine import ranks
+    from ..specs.ex17_tensor_parallel import rank_own_generate
     from ..engine.calls import invoke
     from ..formats.shards import rank_counts
     from solutions.ex12_generation import generate
@@ -184,7 +185,7 @@ def parallel(mod, ck, lang=None):
     try:
         for n in counts:
             kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new, "stop_tokens": list(t.stop_ids)}
-            tokens = ranks.run(n, cases.rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
+            tokens = ranks.run(n, rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
             same = all(r == one for r in tokens)
             verdict = (pick("(every rank: the same tokens as one process)", "（每个 rank 都与单进程的 token 相同）", lang) if same
                        else pick("(DIFFERENT from one process)", "（与单进程不同）", lang))

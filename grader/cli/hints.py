@@ -73,7 +73,7 @@ def run_solution(args) -> int:
                      f"{e.heading(lang)} 尚未通过（{s.passed}/{s.total} 个测试）：通过之前不显示参考实现。", lang), markup=False)
         c.print(pick("Still failing:", "仍未通过：", lang), markup=False)
         for r in s.failures[:FAILURES_LISTED]:
-            c.print(f"  {grading.test_name(r)}: {grading.summary(r)}", markup=False)
+            c.print(f"  {grading.test_name(r)}: {grading.summary(r, lang)}", markup=False)
         if len(s.failures) > FAILURES_LISTED:
             c.print(pick(f"  … and {len(s.failures) - FAILURES_LISTED} more", f"  …… 另有 {len(s.failures) - FAILURES_LISTED} 个", lang))
         c.print(pick(f"Run `pytest exercises/ -k ex{e.id:02d}` for the details.", f"运行 `pytest exercises/ -k ex{e.id:02d}` 查看详情。", lang), markup=False)

@@ -162,4 +162,4 @@ def grade(number: int, path: str | Path | None = None, lang: str | None = None) 
                    f"完成。要计入计分板，请把 {source} 复制到 exercises/{e.stub}。", lang))
     for i, r in enumerate(s.failures):
         print(f"\n✗ {grading.test_name(r)}")
-        print(r.message.strip() if i == 0 else grading.summary(r))
+        print(r.message.strip() if i == 0 else grading.summary(r, lang))

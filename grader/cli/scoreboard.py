@@ -145,7 +145,7 @@ def next_steps(scores, fortytwo_status, impl, lang, extras=()) -> list[str]:
         e = s.exercise
         lines = [pick(f"Next: {e.heading(lang)} (exercises/{e.stub})", f"下一步：{e.heading(lang)}（exercises/{e.stub}）", lang)]
         if s.failures:
-            lines.append("  " + grading.summary(s.failures[0]))
+            lines.append("  " + grading.summary(s.failures[0], lang))
         lines.append(pick(f"  Re-grade on every save: llama3-grader watch · stuck? llama3-grader hint {e.id}",
                           f"  每次保存自动评分：llama3-grader watch · 卡住了？llama3-grader hint {e.id}", lang))
         return lines

@@ -22,6 +22,7 @@ class Result:
     status: str  # "passed", "failing", "not started" or "skipped"
     message: str
     seconds: float
+    mistake: str | None = None  # the id of the named mistake the failure was recognised as
 
 
 class Collector:
@@ -38,7 +39,9 @@ class Collector:
             return  # keep the first failure (setup before call, call before teardown)
         status = dict(report.user_properties).get("status") or {"passed": "passed", "skipped": "skipped"}.get(report.outcome, "failing")
         message = report.longreprtext if report.failed else (report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else "")
-        self.results[report.nodeid] = Result(report.nodeid, m.group(1), report.outcome, status, message, report.duration)
+        mistake = dict(report.user_properties).get("mistake")
+        self.results[report.nodeid] = Result(report.nodeid, m.group(1), report.outcome, status, message, report.duration,
+                                             mistake)
 
 
 def run(args: list[str] | None = None, quiet: bool = True) -> tuple[int, list[Result]]:
