@@ -72,7 +72,7 @@ def checkpoint_sha256(weights: dict[str, torch.Tensor]) -> str:
 def _encode(value, key: str, tensors: dict[str, torch.Tensor]):
     """JSON for one value; tensors go to the file under key."""
     if isinstance(value, torch.Tensor):
-        tensors[key] = value.detach().clone()
+        tensors[key] = value.detach().contiguous().clone()  # a mistake's view is stored as its values
         return {"tensor": key}
     if isinstance(value, Ref):
         return {"ref": value.kind, "name": value.name, "dtype": value.dtype}

@@ -45,3 +45,13 @@ def drive_load_weights(load_weights, folder, names):
     """Load the weights; report their names and the first two rows of a few tensors."""
     w = load_weights(folder)
     return {"names": sorted(w), **{name: w[name][:2] for name in names}}
+
+
+@spec.mistake("ffn_hidden_dim", "ffn_multiplier_ignored",
+              en="the FFN size ignores ffn_dim_multiplier: after int(2 * 4 * dim / 3), multiply by ffn_dim_multiplier "
+                 "(1.3 for 8B) before rounding up to a multiple of multiple_of, so that dim 4096 gives 14336",
+              zh="FFN 的大小忽略了 ffn_dim_multiplier：算出 int(2 * 4 * dim / 3) 之后，要先乘以 ffn_dim_multiplier"
+                 "（8B 是 1.3），再向上取整到 multiple_of 的倍数，这样 dim 4096 才得到 14336")
+def ffn_hidden_dim_without_multiplier(dim, multiple_of, ffn_dim_multiplier):
+    hidden = int(2 * 4 * dim / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
