@@ -39,14 +39,16 @@ def expect_equal(name: str, got, expected, why: str = "") -> None:
 
 def golden_case(model: str, module: str, function: str, case: str) -> Golden:
     """One golden call of a tiny model: its inputs (.call.kwargs) and the reference's outputs (.expected)."""
-    return next(g for g in goldens.read(tiny(model).golden_dir, module) if g.call.function == function and g.call.case == case)
+    found = goldens.read(tiny(model).golden_dir, module)
+    return next(g for g in found if g.call.function == function and g.call.case == case)
 
 
 def own_generation_on_ranks(parallel_generate, world_size: int, model: str, prompt_ids: list[int],
                             max_new_tokens: int) -> list[list[int]]:
     """Every rank's greedy tokens from the learner's own shard_weights and parallel_generate (and everything they
     call), in float32, on world_size ranks."""
-    kwargs = {"folder": str(MODELS / model), "prompt_ids": prompt_ids, "max_new_tokens": max_new_tokens, "stop_tokens": []}
+    kwargs = {"folder": str(MODELS / model), "prompt_ids": prompt_ids, "max_new_tokens": max_new_tokens,
+              "stop_tokens": []}
     return ranks.run(world_size, rank_own_generate, parallel_generate, kwargs, isolated=False)
 
 

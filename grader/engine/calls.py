@@ -61,7 +61,7 @@ class Call:
     outputs: tuple[str, ...] = ("out",)
     tolerance: str = "bf16"  # a name in compare.TOLERANCES
     reduce: str | None = None  # "logits": keep the last position and the first LOGITS_HEAD columns
-    driver: str | Callable | None = None  # a driver (grader.specs.spec.driver) that runs a class or loader; kept by name
+    driver: str | Callable | None = None  # a driver (grader.specs.spec.driver) of a class or loader, kept by name
 
     def __post_init__(self):
         if callable(self.driver):
@@ -123,7 +123,8 @@ def import_failure_message(module: str, error: Exception) -> str:
     """'exercises/ex04_rms_norm.py cannot be imported: SyntaxError: ...' and the learner's line."""
     detail = error.msg if isinstance(error, SyntaxError) else (str(error).strip().splitlines() or [""])[0]
     extra = say("calls.only_torch_and_tiktoken") if isinstance(error, ModuleNotFoundError) else ""
-    return say("calls.cannot_import", module=module, error=type(error).__name__, detail=detail, extra=extra) + _learner_frame(error)
+    message = say("calls.cannot_import", module=module, error=type(error).__name__, detail=detail, extra=extra)
+    return message + _learner_frame(error)
 
 
 def in_learner_code(error: BaseException) -> bool:
@@ -197,12 +198,14 @@ def generation(steps: list, label: str, stop_tokens) -> dict[str, Any]:
             raise GradeFailure(say("calls.step_logits", label=label, shape=shape, step=i))
         if token in stop_tokens:
             raise GradeFailure(say("calls.yielded_stop", label=label, token=token, step=i))
-    logits = [l for _, l in steps]  # each [vocab_size]
+    if not steps:
+        return {"tokens": [], "logits_head": torch.empty(0, LOGITS_HEAD), "top2": torch.empty(0, 2), "rms": torch.empty(0)}
+    logits = [x for _, x in steps]  # each [vocab_size]
     return {
         "tokens": [t for t, _ in steps],
-        "logits_head": torch.stack([l[:LOGITS_HEAD] for l in logits]) if steps else torch.empty(0, LOGITS_HEAD),  # [steps, 1024]
-        "top2": torch.stack([l.float().topk(2).values for l in logits]) if steps else torch.empty(0, 2),  # [steps, 2]
-        "rms": torch.stack([l.float().pow(2).mean().sqrt() for l in logits]) if steps else torch.empty(0),  # [steps]
+        "logits_head": torch.stack([x[:LOGITS_HEAD] for x in logits]),  # [steps, 1024]
+        "top2": torch.stack([x.float().topk(2).values for x in logits]),  # [steps, 2]
+        "rms": torch.stack([x.float().pow(2).mean().sqrt() for x in logits]),  # [steps]
     }
 
 

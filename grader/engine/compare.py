@@ -83,7 +83,8 @@ def finite_problem(name: str, got: torch.Tensor) -> str | None:
         return None
     first = int(bad.reshape(-1).nonzero()[0])
     kind = "NaN" if torch.isnan(got.reshape(-1)[first]) else "inf"
-    return say("compare.not_finite", name=name, kind=kind, n=int(bad.sum()), total=got.numel(), first=_index(first, got.shape))
+    return say("compare.not_finite", name=name, kind=kind, n=int(bad.sum()), total=got.numel(),
+               first=_index(first, got.shape))
 
 
 def minus_inf_stand_in(name: str, got: torch.Tensor, expected: torch.Tensor) -> str | None:
@@ -98,13 +99,15 @@ def minus_inf_stand_in(name: str, got: torch.Tensor, expected: torch.Tensor) -> 
     what = next((f"torch.finfo({d}).min" for d in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
                  if float(value) == torch.finfo(d).min), _value(value))
     n = int(stand_in.sum())
-    return say("compare.minus_inf_stand_in", name=name, what=what, n=n, total=got.numel(), first=_index(first, got.shape))
+    return say("compare.minus_inf_stand_in", name=name, what=what, n=n, total=got.numel(),
+               first=_index(first, got.shape))
 
 
 def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | None:
     """None if got matches expected within tol, else a report of how it differs."""
     if not isinstance(got, torch.Tensor):
-        return say("compare.not_a_tensor", name=name, shape=_shape(expected), dtype=_dtype(expected), kind=type(got).__name__)
+        return say("compare.not_a_tensor", name=name, shape=_shape(expected), dtype=_dtype(expected),
+                   kind=type(got).__name__)
     if got.shape != expected.shape:
         return say("compare.shape", name=name, got=_shape(got), expected=_shape(expected))
     if got.dtype != expected.dtype:
@@ -122,8 +125,8 @@ def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | No
         first = int(wrong.nonzero()[0])
         side = ", ".join(say("compare.exact_pair", index=_index(i, got.shape), got=_value(got.reshape(-1)[i]),
                              expected=_value(expected.reshape(-1)[i])) for i in wrong.nonzero()[:4, 0].tolist())
-        return say("compare.not_exact", name=name, n=int(wrong.sum()), total=got.numel(), first=_index(first, got.shape),
-                   side=side)
+        return say("compare.not_exact", name=name, n=int(wrong.sum()), total=got.numel(),
+                   first=_index(first, got.shape), side=side)
     same = (got == expected) | (torch.isnan(got) & torch.isnan(expected))  # also equal infs, whose difference is NaN
     err = (got - expected).abs().float().masked_fill(same, 0).nan_to_num(float("inf"), float("inf"))
     bound = tol.bound(expected)
@@ -135,7 +138,9 @@ def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | No
     rel = flat_err / expected.abs().float().reshape(-1).clamp_min(1e-30)
     worst_rel = int(rel.argmax())
     shown = outside.nonzero()[:4, 0].tolist()
-    side = "\n".join(f"    {_index(i, got.shape):>14}  {_value(got.reshape(-1)[i]):>12}  {_value(expected.reshape(-1)[i]):>12}" for i in shown)
+    flat_got, flat_expected = got.reshape(-1), expected.reshape(-1)
+    side = "\n".join(f"    {_index(i, got.shape):>14}  {_value(flat_got[i]):>12}  {_value(flat_expected[i]):>12}"
+                     for i in shown)
     return say("compare.outside", name=name, n=int(outside.sum()), total=got.numel(), shape=_shape(got),
                dtype=_dtype(got), max_abs=f"{float(flat_err[worst]):.4g}", at_abs=_index(worst, got.shape),
                max_rel=f"{float(rel[worst_rel]):.4g}", at_rel=_index(worst_rel, got.shape), atol=f"{tol.atol:g}",
@@ -191,12 +196,15 @@ def type_problem(name: str, got, expected) -> str | None:
         shown = say("compare.shown", value=_short(got, 60)) if got is not None else ""
         return say("compare.type", name=name, expected=_kind(expected), got=_kind(got), shown=shown, fix=fix)
     if isinstance(expected, (list, tuple)):
-        return next((p for i, (g, e) in enumerate(zip(got, expected)) if (p := type_problem(f"{name}[{i}]", g, e))), None)
+        return next((p for i, (g, e) in enumerate(zip(got, expected)) if (p := type_problem(f"{name}[{i}]", g, e))),
+                    None)
     if isinstance(expected, dict):
-        wrong_key = next((k for k in got if not isinstance(k, str)), None) if all(isinstance(k, str) for k in expected) else None
+        keys_are_str = all(isinstance(k, str) for k in expected)
+        wrong_key = next((k for k in got if not isinstance(k, str)), None) if keys_are_str else None
         if wrong_key is not None:
             return say("compare.keys_not_str", name=name, kind=_kind(wrong_key), key=_short(wrong_key, 60))
-        return next((p for k, e in expected.items() if k in got and (p := type_problem(f"{name}[{k!r}]", got[k], e))), None)
+        return next((p for k, e in expected.items() if k in got and (p := type_problem(f"{name}[{k!r}]", got[k], e))),
+                    None)
     return None
 
 
@@ -210,7 +218,8 @@ def _dict_diff(name: str, got: dict, expected: dict) -> str:
         more = say("compare.more", n=len(keys) - SHOWN) if len(keys) > SHOWN else ""
         return ", ".join(map(show, keys[:SHOWN])) + more
 
-    lines = [say("compare.dicts", name=name, missing=len(missing), extra=len(extra), differ=len(differ), expected=len(expected))]
+    lines = [say("compare.dicts", name=name, missing=len(missing), extra=len(extra), differ=len(differ),
+                 expected=len(expected))]
     if missing:
         lines.append(say("compare.missing_keys") + few(missing, repr))
     if extra:
@@ -230,8 +239,8 @@ def _sequence_diff(name: str, got, expected) -> str:
     window = f"[{start}:{min(start + WINDOW, max(len(got), len(expected)))}]"
     what = say("compare.strings") if isinstance(expected, str) else say("compare.lists")
     differ = sum(a != b for a, b in zip(got, expected)) + abs(len(got) - len(expected))
-    return say("compare.sequences", name=name, what=what, first=first, got_length=len(got), expected_length=len(expected),
-               differ=differ, longest=max(len(got), len(expected)), window=window,
+    return say("compare.sequences", name=name, what=what, first=first, got_length=len(got),
+               expected_length=len(expected), differ=differ, longest=max(len(got), len(expected)), window=window,
                got=_short(got[start:start + WINDOW]), expected=_short(expected[start:start + WINDOW]))
 
 
@@ -266,7 +275,8 @@ def generation_mismatch(name: str, got: dict, expected: dict, tol: Tolerance) ->
     ties = near_ties(expected["top2"], expected["rms"], tol)
     sure = int(ties.nonzero()[0]) if ties.any() else len(want)  # steps before the first near tie
     n = min(sure, len(tokens))
-    report = mismatch(f"{name}: logits of steps 0..{n - 1}", got["logits_head"][:n], expected["logits_head"][:n], tol) if n else None
+    report = mismatch(f"{name}: logits of steps 0..{n - 1}", got["logits_head"][:n], expected["logits_head"][:n],
+                      tol) if n else None
     if report:
         return [report]
     for i in range(sure):
@@ -274,8 +284,9 @@ def generation_mismatch(name: str, got: dict, expected: dict, tol: Tolerance) ->
             return [say("compare.stopped_early", name=name, n=len(tokens), expected=want[:sure])]
         if tokens[i] != want[i]:
             top1, top2 = (float(v) for v in expected["top2"][i])
-            return [say("compare.other_token", name=name, step=i, got=tokens[i], expected=want[i], margin=f"{top1 - top2:.4g}",
-                        got_tokens=tokens[i:i + 8], expected_tokens=want[i:i + 8])]
+            return [say("compare.other_token", name=name, step=i, got=tokens[i], expected=want[i],
+                        margin=f"{top1 - top2:.4g}", got_tokens=tokens[i:i + 8], expected_tokens=want[i:i + 8])]
     if sure == len(want) and len(tokens) != len(want):
-        return [say("compare.too_many_tokens", name=name, n=len(tokens), expected=len(want), then=tokens[len(want):len(want) + 8])]
+        return [say("compare.too_many_tokens", name=name, n=len(tokens), expected=len(want),
+                    then=tokens[len(want):len(want) + 8])]
     return []

@@ -20,7 +20,8 @@ def status(results: list) -> dict:
         if name in TESTS:
             tests[name] = {"status": r.status, "message": r.message}
     reproduced = bool(tests) and all(t["status"] == "passed" for t in tests.values())
-    return {"checkpoint": folder, "verified": _verified(folder), "tests": tests, "reproduced": reproduced, "trained": trained(results)}
+    return {"checkpoint": folder, "verified": _verified(folder), "tests": tests, "reproduced": reproduced,
+            "trained": trained(results)}
 
 
 def trained(results: list) -> dict:
@@ -28,7 +29,8 @@ def trained(results: list) -> dict:
     from .models import TRAINED, trained as trained_model
 
     mine = [r for r in results if f"[{TRAINED}]" in r.nodeid and r.outcome != "skipped"]
-    return {"fetched": trained_model() is not None, "passed": sum(r.outcome == "passed" for r in mine), "total": len(mine)}
+    passed = sum(r.outcome == "passed" for r in mine)
+    return {"fetched": trained_model() is not None, "passed": passed, "total": len(mine)}
 
 
 def trained_line(s: dict, lang: str | None = None) -> str:

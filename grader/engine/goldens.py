@@ -17,11 +17,12 @@ from .calls import Call, Golden, GradeFailure, Ref, differences
 from .checking import run_call
 from .compare import TOLERANCES
 from ..errors import KitError
+from ..i18n import say
 from ..paths import ROOT
 from ..progress import track
 
 MANIFEST = "manifest.json"
-MISTAKE_ELEMENTS = 1 << 16  # a mistake's larger outputs (a whole vocabulary of logits) are not kept: the smaller ones name it
+MISTAKE_ELEMENTS = 1 << 16  # a mistake's larger outputs (a vocabulary of logits) are not kept: the smaller ones name it
 
 
 def _sha256_file(path: Path) -> str:
@@ -117,8 +118,10 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
             except GradeFailure:
                 continue  # the call itself says what is wrong (e.g. a cache fed the wrong shape)
             if differences(got, expected, call.tolerance):  # only mistakes this case can tell apart
-                kept = {k: v for k, v in got.items() if not isinstance(v, torch.Tensor) or v.numel() <= MISTAKE_ELEMENTS}
-                spec["mistakes"][mistake.id] = {k: _encode(v, f"{prefix}/mistake/{mistake.id}/{k}", tensors) for k, v in kept.items()}
+                kept = {k: v for k, v in got.items()
+                        if not isinstance(v, torch.Tensor) or v.numel() <= MISTAKE_ELEMENTS}
+                where = f"{prefix}/mistake/{mistake.id}"
+                spec["mistakes"][mistake.id] = {k: _encode(v, f"{where}/{k}", tensors) for k, v in kept.items()}
         written.append(spec)
     return tensors, written
 
@@ -153,7 +156,8 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
         "builder": builder_version(),
         "prompts": prompts,
         "files": files,
-        "tolerances": {name: {"atol": t.atol, "rtol": t.rtol, "reason": t.reason("en")} for name, t in TOLERANCES.items()},
+        "tolerances": {name: {"atol": t.atol, "rtol": t.rtol, "reason": t.reason("en")}
+                       for name, t in TOLERANCES.items()},
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
@@ -176,14 +180,14 @@ def read(golden_dir: Path, module: str) -> list[Golden]:
     """The golden calls of one exercise module."""
     path = golden_dir / f"{module}.safetensors"
     if not path.is_file():
-        raise KitError(f"{path} is missing: restore fixtures/ with `git checkout -- fixtures` (or rebuild with `llama3-grader fixtures build`)")
+        raise KitError(say("goldens.missing", path=path))
     try:
         tensors = load_file(path)
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
             entries = json.loads(json.loads(f.read(header_len))["__metadata__"]["calls"])
     except (SafetensorError, OSError, ValueError, KeyError) as e:
-        raise KitError(f"{path} is corrupt ({str(e).splitlines()[0]}): restore it with `git checkout -- {path.parent}` and run `llama3-grader fixtures verify`") from None
+        raise KitError(say("goldens.corrupt", path=path, why=str(e).splitlines()[0], folder=path.parent)) from None
     goldens = []
     for s in entries:
         call = Call(module, s["function"], s["case"], {k: _decode(v, tensors) for k, v in s["kwargs"].items()},

@@ -34,7 +34,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("llama3-kit")
     group.addoption("--impl", choices=impls.IMPLS, default=None,
                     help="implementation to grade: exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
-    group.addoption("--checkpoint", default=None, help="also grade on this real checkpoint folder (or set LLAMA3_CHECKPOINT)")
+    group.addoption("--checkpoint", default=None,
+                    help="also grade on this real checkpoint folder (or set LLAMA3_CHECKPOINT)")
     group.addoption("--time-limit", type=float, default=None, help=f"seconds per test (default {DEFAULT_TIME_LIMIT:g})")
     parser.addini("llama3_time_limit", "seconds per graded test", default=str(DEFAULT_TIME_LIMIT))
 
@@ -95,7 +96,7 @@ def pytest_collection(session):
                     goldens.build_into_cache(model)
             problems = goldens.verify(model.golden_dir)
             if problems:
-                raise KitError(f"{problems[0]}: restore fixtures/ with `git checkout -- fixtures`, then run `llama3-grader fixtures verify`")
+                raise KitError(say("plugin.damaged_golden", problem=problems[0]))
     except KitError as e:
         prefix = "LLAMA3_CHECKPOINT: " if models.real_from_env() is not None and "fixtures/" not in str(e) else ""
         raise pytest.UsageError(prefix + str(e)) from None
@@ -123,7 +124,8 @@ class GoldenCases:
                 failures.append(e)
         if failures:
             first = next((f for f in failures if f.mistake), failures[0])
-            more = "\n" + say("plugin.more_cases_fail", n=len(failures) - 1, total=len(self.goldens)) if len(failures) > 1 else ""
+            more = ("\n" + say("plugin.more_cases_fail", n=len(failures) - 1, total=len(self.goldens))
+                    if len(failures) > 1 else "")
             raise GradeFailure(str(first) + more, mistake=first.mistake)
 
     def kwargs(self, golden: Golden) -> dict:
@@ -277,8 +279,8 @@ def pytest_runtest_makereport(item, call):
     message, status = found
     notes = [n for n in getattr(call.excinfo.value, "__notes__", []) if n.startswith("Falsifying")]
     sections = [(f"Captured {key} {when}", capped(content)) for when, key, content in item._report_sections]
-    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", "\n".join([message, *notes]),
-                             call.when, sections, call.duration, call.start, call.stop,
+    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
+                             "\n".join([message, *notes]), call.when, sections, call.duration, call.start, call.stop,
                              user_properties=[*item.user_properties, ("status", status),
                                               ("mistake", getattr(call.excinfo.value, "mistake", None))])
 
@@ -300,10 +302,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         path = Path(str(arg).split("::")[0])
         if re.fullmatch(r"ex\d\d_\w+\.py", path.name):
             tests = path.with_name(f"test_{path.name}")
-            terminalreporter.write_line(say("plugin.your_code_not_its_tests", path=path, tests=tests, short=path.name[:4]))
+            terminalreporter.write_line(say("plugin.your_code_not_its_tests", path=path, tests=tests,
+                                            short=path.name[:4]))
 
 
 def pytest_report_teststatus(report, config):
-    if report.failed and ("status", "not started") in getattr(report, "user_properties", ()):  # a CollectReport has none
+    # a CollectReport has no user_properties
+    if report.failed and ("status", "not started") in getattr(report, "user_properties", ()):
         return "failed", "N", "NOT STARTED"
     return None

@@ -42,7 +42,8 @@ def reference(fn: Callable) -> dict:
     """How a rank finds fn: its module, qualified name, and the folder its package is imported from."""
     fn = inspect.unwrap(fn)
     file = getattr(sys.modules[fn.__module__], "__file__", None)
-    root = Path(file).resolve().parents[fn.__module__.count(".")] if file else None  # exercises/ex17.py -> the kit's folder
+    # exercises/ex17.py -> the kit's folder
+    root = Path(file).resolve().parents[fn.__module__.count(".")] if file else None
     return {"module": fn.__module__, "name": fn.__qualname__, "root": str(root) if root else None}
 
 
@@ -53,7 +54,8 @@ def _resolve(ref: dict) -> Callable:
         sys.path[:] = [ref["root"], *(p for p in sys.path if p != ref["root"])]
     package, _, name = ref["module"].partition(".")
     exercise = package in impls.IMPLS and name.startswith("ex")
-    with impls.reference_for_unimportable(package, name) if exercise else nullcontext():  # a broken earlier exercise: the reference
+    # a broken earlier exercise is the reference there
+    with impls.reference_for_unimportable(package, name) if exercise else nullcontext():
         value = importlib.import_module(ref["module"])
     for part in ref["name"].split("."):
         value = getattr(value, part)
@@ -85,7 +87,8 @@ def _run_job(job: dict) -> tuple:
         module = sys.modules[inspect.unwrap(target).__module__]
         isolate = job["isolated"] and module.__name__.partition(".")[0] in impls.IMPLS
         kwargs = job["kwargs"]
-        before = [(name, t, t.clone()) for name, value in kwargs.items() for t in tensors_in(value)]  # collectives leave _version as it is
+        # copies, not _version: a collective changes a tensor without counting it
+        before = [(name, t, t.clone()) for name, value in kwargs.items() for t in tensors_in(value)]
         with impls.isolated(module) if isolate else nullcontext():
             result = _resolve(job["job"])(target, **kwargs)
         changed = [name for name, t, copy in before if not torch.equal(t, copy)]
@@ -213,7 +216,8 @@ class Group:
 
 
 def _gloo_reason(line: str) -> str:
-    """gloo's own words, without the exception's name, gloo's source path and its advice: 'Connection closed by peer'."""
+    """gloo's own words, without the exception's name, gloo's source path and its advice: 'Connection closed by
+    peer'."""
     words = line.split("RuntimeError: ", 1)[-1]
     return re.sub(r"\[[^\]]*gloo[^\]]*\]\s*", "", words).split(". ")[0].strip()
 
@@ -226,7 +230,8 @@ def _failure(job: dict, replies: dict, world_size: int, timeout: float) -> BaseE
     def on(rank: int) -> str:
         return say("ranks.on_rank", rank=rank, world_size=world_size)
 
-    by_kind = {kind: [(r, reply) for r, reply in sorted(replies.items()) if reply[0] == kind] for kind in ("not started", "failing", "died")}
+    by_kind = {kind: [(r, reply) for r, reply in sorted(replies.items()) if reply[0] == kind]
+               for kind in ("not started", "failing", "died")}
     if by_kind["not started"]:
         return NotStarted(by_kind["not started"][0][1][1])
     own = [(r, reply) for r, reply in by_kind["failing"] if not reply[2]]
@@ -244,11 +249,11 @@ def _failure(job: dict, replies: dict, world_size: int, timeout: float) -> BaseE
         first, _, where = reply[1].partition("\n")
         others = (say("ranks.finished_without_it", ranks=", ".join(map(str, finished))) if finished else "") + (
             say("ranks.never_got_there", ranks=", ".join(map(str, silent))) if silent else "")
-        return GradeFailure(on(rank) + say("ranks.collective_failed", who=who, reason=_gloo_reason(first), others=others)
-                            + (f"\n{where}" if where else "") + "\n" + say("ranks.same_collectives"))
+        failed = say("ranks.collective_failed", who=who, reason=_gloo_reason(first), others=others)
+        return GradeFailure(on(rank) + failed + (f"\n{where}" if where else "") + "\n" + say("ranks.same_collectives"))
     if finished:
-        return GradeFailure(say("ranks.some_finished", who=who, finished=", ".join(map(str, finished)), world_size=world_size,
-                                silent=", ".join(map(str, silent)), timeout=f"{timeout:g}"))
+        return GradeFailure(say("ranks.some_finished", who=who, finished=", ".join(map(str, finished)),
+                                world_size=world_size, silent=", ".join(map(str, silent)), timeout=f"{timeout:g}"))
     return GradeFailure(say("ranks.no_answer", who=who, silent=", ".join(map(str, silent)), world_size=world_size,
                             timeout=f"{timeout:g}"))
 

@@ -37,11 +37,12 @@ class Collector:
             return
         if report.nodeid in self.results and self.results[report.nodeid].outcome != "passed":
             return  # keep the first failure (setup before call, call before teardown)
-        status = dict(report.user_properties).get("status") or {"passed": "passed", "skipped": "skipped"}.get(report.outcome, "failing")
-        message = report.longreprtext if report.failed else (report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else "")
-        mistake = dict(report.user_properties).get("mistake")
-        self.results[report.nodeid] = Result(report.nodeid, m.group(1), report.outcome, status, message, report.duration,
-                                             mistake)
+        properties = dict(report.user_properties)
+        status = properties.get("status") or {"passed": "passed", "skipped": "skipped"}.get(report.outcome, "failing")
+        skip_reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
+        message = report.longreprtext if report.failed else skip_reason
+        self.results[report.nodeid] = Result(report.nodeid, m.group(1), report.outcome, status, message,
+                                             report.duration, properties.get("mistake"))
 
 
 def run(args: list[str] | None = None, quiet: bool = True) -> tuple[int, list[Result]]:

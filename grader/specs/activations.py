@@ -26,7 +26,8 @@ class Activations:
             w["layers.0.attention.wv.weight"], self.args.n_heads, self.args.n_kv_heads)
         self.freqs_cis = ex06_rope.precompute_freqs_cis(self.args.head_dim, seq, self.args.rope_theta,
                                                         self.args.rope_scale_factor)
-        self.q_rot, self.k_rot = ex06_rope.apply_rope(self.q, self.freqs_cis), ex06_rope.apply_rope(self.k, self.freqs_cis)
+        self.q_rot = ex06_rope.apply_rope(self.q, self.freqs_cis)
+        self.k_rot = ex06_rope.apply_rope(self.k, self.freqs_cis)
         self.mask = ex07_attention.causal_mask(seq)
         self.h = self.x + ex08_multi_head_attention.self_attention(self.x_normed, w, 0, self.args, self.freqs_cis,
                                                                    self.mask)

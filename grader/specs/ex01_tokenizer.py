@@ -19,9 +19,9 @@ def calls(model, acts) -> list[Call]:
     prompts = {name: a.prompt for name, a in acts.items()}
     texts = {**prompts, **TOKENIZER_TEXTS}
     ids = {name: tok.encode(model.tokenizer, text) for name, text in texts.items()}
+    load = {"path": Ref("tokenizer_path"), "texts": [*texts.values(), SPECIAL_TEXT]}
     out = [Call(m, "special_tokens", "table", {}),
-           Call(m, "load_tokenizer", "prompts", {"path": Ref("tokenizer_path"), "texts": [*texts.values(), SPECIAL_TEXT]},
-                driver=drive_tokenizer)]
+           Call(m, "load_tokenizer", "prompts", load, driver=drive_tokenizer)]
     out += [Call(m, "encode", name, {"tokenizer": Ref("tokenizer"), "text": text}) for name, text in texts.items()]
     out += [Call(m, "encode", "with_eos", {"tokenizer": Ref("tokenizer"), "text": PROMPTS["prompt42"], "bos": True,
                                            "eos": True}),

@@ -15,10 +15,11 @@ def calls(model, acts) -> list[Call]:
     m = "ex04_rms_norm"
     a0 = next(iter(acts.values()))
     norm = {"weight": Ref("weight", "layers.0.attention_norm.weight"), "eps": model.checkpoint.args.norm_eps}
+    weight32 = model.weights()["layers.0.attention_norm.weight"].float()
     out = [Call(m, "rms_norm", name, {"x": a.x, **norm}) for name, a in acts.items()]
     out += [Call(m, "rms_norm", "small_inputs", {"x": a0.x * 1e-3, **norm}),
-            Call(m, "rms_norm", "float32", {"x": a0.x.float(), "weight": model.weights()["layers.0.attention_norm.weight"].float(),
-                                            "eps": norm["eps"]}, tolerance="float32")]
+            Call(m, "rms_norm", "float32", {"x": a0.x.float(), "weight": weight32, "eps": norm["eps"]},
+                 tolerance="float32")]
     return out
 
 

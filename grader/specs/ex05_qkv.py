@@ -15,16 +15,17 @@ def calls(model, acts) -> list[Call]:
     a0 = next(iter(acts.values()))
     wqkv = {f"w{x}": Ref("weight", f"layers.0.attention.w{x}.weight") for x in "qkv"}
     out = [Call(m, "linear", "prompt", {"x": a0.x_normed, "weight": wqkv["wq"]})]
-    out += [Call(m, "project_qkv", name, {"x": a.x_normed, **wqkv, "n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads},
-                 outputs=("q", "k", "v")) for name, a in acts.items()]
+    heads = {"n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads}
+    out += [Call(m, "project_qkv", name, {"x": a.x_normed, **wqkv, **heads}, outputs=("q", "k", "v"))
+            for name, a in acts.items()]
     return out
 
 
 @spec.mistake("linear", "weight_not_transposed",
               en="x is multiplied by weight, not by its transpose: Meta's weights are [out_features, in_features] "
                  "(PyTorch's nn.Linear layout), so the projection is x @ weight.T (torch.nn.functional.linear)",
-              zh="x 乘的是 weight 而不是它的转置：Meta 的权重是 [out_features, in_features]（PyTorch nn.Linear 的布局），"
-                 "所以投影是 x @ weight.T（torch.nn.functional.linear）")
+              zh="x 乘的是 weight 而不是它的转置：Meta 的权重是 [out_features, in_features]（PyTorch nn.Linear "
+                 "的布局），所以投影是 x @ weight.T（torch.nn.functional.linear）")
 def linear_not_transposed(x, weight):
     return x @ weight
 

@@ -15,21 +15,23 @@ def calls(model, acts) -> list[Call]:
     """Llama 3.1's frequency scaling for both head sizes and factors; the tables of released shapes and of each
     prompt; each prompt's q and k rotated, in float32 and (on the tiny models) in bf16."""
     m, args = "ex06_rope", model.checkpoint.args
-    base = {hd: ex06_rope.precompute_freqs_cis(hd, 2, 500000.0)[1].angle() for hd in (64, 128)}  # f_i = angle at position 1
-    out = [Call(m, "apply_scaling", f"head_dim{hd}_factor{int(f)}", {"freqs": base[hd], "scale_factor": f}, tolerance="float32")
-           for hd in (64, 128) for f in (8.0, 32.0)]
-    out += [Call(m, "precompute_freqs_cis", "llama3-8b", {"head_dim": 128, "end": 64, "theta": 500000.0, "scale_factor": None},
-                 tolerance="float32 angles"),
-            Call(m, "precompute_freqs_cis", "llama3.2-1b", {"head_dim": 64, "end": 64, "theta": 500000.0, "scale_factor": 32.0},
-                 tolerance="float32 angles")]
-    out += [Call(m, "precompute_freqs_cis", name, {"head_dim": args.head_dim, "end": len(a.ids), "theta": args.rope_theta,
-                                                  "scale_factor": args.rope_scale_factor}, tolerance="float32 angles")
-            for name, a in acts.items()]
+    base = {hd: ex06_rope.precompute_freqs_cis(hd, 2, 500000.0)[1].angle() for hd in (64, 128)}  # f_i: angle at t = 1
+    out = [Call(m, "apply_scaling", f"head_dim{hd}_factor{int(f)}", {"freqs": base[hd], "scale_factor": f},
+                tolerance="float32") for hd in (64, 128) for f in (8.0, 32.0)]
+
+    def table(head_dim, end, theta, scale_factor):
+        return {"head_dim": head_dim, "end": end, "theta": theta, "scale_factor": scale_factor}
+
+    out += [Call(m, "precompute_freqs_cis", "llama3-8b", table(128, 64, 500000.0, None), tolerance="float32 angles"),
+            Call(m, "precompute_freqs_cis", "llama3.2-1b", table(64, 64, 500000.0, 32.0), tolerance="float32 angles")]
+    out += [Call(m, "precompute_freqs_cis", name, table(args.head_dim, len(a.ids), args.rope_theta,
+                                                       args.rope_scale_factor),
+                 tolerance="float32 angles") for name, a in acts.items()]
     out += [Call(m, "apply_rope", f"{name}_{which}", {"x": x.float(), "freqs_cis": a.freqs_cis}, tolerance="float32")
             for name, a in acts.items() for which, x in (("q", a.q), ("k", a.k))]
     if model.is_tiny:
-        out += [Call(m, "apply_rope", f"{name}_{which}_bf16", {"x": x, "freqs_cis": a.freqs_cis}, tolerance="bf16 rotation")
-                for name, a in acts.items() for which, x in (("q", a.q), ("k", a.k))]
+        out += [Call(m, "apply_rope", f"{name}_{which}_bf16", {"x": x, "freqs_cis": a.freqs_cis},
+                     tolerance="bf16 rotation") for name, a in acts.items() for which, x in (("q", a.q), ("k", a.k))]
     return out
 
 
@@ -49,9 +51,10 @@ def precompute_without_scaling(head_dim, end, theta, scale_factor=None):
 
 
 @spec.mistake("apply_rope", "rope_on_halves",
-              en="RoPE rotates halves (i, i + head_dim/2), Hugging Face's layout: Meta's weights pair adjacent elements "
-                 "(2i, 2i+1)",
-              zh="RoPE 旋转了前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的权重把相邻元素 (2i, 2i+1) 配成一对")
+              en="RoPE rotates halves (i, i + head_dim/2), Hugging Face's layout: Meta's weights pair adjacent "
+                 "elements (2i, 2i+1)",
+              zh="RoPE 旋转了前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的权重把相邻元素 (2i, 2i+1) "
+                 "配成一对")
 def apply_rope_on_halves(x, freqs_cis):
     half = x.shape[-1] // 2
     x1, x2 = x.float()[..., :half], x.float()[..., half:]

@@ -18,7 +18,8 @@ def calls(model, acts) -> list[Call]:
     each prompt in float32, and (on the tiny models) one head in bf16."""
     m, args = "ex07_attention", model.checkpoint.args
     a0 = next(iter(acts.values()))
-    out = [Call(m, "causal_mask", f"seq{s}_start{p}", {"seqlen": s, "start_pos": p}) for s, p in ((17, 0), (4, 13), (1, 16))]
+    out = [Call(m, "causal_mask", f"seq{s}_start{p}", {"seqlen": s, "start_pos": p})
+           for s, p in ((17, 0), (4, 13), (1, 16))]
 
     def head(a, h, cast):
         kv = h // args.n_rep

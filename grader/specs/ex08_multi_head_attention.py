@@ -28,10 +28,12 @@ def calls(model, acts) -> list[Call]:
 
     f32 = torch.Tensor.float
     out += [Call(m, "grouped_query_attention", name, gqa(a, f32), tolerance="float32") for name, a in acts.items()]
-    out += [Call(m, "self_attention", name, attention(a, f32, "float32"), tolerance="float32 layers") for name, a in acts.items()]
-    out += [Call(m, "self_attention", case, {"x": f32(a0.x_normed), "weights": Ref("weights", dtype="float32"), "layer_id": 0,
-                                             "args": Ref("args"), "freqs_cis": a0.freqs_cis, "chunks": chunks},
-                 tolerance="float32 layers", driver=drive_layer_cached) for case, chunks in a0.cached.items()]
+    out += [Call(m, "self_attention", name, attention(a, f32, "float32"), tolerance="float32 layers")
+            for name, a in acts.items()]
+    cached = {"x": f32(a0.x_normed), "weights": Ref("weights", dtype="float32"), "layer_id": 0, "args": Ref("args"),
+              "freqs_cis": a0.freqs_cis}
+    out += [Call(m, "self_attention", case, {**cached, "chunks": chunks}, tolerance="float32 layers",
+                 driver=drive_layer_cached) for case, chunks in a0.cached.items()]
     if model.is_tiny:
         out += [Call(m, "grouped_query_attention", "prompt42_bf16", gqa(a0, lambda t: t), tolerance="bf16 attention"),
                 Call(m, "self_attention", "prompt42_bf16", attention(a0, lambda t: t, ""), tolerance="bf16 attention")]
@@ -62,7 +64,8 @@ def gqa_tiled(q, k, v, mask):
 @spec.mistake("self_attention", "rope_after_cache",
               en="the cache holds keys without RoPE: rotate k (with this chunk's freqs_cis) before cache.update, so "
                  "every cached key keeps the rotation of its own position",
-              zh="缓存里存的是没有 RoPE 的 key：先用这一段的 freqs_cis 旋转 k，再调用 cache.update，让每个缓存的 key 保持它自己位置的旋转")
+              zh="缓存里存的是没有 RoPE 的 key：先用这一段的 freqs_cis 旋转 k，再调用 cache.update，让每个缓存的 key "
+                 "保持它自己位置的旋转")
 def self_attention_rope_after_cache(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
     p = f"layers.{layer_id}.attention."
     q, k, v = ex05_qkv.project_qkv(x, weights[p + "wq.weight"], weights[p + "wk.weight"], weights[p + "wv.weight"],

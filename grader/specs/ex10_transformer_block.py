@@ -23,8 +23,8 @@ def calls(model, acts) -> list[Call]:
         return {"x": x, "weights": Ref("weights", dtype=dtype), "layer_id": layer_id, "args": Ref("args"),
                 "freqs_cis": a.freqs_cis, "mask": a.mask}
 
-    out = [Call(m, "transformer_block", f"{name}_layer0", block(a, 0, a.x.float(), "float32"), tolerance="float32 layers")
-           for name, a in acts.items()]
+    out = [Call(m, "transformer_block", f"{name}_layer0", block(a, 0, a.x.float(), "float32"),
+                tolerance="float32 layers") for name, a in acts.items()]
     out += [Call(m, "transformer_block", f"last_layer{last}", block(a0, last, a0.last_input.float(), "float32"),
                  tolerance="float32 layers")]
     out += [Call(m, "transformer_block", case, {"x": a0.last_input.float(), "weights": Ref("weights", dtype="float32"),
@@ -32,7 +32,8 @@ def calls(model, acts) -> list[Call]:
                                                 "chunks": chunks},
                  tolerance="float32 layers", driver=drive_layer_cached) for case, chunks in a0.cached.items()]
     if model.is_tiny:
-        out += [Call(m, "transformer_block", "prompt42_layer0_bf16", block(a0, 0, a0.x, ""), tolerance="bf16 attention")]
+        out += [Call(m, "transformer_block", "prompt42_layer0_bf16", block(a0, 0, a0.x, ""),
+                     tolerance="bf16 attention")]
     return out
 
 
@@ -60,7 +61,8 @@ def block_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=
 @spec.mistake("transformer_block", "attention_residual_on_normed",
               en="the first residual is added to the normed input: h = x + attention(norm(x)) adds to x itself, not to "
                  "norm(x) (the second residual is right)",
-              zh="第一个残差加在了归一化之后的输入上：h = x + attention(norm(x)) 要加到 x 本身上，而不是 norm(x)（第二个残差是对的）")
+              zh="第一个残差加在了归一化之后的输入上：h = x + attention(norm(x)) 要加到 x 本身上，而不是 "
+                 "norm(x)（第二个残差是对的）")
 def block_attention_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
     return block_with_residuals(x, weights, layer_id, args, freqs_cis, mask, cache, start_pos, True, False)
 
@@ -68,6 +70,7 @@ def block_attention_residual_on_normed(x, weights, layer_id, args, freqs_cis, ma
 @spec.mistake("transformer_block", "ffn_residual_on_normed",
               en="the second residual is added to the normed input: out = h + feed_forward(norm(h)) adds to h itself, "
                  "not to norm(h) (the first residual is right)",
-              zh="第二个残差加在了归一化之后的输入上：out = h + feed_forward(norm(h)) 要加到 h 本身上，而不是 norm(h)（第一个残差是对的）")
+              zh="第二个残差加在了归一化之后的输入上：out = h + feed_forward(norm(h)) 要加到 h 本身上，而不是 "
+                 "norm(h)（第一个残差是对的）")
 def block_ffn_residual_on_normed(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
     return block_with_residuals(x, weights, layer_id, args, freqs_cis, mask, cache, start_pos, False, True)

@@ -22,7 +22,8 @@ def calls(model, acts) -> list[Call]:
     def fwd(a, dtype):
         return {"tokens": a.tokens, "weights": Ref("weights", dtype=dtype), "args": Ref("args")}
 
-    out = [Call(m, "forward", name, fwd(a, "float32"), tolerance="float32 layers", reduce="logits") for name, a in acts.items()]
+    out = [Call(m, "forward", name, fwd(a, "float32"), tolerance="float32 layers", reduce="logits")
+           for name, a in acts.items()]
     out += [Call(m, "forward", case, {**fwd(a0, "float32"), "chunks": chunks}, tolerance="float32 layers",
                  driver=drive_forward_cached) for case, chunks in a0.cached.items()]
     if model.is_tiny:
@@ -72,7 +73,8 @@ def forward_positions_from_zero(tokens, weights, args, cache=None, start_pos=0):
 def forward_without_final_norm(tokens, weights, args, cache=None, start_pos=0):
     seqlen = tokens.shape[0]
     h = ex03_embeddings.embed(tokens, weights["tok_embeddings.weight"])
-    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)
+    end = start_pos + seqlen
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, end, args.rope_theta, args.rope_scale_factor)
     mask = ex07_attention.causal_mask(seqlen, start_pos) if seqlen > 1 else None
     for layer_id in range(args.n_layers):
         h = ex10_transformer_block.transformer_block(h, weights, layer_id, args, freqs_cis[start_pos:], mask, cache,

@@ -19,16 +19,17 @@ def calls(model, acts) -> list[Call]:
     the fourth step, and (on the tiny models) in bf16, where the cache's dtype must follow the weights'."""
     m, args = "ex12_generation", model.checkpoint.args
     a0 = next(iter(acts.values()))
-    out = [Call(m, "KVCache", name, {"n_layers": args.n_layers, "max_seq_len": len(a.ids) + 4, "n_kv_heads": args.n_kv_heads,
-                                     "head_dim": args.head_dim, "dtype": str(a.k_rot.dtype).removeprefix("torch."),
-                                     "k_prefill": a.k_rot, "v_prefill": a.v, "k_steps": a.k_rot[-4:] * 0.5,
-                                     "v_steps": a.v[-4:] * 0.5},
-                driver=drive_kv_cache) for name, a in acts.items()]
+    def cache(a):
+        return {"n_layers": args.n_layers, "max_seq_len": len(a.ids) + 4, "n_kv_heads": args.n_kv_heads,
+                "head_dim": args.head_dim, "dtype": str(a.k_rot.dtype).removeprefix("torch."), "k_prefill": a.k_rot,
+                "v_prefill": a.v, "k_steps": a.k_rot[-4:] * 0.5, "v_steps": a.v[-4:] * 0.5}
+
+    out = [Call(m, "KVCache", name, cache(a), driver=drive_kv_cache) for name, a in acts.items()]
     n_new = new_tokens(model)
-    out += [Call(m, "generate", name, generation_inputs(model, a.ids, n_new), tolerance="float32 layers", driver=drive_generate)
-            for name, a in acts.items() if len(a.ids) <= GENERATION_PROMPT_TOKENS]
-    out += [Call(m, "generate", "stop_token", generation_inputs(model, a0.ids, n_new, a0.forced_stop), tolerance="float32 layers",
-                 driver=drive_generate)]
+    out += [Call(m, "generate", name, generation_inputs(model, a.ids, n_new), tolerance="float32 layers",
+                 driver=drive_generate) for name, a in acts.items() if len(a.ids) <= GENERATION_PROMPT_TOKENS]
+    out += [Call(m, "generate", "stop_token", generation_inputs(model, a0.ids, n_new, a0.forced_stop),
+                 tolerance="float32 layers", driver=drive_generate)]
     if model.is_tiny:
         out += [Call(m, "generate", "prompt42_bf16", generation_inputs(model, a0.ids, n_new, dtype=""),
                      tolerance="bf16 attention", driver=drive_generate)]

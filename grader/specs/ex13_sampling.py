@@ -42,7 +42,8 @@ def calls(model, acts) -> list[Call]:
 
     out = [Call(m, "top_k_filter", f"k{k}", {"logits": logits, "k": k}, tolerance="float32") for k in (1, 10, 100)]
     out += [Call(m, "top_p_filter", f"p{p}", {"logits": logits, "p": p}, tolerance="float32") for p in (0.05, 0.5, 0.9)]
-    out += [Call(m, "probabilities", name, {"logits": logits, **settings(name)}, tolerance="float32") for name in SETTINGS]
+    out += [Call(m, "probabilities", name, {"logits": logits, **settings(name)}, tolerance="float32")
+            for name in SETTINGS]
     out += [Call(m, "sample", f"{name}_seed{seed}", {"logits": logits, **settings(name), "seed": seed, "draws": 8},
                  driver=drive_sample) for name, seed in (("t1", 0), ("t0.8_k40_p0.95", 1), ("t1.5_k10", 2))]
     out += [Call(m, "sample", "greedy", {"logits": logits, "temperature": 0.0, "top_k": None, "top_p": None, "seed": 0,
@@ -52,7 +53,8 @@ def calls(model, acts) -> list[Call]:
     gen = {"prompt_ids": a0.ids, "weights": Ref("weights", dtype="float32"), "args": Ref("args"),
            "max_new_tokens": new_tokens(model) // 2, "stop_tokens": list(model.checkpoint.tokenizer.stop_ids)}
     out += [Call(m, "generate", f"{name0}_{name}_seed{seed}", {**gen, **settings(name), "seed": seed},
-                 tolerance="float32 layers", driver=drive_sampled_generate) for name, seed in (("t0.8_k40_p0.95", 0), ("t1", 1))]
+                 tolerance="float32 layers", driver=drive_sampled_generate)
+            for name, seed in (("t0.8_k40_p0.95", 0), ("t1", 1))]
     return out
 
 
@@ -102,8 +104,8 @@ def top_k_keeping_ties(logits, k):
 
 
 @spec.mistake("top_p_filter", "top_p_one_too_few",
-              en="top-p keeps one token too few: it drops the token whose cumulative probability crosses p, so the kept "
-                 "mass stays below p; keep a token while the mass ranked before it is below p",
+              en="top-p keeps one token too few: it drops the token whose cumulative probability crosses p, so the "
+                 "kept mass stays below p; keep a token while the mass ranked before it is below p",
               zh="top-p 少保留了一个 token：它丢掉了累计概率越过 p 的那个 token，于是保留的概率质量不到 p；"
                  "应在排在它之前的质量仍小于 p 时保留该 token")
 def top_p_one_too_few(logits, p):
@@ -132,19 +134,19 @@ def probabilities_temperature_after_softmax(logits, temperature, top_k=None, top
 
 
 @spec.mistake("probabilities", "normalised_before_filtering",
-              en="the softmax runs before top-k/top-p, so what the filters leave sums to less than 1: filter the logits "
-                 "first (-inf for every token removed), then take one softmax",
-              zh="softmax 在 top-k/top-p 之前做了，于是过滤后剩下的概率之和小于 1：应先过滤 logits（被去掉的设为 -inf），"
-                 "再做一次 softmax")
+              en="the softmax runs before top-k/top-p, so what the filters leave sums to less than 1: filter the "
+                 "logits first (-inf for every token removed), then take one softmax",
+              zh="softmax 在 top-k/top-p 之前做了，于是过滤后剩下的概率之和小于 1：应先过滤 logits（被去掉的设为 "
+                 "-inf），再做一次 softmax")
 def probabilities_normalised_before_filtering(logits, temperature, top_k=None, top_p=None):
     scaled = logits.float() / temperature
     return torch.softmax(scaled, dim=-1).masked_fill(filtered(scaled, top_k, top_p) == float("-inf"), 0.0)
 
 
 @spec.mistake("generate", "generate_ignores_sampler",
-              en="generate ignores its sampler and takes the argmax: choose each token with sampler(logits) (the argmax "
-                 "only when sampler is None)",
-              zh="generate 没有用它的 sampler，而是取了 argmax：应用 sampler(logits) 选出每个 token（只有 sampler 为 None 时才取 "
-                 "argmax）")
+              en="generate ignores its sampler and takes the argmax: choose each token with sampler(logits) (the "
+                 "argmax only when sampler is None)",
+              zh="generate 没有用它的 sampler，而是取了 argmax：应用 sampler(logits) 选出每个 token（只有 sampler 为 "
+                 "None 时才取 argmax）")
 def generate_ignoring_the_sampler(prompt_ids, weights, args, max_new_tokens, stop_tokens=(), sampler=None):
     return ex12_generation.generate(prompt_ids, weights, args, max_new_tokens, stop_tokens)

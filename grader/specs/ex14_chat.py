@@ -22,7 +22,8 @@ DIALOGS = {
     "strip": [{"role": "user", "content": "  What is 6 x 7?\n\n"}],
     "turns": [{"role": "user", "content": "Name a llama."}, {"role": "assistant", "content": "Lima, from Peru."},
               {"role": "user", "content": "  Another one, please: <|eot_id|> <|im_end|>"}],
-    "unicode": [{"role": "system", "content": "用中文回答。"}, {"role": "user", "content": "生命、宇宙以及一切的答案是什么？🦙"}],
+    "unicode": [{"role": "system", "content": "用中文回答。"},
+                {"role": "user", "content": "生命、宇宙以及一切的答案是什么？🦙"}],
 }
 # (system, [[content, tokens to read before closing the reply (None: all)], ...]): the second conversation's first
 # reply is cut short after two tokens, as Ctrl-C does
@@ -40,7 +41,8 @@ def calls(model, acts) -> list[Call]:
     own = model.checkpoint.tokenizer.chat_format
     stops = list(model.checkpoint.tokenizer.stop_ids)
     formats = {"llama3": Ref("encoding")} if own == "llama3" else {}
-    formats["chatml"] = Ref("encoding", "chatml")  # the trained model's own; on Llama 3's tokenizer two reserved tokens renamed
+    # ChatML: the trained model's own format; on Llama 3's tokenizer, two reserved tokens renamed
+    formats["chatml"] = Ref("encoding", "chatml")
     out = [Call(m, "encode_header", f"{fmt}_{role}", {"encoding": enc, "role": role, "chat_format": fmt})
            for fmt, enc in formats.items() for role in ("system", "user", "assistant")]
     out += [Call(m, "end_of_turn", fmt, {"encoding": enc, "chat_format": fmt}) for fmt, enc in formats.items()]
@@ -52,7 +54,8 @@ def calls(model, acts) -> list[Call]:
     im_end = stops if own == "chatml" else [model.resolve(formats["chatml"]).encode_single_token("<|im_end|>")]
     stops_of = {"llama3": stops, "chatml": im_end}
     out += [Call(m, "Chat", f"{fmt}_{case}", {**chat, "encoding": enc, "chat_format": fmt, "stop_tokens": stops_of[fmt],
-                                              "system": system, "turns": turns}, tolerance="float32 layers", driver=drive_chat)
+                                              "system": system, "turns": turns},
+                 tolerance="float32 layers", driver=drive_chat)
             for fmt, enc in formats.items() for case, (system, turns) in CONVERSATIONS.items()]
     return out
 
@@ -97,8 +100,8 @@ def header_without_blank_line(encoding, role, chat_format="llama3"):
 @spec.mistake("encode_message", "content_not_stripped",
               en="the content is not stripped: Llama 3's format encodes content.strip() (Meta's ChatFormat), so spaces "
                  "and newlines around a message are not tokens the model reads",
-              zh="内容没有去掉首尾空白：Llama 3 的格式编码的是 content.strip()（Meta 的 ChatFormat），消息首尾的空格和换行不是模型读到的 "
-                 "token")
+              zh="内容没有去掉首尾空白：Llama 3 的格式编码的是 content.strip()（Meta 的 ChatFormat），"
+                 "消息首尾的空格和换行不是模型读到的 token")
 def message_not_stripped(encoding, message, chat_format="llama3"):
     if chat_format != "llama3":
         return ex14_chat.encode_message(encoding, message, chat_format)

@@ -23,13 +23,14 @@ def calls(model, acts) -> list[Call]:
     name0, a0 = next(iter(acts.items()))
     args, last = model.checkpoint.args, model.checkpoint.args.n_layers - 1
     model_in = {"tokens": a0.tokens, "weights": Ref("weights", dtype="float32"), "args": Ref("args")}
-    out = [Call(m, "attention_probs", f"{name0}_layer{layer}", {**model_in, "layer_id": layer}, tolerance="float32 layers")
-           for layer in sorted({0, 1, last})]
+    out = [Call(m, "attention_probs", f"{name0}_layer{layer}", {**model_in, "layer_id": layer},
+                tolerance="float32 layers") for layer in sorted({0, 1, last})]
     out += [Call(m, "forward_unmasked", name0, model_in, tolerance="float32 layers", driver=drive_logits_table)]
     table = torch.randn(6, 512, generator=torch.Generator().manual_seed(15)) * 3  # [seq, vocab]
-    out += [Call(m, "top_predictions", f"k{k}", {"logits": table, "k": k}, outputs=("probs", "ids"), tolerance="float32")
-            for k in (1, TOP_K)]
-    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, 64, args.rope_theta, args.rope_scale_factor)  # [64, head_dim // 2]
+    out += [Call(m, "top_predictions", f"k{k}", {"logits": table, "k": k}, outputs=("probs", "ids"),
+                 tolerance="float32") for k in (1, TOP_K)]
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, 64, args.rope_theta,
+                                               args.rope_scale_factor)  # [64, head_dim // 2]
     out += [Call(m, "rope_rotation", f"query_head{h}", {"x": a0.q[0, h].float(), "freqs_cis": freqs_cis},
                  tolerance="float32 angles") for h in (0, args.n_heads - 1)]
     return out
@@ -68,8 +69,8 @@ def attention_probs_unmasked(tokens, weights, args, layer_id):
 @spec.mistake("attention_probs", "attention_maps_from_the_embeddings",
               en="layer 0's map is right, later ones are not: layer L's queries and keys come from the output of "
                  "layers 0 .. L - 1 (run transformer_block for each), not from the embeddings",
-              zh="第 0 层的图是对的，后面的层不对：第 L 层的 query 和 key 来自第 0 .. L - 1 层的输出（对每层调用 transformer_block），"
-                 "而不是来自嵌入")
+              zh="第 0 层的图是对的，后面的层不对：第 L 层的 query 和 key 来自第 0 .. L - 1 层的输出（对每层调用 "
+                 "transformer_block），而不是来自嵌入")
 def attention_probs_from_the_embeddings(tokens, weights, args, layer_id):
     with rebound(ex15_experiments, transformer_block=lambda h, *rest, **kw: h):
         return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
@@ -94,7 +95,8 @@ def top_predictions_of_logits(logits, k):
 @spec.mistake("rope_rotation", "rope_drawn_on_halves",
               en="RoPE rotates halves (i, i + head_dim/2) here, Hugging Face's layout: Meta's pairs are adjacent "
                  "elements (2i, 2i+1)",
-              zh="这里 RoPE 旋转的是前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的一对是相邻元素 (2i, 2i+1)")
+              zh="这里 RoPE 旋转的是前后两半 (i, i + head_dim/2)，那是 Hugging Face 的布局：Meta 的一对是相邻元素 (2i, "
+                 "2i+1)")
 def rope_rotation_on_halves(x, freqs_cis):
     with rebound(ex15_experiments, apply_rope=apply_rope_on_halves):
         return ex15_experiments.rope_rotation(x, freqs_cis)

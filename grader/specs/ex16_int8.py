@@ -28,13 +28,14 @@ def calls(model, acts) -> list[Call]:
     rows = {name: w[name][tie_free_rows(w[name])] for name in LAYER0}  # [<= INT8_ROWS, in] each, the checkpoint's dtype
     out = [Call(m, "quantize", short(name), {"weight": r}, outputs=("q", "scale"), tolerance="float32")
            for name, r in rows.items()]
-    out += [Call(m, "quantize", "wq_float32", {"weight": rows[LAYER0[0]].float()}, outputs=("q", "scale"), tolerance="float32")]
+    out += [Call(m, "quantize", "wq_float32", {"weight": rows[LAYER0[0]].float()}, outputs=("q", "scale"),
+                 tolerance="float32")]
     out += [Call(m, "dequantize", short(name), dict(ex16_int8.quantize(r)._asdict()), tolerance="float32",
                  driver=drive_int8_weight) for name, r in rows.items()]
     wq, w1 = ex16_int8.quantize(w[LAYER0[0]]), ex16_int8.quantize(w[LAYER0[4]])
     out += [Call(m, "int8_linear", "prompt42_wq", {"x": a0.x_normed, **wq._asdict()}, driver=drive_int8_weight),
-            Call(m, "int8_linear", "prompt42_w1_float32", {"x": a0.h_normed.float(), **w1._asdict()}, tolerance="float32",
-                 driver=drive_int8_weight)]
+            Call(m, "int8_linear", "prompt42_w1_float32", {"x": a0.h_normed.float(), **w1._asdict()},
+                 tolerance="float32", driver=drive_int8_weight)]
     out += [Call(m, "is_quantized", "names", {"names": list(model.checkpoint.weights)}, driver=drive_is_quantized)]
     if model.is_tiny:  # on the trained model, tests/test_trained_int8.py measures the int8 model against bf16 instead
         def fwd(dtype):
@@ -92,7 +93,8 @@ def drive_int8_forward_cached(forward, tokens, weights, args, chunks):
 @spec.mistake("quantize", "int8_truncated",
               en="the values are truncated, not rounded: .to(torch.int8) cuts toward zero, which shrinks every weight "
                  "and doubles the worst error; torch.round first",
-              zh="数值被截断而不是四舍五入：.to(torch.int8) 向零截断，会把每个权重都缩小，最大误差翻倍；先用 torch.round")
+              zh="数值被截断而不是四舍五入：.to(torch.int8) 向零截断，会把每个权重都缩小，最大误差翻倍；先用 "
+                 "torch.round")
 def quantize_truncated(weight):
     w = weight.float()
     scale = w.abs().amax(dim=1).clamp_min(1e-10) / 127
@@ -131,7 +133,7 @@ def int8_linear_unscaled(x, w):
 @spec.mistake("is_quantized", "int8_embedding_quantized",
               en="the embedding table is quantized: it is a lookup, one row per token, so int8 saves no reading time "
                  "there; keep tok_embeddings.weight as it is (output.weight, a matmul, is quantized)",
-              zh="嵌入表也被量化了：它只是查表，每个 token 读一行，int8 在这里省不了读取时间；保持 tok_embeddings.weight 不变"
-                 "（output.weight 是矩阵乘法，要量化）")
+              zh="嵌入表也被量化了：它只是查表，每个 token 读一行，int8 在这里省不了读取时间；保持 "
+                 "tok_embeddings.weight 不变（output.weight 是矩阵乘法，要量化）")
 def is_quantized_with_embedding(name):
     return ex16_int8.is_quantized(name) or name == "tok_embeddings.weight"

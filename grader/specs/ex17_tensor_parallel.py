@@ -41,13 +41,15 @@ def calls(model, acts) -> list[Call]:
     out += [Call(m, "shard", f"{short(name)}_rank{r}_of_{n}", {"weight": Ref("weight", name), "dim": tp.split_dim(name),
                                                               "rank": r, "world_size": n})
             for name in (LAYER0[0], LAYER0[3], LAYER0[4], LAYER0[5]) for n, r in pairs]
-    out += [Call(m, "shard_kv", f"wk_rank{r}_of_{n}", {"weight": Ref("weight", LAYER0[1]), "n_kv_heads": args.n_kv_heads,
-                                                      "rank": r, "world_size": n}) for n in counts for r in range(n)]
+    wk = {"weight": Ref("weight", LAYER0[1]), "n_kv_heads": args.n_kv_heads}
+    out += [Call(m, "shard_kv", f"wk_rank{r}_of_{n}", {**wk, "rank": r, "world_size": n})
+            for n in counts for r in range(n)]
     out += [Call(m, "shard_weights", f"rank{r}_of_{n}", {"weights": Ref("weights"), "args": Ref("args"), "rank": r,
                                                         "world_size": n},
                  driver=drive_shard_weights) for n, r in [(1, 0), *pairs]]
-    out += [Call(m, "local_args", f"{name}_{n}_ranks", {"params": RELEASED[name], "world_size": n}, driver=drive_local_args)
-            for name, n in (("llama3-8b", 1), ("llama3-8b", 4), ("llama3-70b", 8), ("llama3.1-405b", 16), ("llama3.2-1b", 2))]
+    released = (("llama3-8b", 1), ("llama3-8b", 4), ("llama3-70b", 8), ("llama3.1-405b", 16), ("llama3.2-1b", 2))
+    out += [Call(m, "local_args", f"{name}_{n}_ranks", {"params": RELEASED[name], "world_size": n},
+                 driver=drive_local_args) for name, n in released]
     if not model.is_tiny:  # N processes of a real model's float32 share each: too much for a graded test
         return out
 
@@ -59,17 +61,18 @@ def calls(model, acts) -> list[Call]:
     gen = {"prompt_ids": a0.ids, "max_new_tokens": 16, "stop_tokens": list(model.checkpoint.tokenizer.stop_ids)}
     for n in counts:
         out += [ranks_call("parallel_embed", n, "rank_embed", dtype="", tokens=a0.tokens, tolerance="bf16"),
-                ranks_call("parallel_attention", n, "rank_attention", dtype="float32", x=x, layer_id=0, freqs_cis=a0.freqs_cis,
-                           mask=a0.mask),
+                ranks_call("parallel_attention", n, "rank_attention", dtype="float32", x=x, layer_id=0,
+                           freqs_cis=a0.freqs_cis, mask=a0.mask),
                 ranks_call("parallel_feed_forward", n, "rank_feed_forward", dtype="float32", x=h, layer_id=0),
                 ranks_call("parallel_forward", n, "rank_forward", dtype="float32", tokens=a0.tokens),
                 ranks_call("parallel_generate", n, "rank_generate", dtype="float32", **gen)]
     n = counts[-1]
     out += [ranks_call("parallel_attention", n, "rank_attention", case="_" + case, dtype="float32", x=x, layer_id=0,
                        freqs_cis=a0.freqs_cis, chunks=chunks) for case, chunks in a0.cached.items()]
-    out += [ranks_call("parallel_forward", n, "rank_forward", case="_" + case, dtype="float32", tokens=a0.tokens, chunks=chunks)
-            for case, chunks in a0.cached.items()]
-    out += [ranks_call("parallel_generate", n, "rank_generate", case="_bf16", dtype="", tolerance="bf16 attention", **gen)]
+    out += [ranks_call("parallel_forward", n, "rank_forward", case="_" + case, dtype="float32", tokens=a0.tokens,
+                       chunks=chunks) for case, chunks in a0.cached.items()]
+    out += [ranks_call("parallel_generate", n, "rank_generate", case="_bf16", dtype="", tolerance="bf16 attention",
+                       **gen)]
     return out
 
 
@@ -118,7 +121,8 @@ def drive_ranks(target, world_size, job, **kwargs):
     """RANK_JOBS[job] with target on world_size ranks: rank 0's outputs, and which ranks ended with other values
     (after the collectives every rank must hold the same result)."""
     results = ranks.run(world_size, RANK_JOBS[job], target, kwargs)
-    return {**results[0], "ranks_differing_from_rank_0": [r for r, res in enumerate(results) if not same(res, results[0])]}
+    differing = [r for r, res in enumerate(results) if not same(res, results[0])]
+    return {**results[0], "ranks_differing_from_rank_0": differing}
 
 
 _RANK_WEIGHTS: dict = {}
@@ -184,8 +188,8 @@ RANK_JOBS = {f.__name__: f for f in (rank_embed, rank_attention, rank_feed_forwa
 @spec.mistake("split_dim", "tp_row_parallel_as_column",
               en="wo and w2 are cut along dim 0: they are row-parallel, cut along dim 1 (their input), so that each "
                  "rank multiplies the heads and hidden units it holds and the all-reduce sums the parts",
-              zh="wo 和 w2 被沿 dim 0 切分：它们是行并行的，要沿 dim 1（输入维度）切分，这样每个 rank 乘的正好是它持有的头和隐藏单元，"
-                 "all-reduce 再把各部分相加")
+              zh="wo 和 w2 被沿 dim 0 切分：它们是行并行的，要沿 dim 1（输入维度）切分，这样每个 rank "
+                 "乘的正好是它持有的头和隐藏单元，all-reduce 再把各部分相加")
 def split_dim_all_columns(name):
     return None if tp.split_dim(name) is None else 0
 
@@ -193,8 +197,8 @@ def split_dim_all_columns(name):
 @spec.mistake("shard_kv", "tp_kv_heads_tiled",
               en="with more ranks than K/V heads, rank r took K/V head r % n_kv_heads: its query heads read head r // "
                  "(world_size // n_kv_heads), the same rule as repeat_kv (h // n_rep)",
-              zh="rank 数多于 K/V 头时，rank r 取了第 r % n_kv_heads 个 K/V 头：它的 query 头读取的是第 r // (world_size // "
-                 "n_kv_heads) 个，与 repeat_kv 的规则（h // n_rep）相同")
+              zh="rank 数多于 K/V 头时，rank r 取了第 r % n_kv_heads 个 K/V 头：它的 query 头读取的是第 r // "
+                 "(world_size // n_kv_heads) 个，与 repeat_kv 的规则（h // n_rep）相同")
 def shard_kv_tiled(weight, n_kv_heads, rank, world_size):
     if world_size <= n_kv_heads:
         return tp.shard(weight, 0, rank, world_size)
@@ -207,22 +211,25 @@ def shard_kv_tiled(weight, n_kv_heads, rank, world_size):
               zh="rank 数多于 K/V 头时 n_kv_heads // world_size 为 0：每个 rank 仍然持有一个（重复的）K/V 头")
 def local_args_no_kv_head(args, world_size):
     n_heads = args.n_heads // world_size
-    return dataclasses.replace(args, n_heads=n_heads, n_kv_heads=args.n_kv_heads // world_size, dim=n_heads * args.head_dim)
+    return dataclasses.replace(args, n_heads=n_heads, n_kv_heads=args.n_kv_heads // world_size,
+                               dim=n_heads * args.head_dim)
 
 
 @spec.mistake("local_args", "tp_head_dim_changed",
               en="head_dim changed: it is dim // n_heads, so with n_heads per rank, dim must be the rank's heads times "
                  "head_dim too",
-              zh="head_dim 变了：它等于 dim // n_heads，所以 n_heads 按 rank 划分后，dim 也要改成这个 rank 的头数乘以 head_dim")
+              zh="head_dim 变了：它等于 dim // n_heads，所以 n_heads 按 rank 划分后，dim 也要改成这个 rank 的头数乘以 "
+                 "head_dim")
 def local_args_dim_kept(args, world_size):
-    return dataclasses.replace(args, n_heads=args.n_heads // world_size, n_kv_heads=max(args.n_kv_heads // world_size, 1))
+    n_kv_heads = max(args.n_kv_heads // world_size, 1)
+    return dataclasses.replace(args, n_heads=args.n_heads // world_size, n_kv_heads=n_kv_heads)
 
 
 @spec.mistake("parallel_embed", "tp_embedding_not_masked",
               en="tokens of other ranks' slices are not zeroed: each rank must contribute zeros for them, so that the "
                  "all-reduce leaves exactly one rank's row per token",
-              zh="其他 rank 词表切片中的 token 没有被置零：每个 rank 对这些 token 都要贡献零，这样 all-reduce 之后每个 token 只剩一个 "
-                 "rank 的那一行")
+              zh="其他 rank 词表切片中的 token 没有被置零：每个 rank 对这些 token 都要贡献零，这样 all-reduce 之后每个 "
+                 "token 只剩一个 rank 的那一行")
 def parallel_embed_unmasked(tokens, tok_embeddings):
     rows = tok_embeddings.shape[0]
     h = ex03_embeddings.embed((tokens - dist.get_rank() * rows).clamp(0, rows - 1), tok_embeddings)
@@ -231,9 +238,10 @@ def parallel_embed_unmasked(tokens, tok_embeddings):
 
 
 @spec.mistake("parallel_attention", "tp_attention_not_reduced",
-              en="the all-reduce after wo is missing: each rank's heads through its columns of wo give only part of the "
-                 "output; dist.all_reduce sums the parts",
-              zh="缺少 wo 之后的 all-reduce：每个 rank 的头乘以它那部分 wo 只得到输出的一部分；dist.all_reduce 把各部分相加")
+              en="the all-reduce after wo is missing: each rank's heads through its columns of wo give only part of "
+                 "the output; dist.all_reduce sums the parts",
+              zh="缺少 wo 之后的 all-reduce：每个 rank 的头乘以它那部分 wo 只得到输出的一部分；dist.all_reduce "
+                 "把各部分相加")
 def parallel_attention_unreduced(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
     local = tp.local_args(args, dist.get_world_size())
     return ex08_multi_head_attention.self_attention(x, weights, layer_id, local, freqs_cis, mask, cache, start_pos)
@@ -242,6 +250,7 @@ def parallel_attention_unreduced(x, weights, layer_id, args, freqs_cis, mask, ca
 @spec.mistake("parallel_feed_forward", "tp_feed_forward_not_reduced",
               en="the all-reduce after w2 is missing: each rank's hidden units through its columns of w2 give only "
                  "part of the output; dist.all_reduce sums the parts",
-              zh="缺少 w2 之后的 all-reduce：每个 rank 的隐藏单元乘以它那部分 w2 只得到输出的一部分；dist.all_reduce 把各部分相加")
+              zh="缺少 w2 之后的 all-reduce：每个 rank 的隐藏单元乘以它那部分 w2 只得到输出的一部分；dist.all_reduce "
+                 "把各部分相加")
 def parallel_feed_forward_unreduced(x, w1, w2, w3):
     return ex09_feed_forward.feed_forward(x, w1, w2, w3)

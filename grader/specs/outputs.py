@@ -6,7 +6,7 @@ from ..engine.compare import GradeFailure
 from ..i18n import say
 
 LOGITS_STRIDE = 251  # of whole-vocabulary logits, every 251st column: about 500, some in every rank's slice
-HEAD_COLUMNS = 256  # of the cached path's and generation's logits, the first columns kept (a cache's fault moves them all)
+HEAD_COLUMNS = 256  # of the cached path's and generation's logits, the first columns (a cache's fault moves them all)
 
 
 def sampled(logits, label: str) -> dict[str, torch.Tensor]:
