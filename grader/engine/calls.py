@@ -199,7 +199,8 @@ def generation(steps: list, label: str, stop_tokens) -> dict[str, Any]:
         if token in stop_tokens:
             raise GradeFailure(say("calls.yielded_stop", label=label, token=token, step=i))
     if not steps:
-        return {"tokens": [], "logits_head": torch.empty(0, LOGITS_HEAD), "top2": torch.empty(0, 2), "rms": torch.empty(0)}
+        return {"tokens": [], "logits_head": torch.empty(0, LOGITS_HEAD), "top2": torch.empty(0, 2),
+                "rms": torch.empty(0)}
     logits = [x for _, x in steps]  # each [vocab_size]
     return {
         "tokens": [t for t, _ in steps],
