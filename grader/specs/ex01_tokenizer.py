@@ -13,7 +13,7 @@ spec = Spec("ex01_tokenizer")
 def calls(model, acts) -> list[Call]:
     """Llama 3's tokenizer, graded on the checkpoints that use it: the special tokens, loading, encoding the prompts
     and a text for each rule of the split pattern, with EOS and with special-token text, and decoding them back."""
-    m = "ex01_tokenizer"
+    m = spec.module
     if not model.checkpoint.tokenizer.is_llama3:
         return []
     prompts = {name: a.prompt for name, a in acts.items()}

@@ -27,7 +27,7 @@ CONTRACT = {
 def calls(model, acts) -> list[Call]:
     """The derived sizes and ModelArgs of every released params.json and of the contract's corner cases; the loaders
     on a checkpoint in Meta's layout."""
-    m = "ex02_checkpoint"
+    m = spec.module
     params = {**RELEASED, **CONTRACT}
     out = [Call(m, "ffn_hidden_dim", name, {k: p.get(k) for k in ("dim", "multiple_of", "ffn_dim_multiplier")})
            for name, p in params.items()]

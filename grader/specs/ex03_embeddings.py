@@ -10,7 +10,7 @@ spec = Spec("ex03_embeddings")
 def calls(model, acts) -> list[Call]:
     """Each prompt's token ids looked up in the embedding table."""
     table = Ref("weight", "tok_embeddings.weight")
-    return [Call("ex03_embeddings", "embed", name, {"tokens": a.tokens, "tok_embeddings": table})
+    return [Call(spec.module, "embed", name, {"tokens": a.tokens, "tok_embeddings": table})
             for name, a in acts.items()]
 
 

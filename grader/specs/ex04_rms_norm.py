@@ -12,7 +12,7 @@ spec = Spec("ex04_rms_norm")
 def calls(model, acts) -> list[Call]:
     """Layer 0's attention norm on each prompt's embeddings, on inputs a thousand times smaller (where eps matters),
     and in float32."""
-    m = "ex04_rms_norm"
+    m = spec.module
     a0 = next(iter(acts.values()))
     norm = {"weight": Ref("weight", "layers.0.attention_norm.weight"), "eps": model.checkpoint.args.norm_eps}
     weight32 = model.weights()["layers.0.attention_norm.weight"].float()

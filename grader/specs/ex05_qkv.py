@@ -11,7 +11,7 @@ spec = Spec("ex05_qkv")
 @spec.cases
 def calls(model, acts) -> list[Call]:
     """One projection, then layer 0's q, k and v of each prompt's normed embeddings."""
-    m, args = "ex05_qkv", model.checkpoint.args
+    m, args = spec.module, model.checkpoint.args
     a0 = next(iter(acts.values()))
     wqkv = {f"w{x}": Ref("weight", f"layers.0.attention.w{x}.weight") for x in "qkv"}
     out = [Call(m, "linear", "prompt", {"x": a0.x_normed, "weight": wqkv["wq"]})]

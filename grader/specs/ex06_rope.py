@@ -14,7 +14,7 @@ spec = Spec("ex06_rope")
 def calls(model, acts) -> list[Call]:
     """Llama 3.1's frequency scaling for both head sizes and factors; the tables of released shapes and of each
     prompt; each prompt's q and k rotated, in float32 and (on the tiny models) in bf16."""
-    m, args = "ex06_rope", model.checkpoint.args
+    m, args = spec.module, model.checkpoint.args
     base = {hd: ex06_rope.precompute_freqs_cis(hd, 2, 500000.0)[1].angle() for hd in (64, 128)}  # f_i: angle at t = 1
     out = [Call(m, "apply_scaling", f"head_dim{hd}_factor{int(f)}", {"freqs": base[hd], "scale_factor": f},
                 tolerance="float32") for hd in (64, 128) for f in (8.0, 32.0)]

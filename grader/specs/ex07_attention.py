@@ -16,7 +16,7 @@ spec = Spec("ex07_attention")
 def calls(model, acts) -> list[Call]:
     """Masks of a prompt, of a chunk after cached tokens and of one decode step; the first and last query heads of
     each prompt in float32, and (on the tiny models) one head in bf16."""
-    m, args = "ex07_attention", model.checkpoint.args
+    m, args = spec.module, model.checkpoint.args
     a0 = next(iter(acts.values()))
     out = [Call(m, "causal_mask", f"seq{s}_start{p}", {"seqlen": s, "start_pos": p})
            for s, p in ((17, 0), (4, 13), (1, 16))]

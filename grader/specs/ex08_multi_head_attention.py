@@ -15,7 +15,7 @@ spec = Spec("ex08_multi_head_attention")
 def calls(model, acts) -> list[Call]:
     """repeat_kv of each prompt's keys; all heads in float32; layer 0's whole attention sublayer, on each prompt and
     on the cached path; and (on the tiny models) the last two in bf16."""
-    m = "ex08_multi_head_attention"
+    m = spec.module
     a0 = next(iter(acts.values()))
     out = [Call(m, "repeat_kv", name, {"x": a.k_rot, "n_rep": model.checkpoint.args.n_rep}) for name, a in acts.items()]
 

@@ -12,7 +12,7 @@ spec = Spec("ex09_feed_forward")
 def calls(model, acts) -> list[Call]:
     """Layer 0's feed-forward on each prompt in float32, and (on the tiny models) in bf16: on trained weights bf16
     roundings of SiLU take 0.76 of "bf16 layer"."""
-    m = "ex09_feed_forward"
+    m = spec.module
 
     def ffn(dtype):
         return {f"w{i}": Ref("weight", f"layers.0.feed_forward.w{i}.weight", dtype) for i in (1, 2, 3)}

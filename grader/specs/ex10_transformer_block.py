@@ -15,7 +15,7 @@ spec = Spec("ex10_transformer_block")
 def calls(model, acts) -> list[Call]:
     """Layer 0 on each prompt's embeddings and the last layer on its real input, in float32, the last one also on
     the cached path; and (on the tiny models) layer 0 in bf16."""
-    m = "ex10_transformer_block"
+    m = spec.module
     a0 = next(iter(acts.values()))
     last = model.checkpoint.args.n_layers - 1
 

@@ -16,7 +16,7 @@ spec = Spec("ex11_forward")
 def calls(model, acts) -> list[Call]:
     """forward on each prompt and on the cached path in float32, and (on the tiny models) in bf16; next_token on rows
     that all differ; generate_uncached from each short prompt, and once with a stop token met at the fourth step."""
-    m = "ex11_forward"
+    m = spec.module
     a0 = next(iter(acts.values()))
 
     def fwd(a, dtype):

@@ -17,7 +17,7 @@ spec = Spec("ex12_generation")
 def calls(model, acts) -> list[Call]:
     """The cache over a prefill, a step and a chunk; generate from each short prompt, once with a stop token met at
     the fourth step, and (on the tiny models) in bf16, where the cache's dtype must follow the weights'."""
-    m, args = "ex12_generation", model.checkpoint.args
+    m, args = spec.module, model.checkpoint.args
     a0 = next(iter(acts.values()))
     def cache(a):
         return {"n_layers": args.n_layers, "max_seq_len": len(a.ids) + 4, "n_kv_heads": args.n_kv_heads,

@@ -33,7 +33,7 @@ def sampling_logits() -> torch.Tensor:
 def calls(model, acts) -> list[Call]:
     """The filters and probabilities on synthetic logits; seeded draws with a generator and with a Sampler; and
     generate with the reference's Sampler from the first prompt."""
-    m = "ex13_sampling"
+    m = spec.module
     name0, a0 = next(iter(acts.items()))
     logits = sampling_logits()
 

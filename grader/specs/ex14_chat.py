@@ -37,7 +37,7 @@ CONVERSATIONS = {
 def calls(model, acts) -> list[Call]:
     """Headers, ends of turn, messages and dialogs in Llama 3's format (on its tokenizer) and in ChatML; two
     conversations in each format through one cache."""
-    m = "ex14_chat"
+    m = spec.module
     own = model.checkpoint.tokenizer.chat_format
     stops = list(model.checkpoint.tokenizer.stop_ids)
     formats = {"llama3": Ref("encoding")} if own == "llama3" else {}

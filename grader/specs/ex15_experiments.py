@@ -19,7 +19,7 @@ TOP_K = 5  # predictions per position in the tables
 def calls(model, acts) -> list[Call]:
     """Attention maps of the first, second and last layers; the unmasked forward's predictions; the top predictions
     of synthetic logits; RoPE drawn for the first and last query heads over 64 positions."""
-    m = "ex15_experiments"
+    m = spec.module
     name0, a0 = next(iter(acts.items()))
     args, last = model.checkpoint.args, model.checkpoint.args.n_layers - 1
     model_in = {"tokens": a0.tokens, "weights": Ref("weights", dtype="float32"), "args": Ref("args")}

@@ -22,7 +22,7 @@ INT8_ROWS = 16  # rows of each matrix quantize is graded on
 def calls(model, acts) -> list[Call]:
     """quantize on rows of layer 0's matrices (rows away from rounding ties), dequantize and int8_linear on the
     reference's int8 weights, is_quantized on every name, the int8 forward on the tiny models."""
-    m = "ex16_int8"
+    m = spec.module
     a0 = next(iter(acts.values()))
     w = model.weights()
     rows = {name: w[name][tie_free_rows(w[name])] for name in LAYER0}  # [<= INT8_ROWS, in] each, the checkpoint's dtype

@@ -32,7 +32,7 @@ def calls(model, acts) -> list[Call]:
     """The sharding on every model; the collectives on the tiny ones, on every rank count up to PARALLEL_RANKS that
     splits them (1, 2 and 4 for tiny-llama3, whose 2 K/V heads are repeated on 4 ranks; 1 and 2 for tiny-llama3.2),
     each against the reference's result on as many ranks."""
-    m = "ex17_tensor_parallel"
+    m = spec.module
     a0 = next(iter(acts.values()))
     args = model.checkpoint.args
     counts = shards.rank_counts(args, PARALLEL_RANKS)
