@@ -3,10 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from grader.engine.cases import PROMPT42_IDS, PROMPTS
-from grader.engine.models import tiny
-from grader.engine.testing import expect_equal
-from grader.paths import TOKENIZER
+from grader.testing import PROMPT42_IDS, PROMPTS, TOKENIZER, expect_equal, tiny
 from solutions import ex01_tokenizer as reference
 
 # Text built from the pieces Llama 3's split pattern treats apart: digit runs, whitespace runs, contractions in any

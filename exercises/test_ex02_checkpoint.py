@@ -5,9 +5,7 @@ import pickle
 import pytest
 import torch
 
-from grader.engine.cases import RELEASED
-from grader.paths import MODELS
-from grader.engine.testing import expect_close, expect_equal
+from grader.testing import MODELS, RELEASED, expect_close, expect_equal
 
 
 @pytest.mark.goldens("ffn_hidden_dim")

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from grader.engine.testing import expect_close, expect_equal, randn
+from grader.testing import expect_close, expect_equal, randn
 
 
 @pytest.mark.goldens("linear")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from grader.engine.testing import expect_close, expect_equal, randn
+from grader.testing import expect_close, expect_equal, randn
 from solutions import ex06_rope as reference
 
 

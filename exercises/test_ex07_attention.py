@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from grader.engine.testing import expect_close, randn
+from grader.testing import expect_close, randn
 from solutions.ex07_attention import causal_mask
 
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
-from grader.engine.testing import expect_close, randn
+from grader.testing import expect_close, randn
 
 
 @pytest.mark.goldens("feed_forward")

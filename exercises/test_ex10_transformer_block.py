@@ -5,7 +5,7 @@ from collections import ChainMap
 import pytest
 import torch
 
-from grader.engine.testing import expect_close
+from grader.testing import expect_close
 from solutions.ex04_rms_norm import rms_norm
 from solutions.ex09_feed_forward import feed_forward
 

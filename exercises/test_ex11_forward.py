@@ -3,11 +3,7 @@
 import pytest
 import torch
 
-from grader.engine import goldens
-from grader.engine.cases import PROMPT42_IDS
-from grader.engine.models import tiny
-from grader.paths import MODELS
-from grader.engine.testing import expect_close, expect_equal
+from grader.testing import MODELS, PROMPT42_IDS, expect_close, expect_equal, golden_case, tiny
 
 
 @pytest.mark.goldens("forward")
@@ -44,7 +40,7 @@ def test_end_to_end_with_your_own_exercises(chain, name):
     args, weights = chain.run(ckpt_mod.load_params, folder), chain.run(ckpt_mod.load_weights, folder)
     weights.setdefault("output.weight", weights["tok_embeddings.weight"])
     logits = chain.run(fwd_mod.forward, torch.tensor(ids), weights, args)
-    expected = next(g for g in goldens.read(tiny(name).golden_dir, "ex11_forward") if g.call.case == "prompt42_bf16")
+    expected = golden_case(name, "ex11_forward", "forward", "prompt42_bf16")
     expect_close("logits at the last position", logits[-1], expected.expected["last"], tol="bf16 attention")
 
 

@@ -4,11 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from grader.engine import goldens
-from grader.engine.cases import PROMPT42_IDS, PROMPTS
-from grader.engine.models import tiny
-from grader.paths import MODELS
-from grader.engine.testing import expect_close, expect_equal
+from grader.testing import MODELS, PROMPT42_IDS, PROMPTS, expect_close, expect_equal, golden_case, tiny
 from solutions.ex11_forward import forward
 
 
@@ -50,7 +46,7 @@ def test_end_to_end_with_your_own_exercises(chain, name):
     weights = {k: w.float() for k, w in weights.items()}
     weights.setdefault("output.weight", weights["tok_embeddings.weight"])
     tokens = [t for t, _ in chain.run(gen_mod.generate, ids, weights, args, 16, tok_mod.STOP_TOKENS)]
-    expected = next(g for g in goldens.read(tiny(name).golden_dir, "ex12_generation") if g.call.case == "prompt42" and g.call.function == "generate")
+    expected = golden_case(name, "ex12_generation", "generate", "prompt42")
     expect_equal("generated tokens", tokens, expected.expected["tokens"])
     text = chain.run(tok_mod.decode, tokenizer, tokens)
     expect_equal("decoded text", text, tiny(name).tokenizer.decode(expected.expected["tokens"]))

@@ -4,8 +4,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from grader.engine.compare import GradeFailure
-from grader.engine.testing import expect_close, expect_equal, randn
+from grader.testing import GradeFailure, expect_close, expect_equal, randn
 
 
 @pytest.mark.goldens("top_k_filter")

@@ -5,10 +5,7 @@ import functools
 import pytest
 from hypothesis import given, strategies as st
 
-from grader.engine.compare import GradeFailure
-from grader.engine.models import tiny
-from grader.engine.testing import expect_equal
-from grader.formats.tokenizer import with_chatml
+from grader.testing import GradeFailure, expect_equal, tiny, with_chatml
 from solutions import ex14_chat as reference
 
 # FACTS section 4.4 (Meta's llama/test_tokenizer.py)

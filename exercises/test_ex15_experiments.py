@@ -4,9 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from grader.engine.compare import GradeFailure
-from grader.engine.models import tiny
-from grader.engine.testing import expect_close, expect_equal, randn
+from grader.testing import GradeFailure, expect_close, expect_equal, randn, tiny
 from solutions.ex06_rope import precompute_freqs_cis
 from solutions.ex11_forward import forward
 

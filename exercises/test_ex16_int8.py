@@ -4,8 +4,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from grader.engine.testing import expect_close, expect_equal, randn
-from grader.engine.compare import GradeFailure
+from grader.testing import GradeFailure, expect_close, expect_equal, randn
 from solutions.ex16_int8 import Int8Weight
 
 

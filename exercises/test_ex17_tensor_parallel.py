@@ -7,17 +7,13 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from grader.engine import cases, goldens, ranks
-from grader.engine.cases import PROMPT42_IDS
-from grader.engine.models import tiny
-from grader.engine.testing import expect_equal, randn
-from grader.paths import MODELS
+from grader.testing import PROMPT42_IDS, close_ranks, expect_equal, golden_case, own_generation_on_ranks, randn
 
 
 @pytest.fixture(scope="module", autouse=True)
-def close_ranks():
+def ranks_closed_at_the_end():
     yield
-    ranks.close_all()
+    close_ranks()
 
 
 @pytest.mark.goldens("split_dim")
@@ -104,12 +100,8 @@ def test_every_rank_holds_the_kv_heads_its_query_heads_read(impl, seed, n_kv_hea
 def test_your_own_sharding_and_generation_give_the_single_process_tokens(chain, world_size):
     """Your shard_weights and parallel_generate (and everything they call of yours) on 2 and 4 ranks: the greedy
     tokens of exercise 12's generate in one process."""
-    mod = chain.ex17_tensor_parallel
-    model = tiny("tiny-llama3")
-    expected = next(g for g in goldens.read(model.golden_dir, "ex12_generation") if g.call.function == "generate" and g.call.case == "prompt42")
-    n = len(expected.expected["tokens"])
-    tokens = chain.run(ranks.run, world_size, cases.rank_own_generate, mod.parallel_generate,
-                       {"folder": str(MODELS / "tiny-llama3"), "prompt_ids": PROMPT42_IDS, "max_new_tokens": n, "stop_tokens": []},
-                       isolated=False)
+    expected = golden_case("tiny-llama3", "ex12_generation", "generate", "prompt42").expected["tokens"]
+    tokens = chain.run(own_generation_on_ranks, chain.ex17_tensor_parallel.parallel_generate, world_size, "tiny-llama3",
+                       PROMPT42_IDS, len(expected))
     for rank, got in enumerate(tokens):
-        expect_equal(f"rank {rank}'s tokens", got, expected.expected["tokens"])
+        expect_equal(f"rank {rank}'s tokens", got, expected)

@@ -45,7 +45,7 @@ def catalogue(language: str) -> dict[str, str]:
     return _flatten(tomllib.loads((CATALOGUES / f"{language}.toml").read_text(encoding="utf-8")))
 
 
-def say(key: str, *, lang: str | None = None, **fields) -> str:
+def say(key: str, /, *, lang: str | None = None, **fields) -> str:
     """The message under key in the learner's language (or lang), its placeholders filled from fields."""
     return catalogue(_choice(lang))[key].format(**fields)
 

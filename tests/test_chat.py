@@ -11,7 +11,7 @@ import pytest
 from cli_kit import call, root  # noqa: F401 (root is a fixture)
 from grader.cli.chat import DEFAULT_SYSTEM
 from grader.engine import models
-from grader.engine.cases import check_cache_use
+from grader.specs.checked_cache import check_cache_use
 from grader.formats import gguf, pypi
 from grader.formats.tokenizer import CHATML_TOKENS, with_chatml
 from solutions import ex14_chat

@@ -57,9 +57,9 @@ def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
     assert json.loads(progress.read_text())["next"] == "ex01_tokenizer"
 
 
-def result(module: str, test: str, status: str, message: str = "") -> Result:
+def result(module: str, test: str, status: str, message: str = "", mistake: str | None = None) -> Result:
     outcome = {"passed": "passed", "skipped": "skipped"}.get(status, "failed")
-    return Result(f"exercises/test_{module}.py::{test}", module, outcome, status, message, 0.01)
+    return Result(f"exercises/test_{module}.py::{test}", module, outcome, status, message, 0.01, mistake)
 
 
 def fake_scores(track: str = "core", passing: tuple[int, ...] = (1,)):
@@ -136,10 +136,11 @@ def test_the_verify_outcome_is_read_when_grader_verify_has_one(monkeypatch, tmp_
 
 def test_a_failure_in_one_line_names_the_known_mistake():
     plain = result("ex04_rms_norm", "test_rms_norm", "failing", "rms_norm does not match the reference:\nout: 3 of 5 values")
-    known = result("ex04_rms_norm", "test_rms_norm", "failing",
-                   "rms_norm does not match the reference:\nout: 5 of 5 values\n=> a known mistake: this is RMSNorm without eps")
+    known = result("ex04_rms_norm", "test_rms_norm", "failing", "rms_norm does not match the reference:\nout: 5 of 5 "
+                   "values\n=> a known mistake: this is RMSNorm without eps ...", mistake="rms_norm_without_eps")
     assert grading.summary(plain) == "rms_norm does not match the reference: out: 3 of 5 values"
-    assert grading.summary(known) == "a known mistake: this is RMSNorm without eps"
+    assert grading.summary(known).startswith("a known mistake: this is RMSNorm without eps")
+    assert grading.summary(known, "zh").startswith("这是一个常见错误：这是没有 eps 的 RMSNorm"), "the mistake in the scoreboard's language"
     alone = result("ex01_tokenizer", "test_encode", "failing", "encode does not match the reference:\n")
     assert grading.summary(alone) == "encode does not match the reference", "the Next line must not end in a colon"
 

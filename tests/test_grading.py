@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from grader.engine import mistakes
+from grader import specs
 from learners import MODULES, by_exercise, dedent, grade_all, rounds, solution, spoiled, tree, with_mistakes, with_override
 
 
@@ -89,7 +89,7 @@ def test_each_exercise_has_at_least_three_graded_tests(reference_results):
         assert len(functions) >= 3, (module, functions)
 
 
-ROUNDS = rounds(mistakes.MISTAKES, key=lambda m: (m.module, m.function))  # no two in a round replace one function
+ROUNDS = rounds(specs.MISTAKES, key=lambda m: (m.module, m.function))  # no two in a round replace one function
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_every_known_mistake_is_named(round_results, index):
     for m in round_:
         test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
         golden_tests = [r for r in results if f"::{test_name}[" in r["nodeid"]]
-        named = [r for r in golden_tests if m.message() in r["message"]]
+        named = [r for r in golden_tests if r["mistake"] == m.id and m.message() in r["message"]]
         assert named, f"{m.id}: no graded test of {m.function} named it:\n" + "\n".join(r["nodeid"] + " " + r["outcome"] + "\n" + r["message"] for r in golden_tests)
         assert all(r["outcome"] == "failed" for r in named)
 

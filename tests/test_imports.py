@@ -9,11 +9,6 @@ from grader.paths import ROOT
 
 PACKAGE = ROOT / "grader"
 
-# Private reaches inside grader/engine, the integrator's part of the restructuring ("One exercise, one place"):
-# known and allowed here until grader/specs/ lands; the integrator deletes this list after merging.
-ENGINE_ALLOWED = {
-    ("grader.engine.ranks", "grader.engine.calls._tensors"),
-}
 
 
 def _name(path: Path) -> str:
@@ -171,6 +166,4 @@ def test_no_import_circles():
 
 def test_no_module_reaches_into_another_modules_privates():
     reaches = sorted((module, reach) for module in MODULES for reach in _private_reaches(module, _tree(module)))
-    unexpected = [r for r in reaches if r not in ENGINE_ALLOWED]
-    assert unexpected == [], "private reaches:\n" + "\n".join(f"{m} uses {r}" for m, r in unexpected)
-    assert sorted(ENGINE_ALLOWED - set(reaches)) == [], "ENGINE_ALLOWED lists a reach that is gone: delete it"
+    assert reaches == [], "private reaches:\n" + "\n".join(f"{m} uses {r}" for m, r in reaches)

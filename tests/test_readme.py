@@ -48,7 +48,7 @@ def test_the_readme_names_check_and_the_notebooks_extra():
 
 
 def test_the_readme_counts_the_named_mistakes_right():
-    from grader.engine import mistakes
+    from grader import specs
 
-    assert re.search(r"(\d+) in all\)", (ROOT / "README.md").read_text()).group(1) == str(len(mistakes.MISTAKES))
-    assert re.search(r"共 (\d+) 种", (ROOT / "README.zh.md").read_text()).group(1) == str(len(mistakes.MISTAKES))
+    assert re.search(r"(\d+) in all\)", (ROOT / "README.md").read_text()).group(1) == str(len(specs.MISTAKES))
+    assert re.search(r"共 (\d+) 种", (ROOT / "README.zh.md").read_text()).group(1) == str(len(specs.MISTAKES))

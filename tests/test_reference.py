@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from grader.formats import hf_layout, writers
-from grader.engine.cases import PROMPTS
+from grader.specs.inputs import PROMPTS
 from grader.engine.models import tiny
 from grader.paths import TINY_MODELS
 from solutions import ex01_tokenizer as tok

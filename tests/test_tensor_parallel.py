@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
-from grader.engine import cases, ranks
+from grader.engine import ranks
+from grader.specs import ex17_tensor_parallel as spec17
+from grader.specs.outputs import LOGITS_STRIDE
 from grader.engine.compare import TOLERANCES, mismatch
 from grader.errors import KitError
 from grader.formats import checkpoint, shards
@@ -34,12 +36,12 @@ def test_the_reference_on_ranks_gives_the_single_process_logits_and_tokens(name,
     weights = checkpoint.cast(ck.weights, "float32")
     tokens = torch.tensor(PROMPT)
     single = ex11_forward.forward(tokens, weights, ck.args)  # [seq, vocab_size]
-    for rank, got in enumerate(on_ranks(MODELS / name, world_size, cases.rank_forward, tp.parallel_forward, dtype="float32",
+    for rank, got in enumerate(on_ranks(MODELS / name, world_size, spec17.rank_forward, tp.parallel_forward, dtype="float32",
                                         tokens=tokens)):
-        report = mismatch(f"rank {rank}'s logits", got["columns"], single[:, ::cases.LOGITS_STRIDE], TOLERANCES["float32 layers"])
+        report = mismatch(f"rank {rank}'s logits", got["columns"], single[:, ::LOGITS_STRIDE], TOLERANCES["float32 layers"])
         assert report is None, report
     want = [t for t, _ in ex12_generation.generate(PROMPT, weights, ck.args, 12)]
-    got = on_ranks(MODELS / name, world_size, cases.rank_generate, tp.parallel_generate, dtype="float32", prompt_ids=PROMPT,
+    got = on_ranks(MODELS / name, world_size, spec17.rank_generate, tp.parallel_generate, dtype="float32", prompt_ids=PROMPT,
                    max_new_tokens=12, stop_tokens=[])
     assert all(g["tokens"] == want for g in got)
 
@@ -97,8 +99,8 @@ def test_a_model_with_more_files_than_k_v_heads_merges_them_back(tmp_path):
 def test_the_reference_on_2_ranks_of_the_8_files_gives_the_single_process_logits(sharded):
     ck = checkpoint.load(sharded[1])
     single = ex11_forward.forward(torch.tensor(PROMPT), checkpoint.cast(ck.weights, "float32"), ck.args)
-    got = on_ranks(sharded[0], 2, cases.rank_forward, tp.parallel_forward, dtype="float32", tokens=torch.tensor(PROMPT))
-    assert mismatch("logits", got[0]["columns"], single[:, ::cases.LOGITS_STRIDE], TOLERANCES["float32 layers"]) is None
+    got = on_ranks(sharded[0], 2, spec17.rank_forward, tp.parallel_forward, dtype="float32", tokens=torch.tensor(PROMPT))
+    assert mismatch("logits", got[0]["columns"], single[:, ::LOGITS_STRIDE], TOLERANCES["float32 layers"]) is None
 
 
 def test_a_missing_shard_and_misshapen_shards_are_one_line_errors(sharded, tmp_path):

@@ -4,7 +4,7 @@ import hashlib
 
 from hypothesis import given, strategies as st
 
-from grader.engine.cases import PROMPT42_IDS, PROMPTS
+from grader.specs.inputs import PROMPT42_IDS, PROMPTS
 from grader.paths import TOKENIZER
 from solutions import ex01_tokenizer as tok
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from grader.engine import goldens, mistakes, models
+from grader import specs
+from grader.engine import goldens, models
 from grader.formats import gguf, pypi
 from learners import by_exercise, grade, rounds as by_rounds, tree, with_mistakes
 from prompts import PROMPTS
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 # model's is ChatML); ex17's collectives run on the tiny models only, and its 3 K/V heads split over 1 or 3 ranks,
 # never more ranks than K/V heads, where the other two ex17 mistakes show.
 INVISIBLE = {"header_without_blank_line", "content_not_stripped", "tp_kv_heads_tiled", "tp_no_kv_head"}
-MISTAKES = [m for m in mistakes.MISTAKES if m.module != "ex01_tokenizer" and m.id not in INVISIBLE
+MISTAKES = [m for m in specs.MISTAKES if m.module != "ex01_tokenizer" and m.id not in INVISIBLE
             and not m.function.startswith("parallel_")]
 
 
@@ -43,13 +44,13 @@ def on_trained(results: list[dict]) -> list[dict]:
 
 
 def test_the_goldens_cover_24_varied_prompts_some_long(trained_env):
-    from grader.engine import cases
+    from grader.specs.inputs import GENERATION_PROMPT_TOKENS
 
     model = models.real(trained_env["LLAMA3_CHECKPOINT"])
     lengths = {name: len(model.checkpoint.tokenizer.encode(text)) for name, text in PROMPTS.items()}
     assert len(lengths) >= 24 and sum(n >= 200 for n in lengths.values()) >= 3, lengths
     assert any(re.search(r"\d{4}", text) for text in PROMPTS.values()) and any("首都" in text for text in PROMPTS.values())
-    assert max(lengths.values()) > cases.GENERATION_PROMPT_TOKENS  # long prompts are graded through forward
+    assert max(lengths.values()) > GENERATION_PROMPT_TOKENS  # long prompts are graded through forward
 
 
 def test_the_reference_passes_every_graded_test_on_the_trained_model(tmp_path, trained_env):

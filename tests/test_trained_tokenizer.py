@@ -11,7 +11,7 @@ from tiktoken.load import load_tiktoken_bpe
 from hypothesis import given, settings, strategies as st
 
 from gguf_kit import gguf, importer, pypi, trained
-from grader.engine.cases import PROMPTS
+from grader.specs.inputs import PROMPTS
 from grader.errors import KitError
 from grader.formats import tokenizer as tokenizers
 from grader.paths import TOKENIZER

@@ -167,7 +167,8 @@ def parallel(mod, ck, lang=None):
     splits the model, against one process's greedy tokens."""
     import torch
 
-    from ..engine import cases, ranks
+    from ..engine import ranks
+    from ..specs.ex17_tensor_parallel import rank_own_generate
     from ..engine.calls import invoke
     from ..formats.shards import rank_counts
     from solutions.ex12_generation import generate
@@ -187,7 +188,7 @@ def parallel(mod, ck, lang=None):
     try:
         for n in counts:
             kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new, "stop_tokens": list(t.stop_ids)}
-            tokens = ranks.run(n, cases.rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
+            tokens = ranks.run(n, rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
             same = all(r == one for r in tokens)
             verdict = say("cli.experiments.ranks_agree" if same else "cli.experiments.ranks_differ", lang=lang)
             yield say("cli.experiments.n_ranks", lang=lang, n=n) + f"{t.decode(tokens[0])!r}  {verdict}", None

@@ -70,7 +70,7 @@ def run_solution(args) -> int:
                 markup=False)
         c.print(say("cli.hints.still_failing", lang=lang), markup=False)
         for r in s.failures[:FAILURES_LISTED]:
-            c.print(f"  {grading.test_name(r)}: {grading.summary(r)}", markup=False)
+            c.print(f"  {grading.test_name(r)}: {grading.summary(r, lang)}", markup=False)
         if len(s.failures) > FAILURES_LISTED:
             c.print(say("cli.hints.more_failures", lang=lang, more=len(s.failures) - FAILURES_LISTED))
         c.print(say("cli.hints.details", lang=lang, id=e.id), markup=False)

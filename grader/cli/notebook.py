@@ -145,4 +145,4 @@ def grade(number: int, path: str | Path | None = None, lang: str | None = None) 
         print(say("cli.notebook.done", lang=lang, source=source, stub=e.stub))
     for i, r in enumerate(s.failures):
         print(f"\n✗ {grading.test_name(r)}")
-        print(r.message.strip() if i == 0 else grading.summary(r))
+        print(r.message.strip() if i == 0 else grading.summary(r, lang))

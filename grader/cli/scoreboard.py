@@ -144,7 +144,7 @@ def next_steps(scores, fortytwo_status, impl, lang, extras=()) -> list[str]:
         e = s.exercise
         lines = [say("cli.scoreboard.next", lang=lang, heading=e.heading(lang), stub=e.stub)]
         if s.failures:
-            lines.append("  " + grading.summary(s.failures[0]))
+            lines.append("  " + grading.summary(s.failures[0], lang))
         lines.append(say("cli.scoreboard.next_tools", lang=lang, id=e.id))
         return lines
     n = len(scores)

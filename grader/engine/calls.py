@@ -13,9 +13,8 @@ from typing import Any
 
 import torch
 
-from . import mistakes
 from .compare import GradeFailure, generation_mismatch, mismatch, tolerance, value_mismatch
-from ..i18n import pick
+from ..i18n import say
 from ..paths import ROOT
 
 LOGITS_HEAD = 1024  # vocabulary columns kept for every position (the last position is kept whole)
@@ -32,18 +31,14 @@ class TimeLimitExceeded(BaseException):
 
 def timed_out_message(function: str, test: str) -> str:
     """Why a function that already ran past the time limit is not run again."""
-    return pick(f"not run: {function} ran past the time limit in {test}, so its other tests fail at once instead of "
-                "waiting for the limit again; is there an endless loop?",
-                f"未运行：{function} 在 {test} 中超时，所以它的其余测试直接判为失败，不再重复等待；是否有死循环？")
+    return say("calls.timed_out_before", function=function, test=test)
 
 
 def numpy_problem(function: str, result) -> None:
     """Raise a GradeFailure when result is (or holds) a numpy array: every array in the kit's contracts is a tensor."""
     values = result if isinstance(result, (tuple, list)) else [result]
     if any(type(v).__name__ == "ndarray" and type(v).__module__ == "numpy" for v in values):
-        raise GradeFailure(pick(f"{function}: expected a tensor, got ndarray: compute with torch (or wrap the array "
-                                "with torch.from_numpy)",
-                                f"{function}：应返回张量，实际返回 ndarray：请用 torch 计算（或用 torch.from_numpy 包装）"))
+        raise GradeFailure(say("calls.ndarray", function=function))
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,11 @@ class Call:
     outputs: tuple[str, ...] = ("out",)
     tolerance: str = "bf16"  # a name in compare.TOLERANCES
     reduce: str | None = None  # "logits": keep the last position and the first LOGITS_HEAD columns
-    driver: str | None = None  # a function in grader.engine.cases that drives a class or loader
+    driver: str | Callable | None = None  # a driver (grader.specs.spec.driver) of a class or loader, kept by name
+
+    def __post_init__(self):
+        if callable(self.driver):
+            self.driver = self.driver.__name__
 
 
 @dataclass
@@ -95,8 +94,8 @@ def _learner_frame(exc: BaseException) -> str:
     if not mine:
         return ""
     f, deepest = mine[-1], frames[-1]
-    below = "" if deepest is f else pick(f"\n  (raised inside the reference: {_where(deepest.filename)}:{deepest.lineno} in {deepest.name}, called from your line)",
-                                         f"\n  （在参考实现内部抛出：{_where(deepest.filename)}:{deepest.lineno}，{deepest.name}，由你的这一行调用）")
+    below = "" if deepest is f else "\n  " + say("calls.raised_inside_the_reference", where=_where(deepest.filename),
+                                                  line=deepest.lineno, function=deepest.name)
     return f"\n  at {_where(f.filename)}:{f.lineno} in {f.name}\n    {f.line}{below}"
 
 
@@ -116,17 +115,16 @@ def not_started_message(fn: Callable | None, error: NotImplementedError) -> str:
 def learner_error_message(error: BaseException, fn: Callable | None = None) -> str:
     """'fn raised TypeError: message' and the learner's line that raised it."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    who = _name(fn) if fn is not None else pick("your code", "你的代码")
-    return pick(f"{who} raised {type(error).__name__}: {first_line}", f"{who} 抛出了 {type(error).__name__}：{first_line}") + _learner_frame(error)
+    who = _name(fn) if fn is not None else say("calls.your_code")
+    return say("calls.raised", who=who, error=type(error).__name__, message=first_line) + _learner_frame(error)
 
 
 def import_failure_message(module: str, error: Exception) -> str:
     """'exercises/ex04_rms_norm.py cannot be imported: SyntaxError: ...' and the learner's line."""
     detail = error.msg if isinstance(error, SyntaxError) else (str(error).strip().splitlines() or [""])[0]
-    extra = pick(" (the exercises need only torch, tiktoken and Python's standard library)",
-                 "（练习只需要 torch、tiktoken 和 Python 标准库）") if isinstance(error, ModuleNotFoundError) else ""
-    return pick(f"{module} cannot be imported: {type(error).__name__}: {detail}{extra}",
-                f"{module} 无法导入：{type(error).__name__}：{detail}{extra}") + _learner_frame(error)
+    extra = say("calls.only_torch_and_tiktoken") if isinstance(error, ModuleNotFoundError) else ""
+    message = say("calls.cannot_import", module=module, error=type(error).__name__, detail=detail, extra=extra)
+    return message + _learner_frame(error)
 
 
 def in_learner_code(error: BaseException) -> bool:
@@ -148,7 +146,7 @@ def invoke(fn: Callable, *args, **kwargs) -> Any:
         raise GradeFailure(learner_error_message(e, fn)) from None
 
 
-def _tensors(value) -> list[torch.Tensor]:
+def tensors_in(value) -> list[torch.Tensor]:
     """The tensors an input holds (of weights cast when read, those it keeps)."""
     if isinstance(value, torch.Tensor):
         return [value]
@@ -162,13 +160,11 @@ def _tensors(value) -> list[torch.Tensor]:
 
 def call_checked(fn: Callable, kwargs: dict[str, Any], label: str) -> Any:
     """invoke, and name any input tensor the call changed in place."""
-    before = [(name, t, t._version) for name, v in kwargs.items() for t in _tensors(v) if not t.is_inference()]
+    before = [(name, t, t._version) for name, v in kwargs.items() for t in tensors_in(v) if not t.is_inference()]
     result = invoke(fn, **kwargs)
     for name, t, version in before:
         if t._version != version:
-            raise GradeFailure(pick(
-                f"{label} changed its input {name!r} in place (e.g. with +=, .mul_() or x[...] = ...): compute a new tensor instead",
-                f"{label} 原地修改了输入 {name!r}（例如用了 +=、.mul_() 或 x[...] = ...）：请计算一个新张量"))
+            raise GradeFailure(say("calls.in_place", label=label, name=repr(name)), inputs_changed=True)
     return result
 
 
@@ -184,8 +180,7 @@ def logits_head(result: Any, label: str, what: str = "logits") -> dict[str, torc
     """Of logits [seq, vocab_size], what is kept: the last position whole, the first LOGITS_HEAD columns of all."""
     if not isinstance(result, torch.Tensor) or result.dim() != 2:
         shape = list(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
-        raise GradeFailure(pick(f"{label} should return {what} [seq, vocab_size], got {shape}",
-                                f"{label} 应返回 {what} [seq, vocab_size]，实际得到 {shape}"))
+        raise GradeFailure(say("calls.not_logits", label=label, what=what, shape=shape))
     return {"last": result[-1], "head": result[:, :LOGITS_HEAD]}
 
 
@@ -194,25 +189,24 @@ def generation(steps: list, label: str, stop_tokens) -> dict[str, Any]:
     step; and, for the tie-aware comparison, each step's top-1 and top-2 logits and the logits' root mean square."""
     for i, step in enumerate(steps):
         if not (isinstance(step, tuple) and len(step) == 2):
-            raise GradeFailure(pick(f"{label} should yield (token_id, logits) pairs; step {i} yielded {type(step).__name__}",
-                                    f"{label} 应逐个 yield (token_id, logits) 二元组；第 {i} 步 yield 了 {type(step).__name__}"))
+            raise GradeFailure(say("calls.not_pairs", label=label, step=i, kind=type(step).__name__))
         token, logits = step
         if not isinstance(token, int) or isinstance(token, bool):
-            raise GradeFailure(pick(f"{label} yielded a token id of type {type(token).__name__} at step {i}: yield a Python int, e.g. int(logits.argmax())",
-                                    f"{label} 在第 {i} 步 yield 的 token id 类型是 {type(token).__name__}：应 yield Python int，例如 int(logits.argmax())"))
+            raise GradeFailure(say("calls.token_not_int", label=label, step=i, kind=type(token).__name__))
         if not isinstance(logits, torch.Tensor) or logits.dim() != 1:
             shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise GradeFailure(pick(f"{label} yielded logits {shape} at step {i}: yield the last position's logits, [vocab_size]",
-                                    f"{label} 在第 {i} 步 yield 的 logits 为 {shape}：应 yield 最后一个位置的 logits，[vocab_size]"))
+            raise GradeFailure(say("calls.step_logits", label=label, shape=shape, step=i))
         if token in stop_tokens:
-            raise GradeFailure(pick(f"{label} yielded the stop token {token} at step {i}: a stop token ends generation and is not yielded",
-                                    f"{label} 在第 {i} 步 yield 了停止 token {token}：停止 token 结束生成，本身不应被 yield"))
-    logits = [l for _, l in steps]  # each [vocab_size]
+            raise GradeFailure(say("calls.yielded_stop", label=label, token=token, step=i))
+    if not steps:
+        return {"tokens": [], "logits_head": torch.empty(0, LOGITS_HEAD), "top2": torch.empty(0, 2),
+                "rms": torch.empty(0)}
+    logits = [x for _, x in steps]  # each [vocab_size]
     return {
         "tokens": [t for t, _ in steps],
-        "logits_head": torch.stack([l[:LOGITS_HEAD] for l in logits]) if steps else torch.empty(0, LOGITS_HEAD),  # [steps, 1024]
-        "top2": torch.stack([l.float().topk(2).values for l in logits]) if steps else torch.empty(0, 2),  # [steps, 2]
-        "rms": torch.stack([l.float().pow(2).mean().sqrt() for l in logits]) if steps else torch.empty(0),  # [steps]
+        "logits_head": torch.stack([x[:LOGITS_HEAD] for x in logits]),  # [steps, 1024]
+        "top2": torch.stack([x.float().topk(2).values for x in logits]),  # [steps, 2]
+        "rms": torch.stack([x.float().pow(2).mean().sqrt() for x in logits]),  # [steps]
     }
 
 
@@ -222,25 +216,22 @@ def normalise(result: Any, call: Call, label: str) -> dict[str, Any]:
         return logits_head(result, label)
     promised = _promised_dataclass(call)
     if promised is not None and not (dataclasses.is_dataclass(result) and not isinstance(result, type)):
-        raise GradeFailure(pick(f"{label} should return a {promised.__name__} (the dataclass given at the top of "
-                                f"exercises/{call.module}.py), got {type(result).__name__}",
-                                f"{label} 应返回 {promised.__name__}（exercises/{call.module}.py 开头给出的 dataclass），"
-                                f"实际返回 {type(result).__name__}"))
+        raise GradeFailure(say("calls.not_the_dataclass", label=label, dataclass=promised.__name__, module=call.module,
+                               kind=type(result).__name__))
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
         result = dataclasses.asdict(result)
     if len(call.outputs) == 1:
         return {call.outputs[0]: result}
     if not isinstance(result, (tuple, list)) or len(result) != len(call.outputs):
-        raise GradeFailure(pick(f"{label} should return {len(call.outputs)} values ({', '.join(call.outputs)})",
-                                f"{label} 应返回 {len(call.outputs)} 个值（{', '.join(call.outputs)}）"))
+        raise GradeFailure(say("calls.values", label=label, n=len(call.outputs), names=", ".join(call.outputs)))
     return dict(zip(call.outputs, result))
 
 
-def run(target: Callable, call: Call, kwargs: dict[str, Any], drivers: dict[str, Callable], label: str) -> dict[str, Any]:
-    """Outputs of target (a function, or a class/loader driven by call.driver) on resolved kwargs."""
-    if call.driver:
+def run(target: Callable, call: Call, kwargs: dict[str, Any], driver: Callable | None, label: str) -> dict[str, Any]:
+    """Outputs of target (a function, or a class/loader run by the driver call.driver names) on resolved kwargs."""
+    if driver is not None:
         def driven(**kw):
-            return drivers[call.driver](target, **kw)
+            return driver(target, **kw)
 
         driven.__qualname__ = _name(target)  # a failure names the function under test, not the driver
         return call_checked(driven, kwargs, label)
@@ -258,7 +249,7 @@ def differences(got: dict[str, Any], expected: dict[str, Any], tol: str) -> list
         expected = {k: v for k, v in expected.items() if k not in GENERATION}
     for name, exp in expected.items():
         if name not in got:
-            reports.append(f"{name}: missing from the result")
+            reports.append(say("calls.missing_output", name=name))
         elif isinstance(exp, torch.Tensor):
             report = mismatch(name, got[name], exp, tolerance(exp, tol))
             if report:
@@ -268,29 +259,3 @@ def differences(got: dict[str, Any], expected: dict[str, Any], tol: str) -> list
             if report:
                 reports.append(report)
     return reports
-
-
-def recognised(got: dict[str, Any], golden: Golden) -> list[str]:
-    """Ids of known mistakes whose outputs got matches."""
-    return [mid for mid, outs in golden.mistakes.items() if not differences(got, outs, golden.call.tolerance)]
-
-
-def check(target: Callable, golden: Golden, model, drivers: dict[str, Callable]) -> None:
-    """Run target on the golden inputs; raise one GradeFailure that says how the result differs, naming a
-    known mistake when the result is what that mistake gives."""
-    call = golden.call
-    label = f"{call.function} ({model.name}, {call.case})"
-    kwargs = {k: model.resolve(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()}
-    try:
-        got = run(target, call, kwargs, drivers, label)
-    except GradeFailure as e:
-        if "in place" in str(e):
-            model.forget()  # the shared weights may be damaged: reload them for the next test
-        raise
-    reports = differences(got, golden.expected, call.tolerance)
-    if not reports:
-        return
-    header = pick(f"{label} does not match the reference:", f"{label} 与参考实现不一致：")
-    known = recognised(got, golden)
-    hint = "".join(pick("\n=> a known mistake: ", "\n=> 这是一个常见错误：") + mistakes.by_id(m).message() for m in known)
-    raise GradeFailure("\n".join([header, *reports]) + hint)

@@ -4,18 +4,26 @@ from dataclasses import dataclass
 
 import torch
 
-from ..i18n import pick
+from ..i18n import say
 
 
 class GradeFailure(AssertionError):
-    """A graded test failed for a reason the message states completely; the plugin shows only the message."""
+    """A graded test failed for a reason the message states completely; the plugin shows only the message. mistake is
+    the id of the named mistake the result was recognised as; inputs_changed says the code changed its inputs."""
+
+    def __init__(self, message: str, mistake: str | None = None, inputs_changed: bool = False):
+        super().__init__(message)
+        self.mistake, self.inputs_changed = mistake, inputs_changed
 
 
 @dataclass(frozen=True)
 class Tolerance:
+    name: str  # its reason is the catalogue's message tolerance.<name>
     atol: float  # in units of the expected tensor's root mean square
     rtol: float  # relative to each expected value
-    reason: str
+
+    def reason(self, lang: str | None = None) -> str:
+        return say(f"tolerance.{self.name.replace(' ', '_')}", lang=lang)
 
     def bound(self, expected: torch.Tensor) -> torch.Tensor:
         """Allowed absolute error per element; 0 where expected is inf or NaN (those must match exactly)."""
@@ -25,26 +33,18 @@ class Tolerance:
         return (self.atol * scale + self.rtol * magnitude).where(finite, 0.0)
 
 
-EXACT = Tolerance(0.0, 0.0, "integers, booleans and masks are exact")
-# Every tolerance in the kit, by name; each golden call names the one that fits how its output was computed.
-TOLERANCES = {  # in each reason: the most of it that 20 correct variants (tests/variants.py) use, tiny / trained model
-    "float32": Tolerance(1e-5, 1e-5, "float32, a few operations: only the order of summation differs "
-                                     "(variants use 0.09 / 0.22 of it)"),
-    "float32 layers": Tolerance(1e-4, 1e-4, "float32 through attention and whole layers: summation order accumulates "
-                                            "(variants use 0.06 / 0.05)"),
-    "float32 angles": Tolerance(2e-3, 0.0, "RoPE's angle t*f in float32 is off by about t*f*2^-23, and cos and sin by as "
-                                           "much: 1e-3 at position 8192 (variants use 0.002 / 0.03, over 669 positions)"),
-    "bf16": Tolerance(2**-7, 2**-6, "bf16 keeps 8 significant bits: allow about two roundings apart (variants use 0.38 / 0.47)"),
-    "bf16 layer": Tolerance(2**-5, 2**-5, "bf16 through a feed-forward sublayer: roundings accumulate (variants use 0.46 "
-                                          "on the tiny models; a trained one, where they took 0.76, is graded in float32)"),
-    "bf16 rotation": Tolerance(2**-5, 2**-5, "RoPE rounded to bf16 as transformers does it: the error follows each pair's "
-                                             "size (variants use 0.21 on the tiny models; a trained one, where 'bf16' "
-                                             "was exceeded 1.9 times, is graded in float32)"),
-    "bf16 attention": Tolerance(2**-3, 2**-3, "bf16 attention: one rounding of a score near 10 moves its softmax weight "
-                                              "by about 6%, and every layer adds to it (variants use 0.23 on the tiny "
-                                              "models; trained ones, where whole forwards exceeded it 3.5 times, are "
-                                              "graded in float32)"),
-}
+EXACT = Tolerance("exact", 0.0, 0.0)
+# Every tolerance in the kit, by name; each golden call names the one that fits how its output was computed. Each
+# reason (grader/messages) says the most of it that the correct variants (tests/plants) use, tiny / trained model.
+TOLERANCES = {t.name: t for t in (
+    Tolerance("float32", 1e-5, 1e-5),
+    Tolerance("float32 layers", 1e-4, 1e-4),
+    Tolerance("float32 angles", 2e-3, 0.0),
+    Tolerance("bf16", 2**-7, 2**-6),
+    Tolerance("bf16 layer", 2**-5, 2**-5),
+    Tolerance("bf16 rotation", 2**-5, 2**-5),
+    Tolerance("bf16 attention", 2**-3, 2**-3),
+)}
 
 
 def tolerance(expected: torch.Tensor, name: str) -> Tolerance:
@@ -83,12 +83,8 @@ def finite_problem(name: str, got: torch.Tensor) -> str | None:
         return None
     first = int(bad.reshape(-1).nonzero()[0])
     kind = "NaN" if torch.isnan(got.reshape(-1)[first]) else "inf"
-    return pick(
-        f"{name} contains {kind} ({int(bad.sum())} of {got.numel()} values, first at {_index(first, got.shape)}): "
-        "look for a division by zero, a log or sqrt of a negative number, or a softmax row that is all -inf",
-        f"{name} 含有 {kind}（{got.numel()} 个值中有 {int(bad.sum())} 个，第一个在 {_index(first, got.shape)}）："
-        "检查是否除以零、对负数取 log 或 sqrt，或 softmax 的某一行全是 -inf",
-    )
+    return say("compare.not_finite", name=name, kind=kind, n=int(bad.sum()), total=got.numel(),
+               first=_index(first, got.shape))
 
 
 def minus_inf_stand_in(name: str, got: torch.Tensor, expected: torch.Tensor) -> str | None:
@@ -103,26 +99,19 @@ def minus_inf_stand_in(name: str, got: torch.Tensor, expected: torch.Tensor) -> 
     what = next((f"torch.finfo({d}).min" for d in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
                  if float(value) == torch.finfo(d).min), _value(value))
     n = int(stand_in.sum())
-    return pick(
-        f"{name}: {what} where -inf is expected ({n} of {got.numel()} values, first at {_index(first, got.shape)}). The contract "
-        "is -inf: exp(-inf) is exactly 0, so a masked key gets exactly zero weight, whereas a finite minimum added to a "
-        "finite score can overflow to -inf anyway, or, in bf16 or fp16, leave a masked key a small weight. Use float('-inf')",
-        f"{name}：应为 -inf 的位置是 {what}（{got.numel()} 个值中有 {n} 个，第一个在 {_index(first, got.shape)}）。约定是 -inf："
-        "exp(-inf) 恰好为 0，被遮住的 key 权重恰好为零；而有限的最小值加上有限的分数可能仍溢出成 -inf，"
-        "在 bf16 或 fp16 中还可能给被遮住的 key 留下一点权重。请用 float('-inf')")
+    return say("compare.minus_inf_stand_in", name=name, what=what, n=n, total=got.numel(),
+               first=_index(first, got.shape))
 
 
 def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | None:
     """None if got matches expected within tol, else a report of how it differs."""
     if not isinstance(got, torch.Tensor):
-        return pick(f"{name}: expected a tensor {_shape(expected)} {_dtype(expected)}, got {type(got).__name__}",
-                    f"{name}：应返回张量 {_shape(expected)} {_dtype(expected)}，实际返回 {type(got).__name__}")
+        return say("compare.not_a_tensor", name=name, shape=_shape(expected), dtype=_dtype(expected),
+                   kind=type(got).__name__)
     if got.shape != expected.shape:
-        return pick(f"{name}: shape {_shape(got)}, expected {_shape(expected)}",
-                    f"{name}：形状为 {_shape(got)}，应为 {_shape(expected)}")
+        return say("compare.shape", name=name, got=_shape(got), expected=_shape(expected))
     if got.dtype != expected.dtype:
-        return pick(f"{name}: dtype {_dtype(got)}, expected {_dtype(expected)} (shape {_shape(got)} is right)",
-                    f"{name}：dtype 为 {_dtype(got)}，应为 {_dtype(expected)}（形状 {_shape(got)} 正确）")
+        return say("compare.dtype", name=name, got=_dtype(got), expected=_dtype(expected), shape=_shape(got))
     problem = finite_problem(name, got)
     if problem and torch.isfinite(expected).all():
         return problem
@@ -134,10 +123,10 @@ def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | No
             return None
         wrong = (got != expected).reshape(-1)
         first = int(wrong.nonzero()[0])
-        side = ", ".join(f"{_index(i, got.shape)} got {_value(got.reshape(-1)[i])} expected {_value(expected.reshape(-1)[i])}"
-                         for i in wrong.nonzero()[:4, 0].tolist())
-        return pick(f"{name}: {int(wrong.sum())} of {got.numel()} values differ (must be exact), first at {_index(first, got.shape)}: {side}",
-                    f"{name}：{got.numel()} 个值中有 {int(wrong.sum())} 个不同（必须完全一致），第一个在 {_index(first, got.shape)}：{side}")
+        side = ", ".join(say("compare.exact_pair", index=_index(i, got.shape), got=_value(got.reshape(-1)[i]),
+                             expected=_value(expected.reshape(-1)[i])) for i in wrong.nonzero()[:4, 0].tolist())
+        return say("compare.not_exact", name=name, n=int(wrong.sum()), total=got.numel(),
+                   first=_index(first, got.shape), side=side)
     same = (got == expected) | (torch.isnan(got) & torch.isnan(expected))  # also equal infs, whose difference is NaN
     err = (got - expected).abs().float().masked_fill(same, 0).nan_to_num(float("inf"), float("inf"))
     bound = tol.bound(expected)
@@ -149,17 +138,13 @@ def mismatch(name: str, got, expected: torch.Tensor, tol: Tolerance) -> str | No
     rel = flat_err / expected.abs().float().reshape(-1).clamp_min(1e-30)
     worst_rel = int(rel.argmax())
     shown = outside.nonzero()[:4, 0].tolist()
-    side = "\n".join(f"    {_index(i, got.shape):>14}  {_value(got.reshape(-1)[i]):>12}  {_value(expected.reshape(-1)[i]):>12}" for i in shown)
-    return pick(
-        f"{name}: {int(outside.sum())} of {got.numel()} values outside the tolerance (shape {_shape(got)} and dtype {_dtype(got)} are right)\n"
-        f"  max abs error {float(flat_err[worst]):.4g} at {_index(worst, got.shape)}; max rel error {float(rel[worst_rel]):.4g} at {_index(worst_rel, got.shape)}\n"
-        f"  tolerance: {tol.atol:g} x rms(expected) + {tol.rtol:g} x |expected| ({tol.reason})\n"
-        f"           index           got      expected\n{side}",
-        f"{name}：{got.numel()} 个值中有 {int(outside.sum())} 个超出容差（形状 {_shape(got)} 与 dtype {_dtype(got)} 正确）\n"
-        f"  最大绝对误差 {float(flat_err[worst]):.4g} 在 {_index(worst, got.shape)}；最大相对误差 {float(rel[worst_rel]):.4g} 在 {_index(worst_rel, got.shape)}\n"
-        f"  容差：{tol.atol:g} x rms(期望值) + {tol.rtol:g} x |期望值|（{tol.reason}）\n"
-        f"           索引            实际          期望\n{side}",
-    )
+    flat_got, flat_expected = got.reshape(-1), expected.reshape(-1)
+    side = "\n".join(f"    {_index(i, got.shape):>14}  {_value(flat_got[i]):>12}  {_value(flat_expected[i]):>12}"
+                     for i in shown)
+    return say("compare.outside", name=name, n=int(outside.sum()), total=got.numel(), shape=_shape(got),
+               dtype=_dtype(got), max_abs=f"{float(flat_err[worst]):.4g}", at_abs=_index(worst, got.shape),
+               max_rel=f"{float(rel[worst_rel]):.4g}", at_rel=_index(worst_rel, got.shape), atol=f"{tol.atol:g}",
+               rtol=f"{tol.rtol:g}", reason=tol.reason(), side=side)
 
 
 def matches(got, expected: torch.Tensor, tol: Tolerance) -> bool:
@@ -207,19 +192,19 @@ def type_problem(name: str, got, expected) -> str | None:
     """The first place where got is not of the type of expected (a value from JSON: None, bool, int, float, str,
     list, tuple, dict, nested), as a report; None if the types agree everywhere."""
     if not _same_type(got, expected):
-        fix = pick(": convert it with int(...), float(...) or .item()", "：用 int(...)、float(...) 或 .item() 转换") \
-            if isinstance(got, torch.Tensor) and got.dim() == 0 else ""
-        shown = pick(f" ({_short(got, 60)})", f"（{_short(got, 60)}）") if got is not None else ""
-        return pick(f"{name}: expected {_kind(expected)}, got {_kind(got)}{shown}{fix}",
-                    f"{name}：应为 {_kind(expected)}，实际为 {_kind(got)}{shown}{fix}")
+        fix = say("compare.convert_it") if isinstance(got, torch.Tensor) and got.dim() == 0 else ""
+        shown = say("compare.shown", value=_short(got, 60)) if got is not None else ""
+        return say("compare.type", name=name, expected=_kind(expected), got=_kind(got), shown=shown, fix=fix)
     if isinstance(expected, (list, tuple)):
-        return next((p for i, (g, e) in enumerate(zip(got, expected)) if (p := type_problem(f"{name}[{i}]", g, e))), None)
+        return next((p for i, (g, e) in enumerate(zip(got, expected)) if (p := type_problem(f"{name}[{i}]", g, e))),
+                    None)
     if isinstance(expected, dict):
-        wrong_key = next((k for k in got if not isinstance(k, str)), None) if all(isinstance(k, str) for k in expected) else None
+        keys_are_str = all(isinstance(k, str) for k in expected)
+        wrong_key = next((k for k in got if not isinstance(k, str)), None) if keys_are_str else None
         if wrong_key is not None:
-            return pick(f"{name}: keys should be str, got {_kind(wrong_key)} ({_short(wrong_key, 60)})",
-                        f"{name}：键应为 str，实际为 {_kind(wrong_key)}（{_short(wrong_key, 60)}）")
-        return next((p for k, e in expected.items() if k in got and (p := type_problem(f"{name}[{k!r}]", got[k], e))), None)
+            return say("compare.keys_not_str", name=name, kind=_kind(wrong_key), key=_short(wrong_key, 60))
+        return next((p for k, e in expected.items() if k in got and (p := type_problem(f"{name}[{k!r}]", got[k], e))),
+                    None)
     return None
 
 
@@ -230,19 +215,18 @@ def _dict_diff(name: str, got: dict, expected: dict) -> str:
     differ = [k for k in expected if k in got and got[k] != expected[k]]
 
     def few(keys, show) -> str:
-        return ", ".join(map(show, keys[:SHOWN])) + (pick(f", ... ({len(keys) - SHOWN} more)", f"，……（另有 {len(keys) - SHOWN} 个）")
-                                                      if len(keys) > SHOWN else "")
+        more = say("compare.more", n=len(keys) - SHOWN) if len(keys) > SHOWN else ""
+        return ", ".join(map(show, keys[:SHOWN])) + more
 
-    lines = [pick(f"{name}: dicts differ: {len(missing)} keys missing, {len(extra)} extra, {len(differ)} with another value "
-                  f"({len(expected)} keys expected)",
-                  f"{name}：两个字典不同：缺少 {len(missing)} 个键，多出 {len(extra)} 个，{len(differ)} 个值不同（应有 {len(expected)} 个键）")]
+    lines = [say("compare.dicts", name=name, missing=len(missing), extra=len(extra), differ=len(differ),
+                 expected=len(expected))]
     if missing:
-        lines.append(pick("  missing  ", "  缺少  ") + few(missing, repr))
+        lines.append(say("compare.missing_keys") + few(missing, repr))
     if extra:
-        lines.append(pick("  extra    ", "  多出  ") + few(extra, lambda k: f"{k!r}: {_short(got[k], 40)}"))
+        lines.append(say("compare.extra_keys") + few(extra, lambda k: f"{k!r}: {_short(got[k], 40)}"))
     if differ:
-        lines.append(pick("  differ   ", "  不同  ") + few(differ, lambda k: pick(f"{k!r}: got {_short(got[k], 40)}, expected {_short(expected[k], 40)}",
-                                                                              f"{k!r}：实际 {_short(got[k], 40)}，应为 {_short(expected[k], 40)}")))
+        lines.append(say("compare.differing_keys") + few(differ, lambda k: say(
+            "compare.differing_key", key=repr(k), got=_short(got[k], 40), expected=_short(expected[k], 40))))
     return "\n".join(lines)
 
 
@@ -253,15 +237,11 @@ def _sequence_diff(name: str, got, expected) -> str:
         return value_mismatch(f"{name}[{first}]", got[first], expected[first])
     start = max(0, first - 3)
     window = f"[{start}:{min(start + WINDOW, max(len(got), len(expected)))}]"
-    what = pick("strings", "字符串") if isinstance(expected, str) else pick("lists", "列表")
+    what = say("compare.strings") if isinstance(expected, str) else say("compare.lists")
     differ = sum(a != b for a, b in zip(got, expected)) + abs(len(got) - len(expected))
-    return pick(
-        f"{name}: {what} differ first at index {first} (lengths {len(got)} and {len(expected)}; {differ} of "
-        f"{max(len(got), len(expected))} positions differ)\n"
-        f"  got{window}      {_short(got[start:start + WINDOW])}\n  expected{window} {_short(expected[start:start + WINDOW])}",
-        f"{name}：两个{what}在下标 {first} 处首次不同（长度 {len(got)} 与 {len(expected)}；{max(len(got), len(expected))} 个位置中 "
-        f"{differ} 个不同）\n  实际{window} {_short(got[start:start + WINDOW])}\n  期望{window} {_short(expected[start:start + WINDOW])}",
-    )
+    return say("compare.sequences", name=name, what=what, first=first, got_length=len(got),
+               expected_length=len(expected), differ=differ, longest=max(len(got), len(expected)), window=window,
+               got=_short(got[start:start + WINDOW]), expected=_short(expected[start:start + WINDOW]))
 
 
 def value_mismatch(name: str, got, expected) -> str | None:
@@ -276,7 +256,7 @@ def value_mismatch(name: str, got, expected) -> str | None:
         return _dict_diff(name, got, expected)
     if isinstance(expected, (list, tuple)) or (isinstance(expected, str) and len(expected) > 40):
         return _sequence_diff(name, got, expected)
-    return pick(f"{name}: got {_short(got)}, expected {_short(expected)}", f"{name}：实际为 {_short(got)}，应为 {_short(expected)}")
+    return say("compare.value", name=name, got=_short(got), expected=_short(expected))
 
 
 def near_ties(top2: torch.Tensor, rms: torch.Tensor, tol: Tolerance) -> torch.Tensor:
@@ -295,22 +275,18 @@ def generation_mismatch(name: str, got: dict, expected: dict, tol: Tolerance) ->
     ties = near_ties(expected["top2"], expected["rms"], tol)
     sure = int(ties.nonzero()[0]) if ties.any() else len(want)  # steps before the first near tie
     n = min(sure, len(tokens))
-    report = mismatch(f"{name}: logits of steps 0..{n - 1}", got["logits_head"][:n], expected["logits_head"][:n], tol) if n else None
+    report = mismatch(f"{name}: logits of steps 0..{n - 1}", got["logits_head"][:n], expected["logits_head"][:n],
+                      tol) if n else None
     if report:
         return [report]
     for i in range(sure):
         if i >= len(tokens):
-            return [pick(f"{name}: generation stopped after {len(tokens)} tokens; the reference went on to {want[:sure]}",
-                         f"{name}：生成在 {len(tokens)} 个 token 后就停止了；参考实现继续生成了 {want[:sure]}")]
+            return [say("compare.stopped_early", name=name, n=len(tokens), expected=want[:sure])]
         if tokens[i] != want[i]:
             top1, top2 = (float(v) for v in expected["top2"][i])
-            return [pick(f"{name}: step {i} chose token {tokens[i]}, the reference {want[i]}; its top-1/top-2 margin there, "
-                         f"{top1 - top2:.4g}, is wider than rounding can swap\n"
-                         f"  got      [{i}:] {tokens[i:i + 8]}\n  expected [{i}:] {want[i:i + 8]}",
-                         f"{name}：第 {i} 步选了 token {tokens[i]}，参考实现选的是 {want[i]}；参考实现在这一步的 top-1/top-2 "
-                         f"差距为 {top1 - top2:.4g}，远大于舍入误差能造成的交换\n"
-                         f"  实际 [{i}:] {tokens[i:i + 8]}\n  期望 [{i}:] {want[i:i + 8]}")]
+            return [say("compare.other_token", name=name, step=i, got=tokens[i], expected=want[i],
+                        margin=f"{top1 - top2:.4g}", got_tokens=tokens[i:i + 8], expected_tokens=want[i:i + 8])]
     if sure == len(want) and len(tokens) != len(want):
-        return [pick(f"{name}: {len(tokens)} tokens, the reference {len(want)}; the first {len(want)} agree, then got {tokens[len(want):len(want) + 8]}",
-                     f"{name}：生成了 {len(tokens)} 个 token，参考实现 {len(want)} 个；前 {len(want)} 个一致，之后是 {tokens[len(want):len(want) + 8]}")]
+        return [say("compare.too_many_tokens", name=name, n=len(tokens), expected=len(want),
+                    then=tokens[len(want):len(want) + 8])]
     return []

@@ -4,7 +4,7 @@ is the trained model fetched, and how many of the graded tests pass on it?"""
 import os
 from pathlib import Path
 
-from ..i18n import pick
+from ..i18n import say
 
 TESTS = ("test_the_real_model_predicts_42", "test_the_real_model_answers_42")
 REAL_WEIGHTS = "docs/real-weights.md"
@@ -20,7 +20,8 @@ def status(results: list) -> dict:
         if name in TESTS:
             tests[name] = {"status": r.status, "message": r.message}
     reproduced = bool(tests) and all(t["status"] == "passed" for t in tests.values())
-    return {"checkpoint": folder, "verified": _verified(folder), "tests": tests, "reproduced": reproduced, "trained": trained(results)}
+    return {"checkpoint": folder, "verified": _verified(folder), "tests": tests, "reproduced": reproduced,
+            "trained": trained(results)}
 
 
 def trained(results: list) -> dict:
@@ -28,16 +29,15 @@ def trained(results: list) -> dict:
     from .models import TRAINED, trained as trained_model
 
     mine = [r for r in results if f"[{TRAINED}]" in r.nodeid and r.outcome != "skipped"]
-    return {"fetched": trained_model() is not None, "passed": sum(r.outcome == "passed" for r in mine), "total": len(mine)}
+    passed = sum(r.outcome == "passed" for r in mine)
+    return {"fetched": trained_model() is not None, "passed": passed, "total": len(mine)}
 
 
 def trained_line(s: dict, lang: str | None = None) -> str:
     """One line: fetched? graded?"""
     if not s["fetched"]:
-        return pick("trained model: not fetched. `llama3-grader checkpoint fetch smollm2` grades every exercise on SmolLM2-135M-Instruct too",
-                    "训练好的模型：尚未获取。运行 `llama3-grader checkpoint fetch smollm2` 后，每个练习也会在 SmolLM2-135M-Instruct 上评分", lang)
-    return pick(f"trained model: SmolLM2-135M-Instruct · {s['passed']}/{s['total']} graded tests pass on it",
-                f"训练好的模型：SmolLM2-135M-Instruct · 其上 {s['total']} 个评分测试中 {s['passed']} 个通过", lang)
+        return say("fortytwo.trained_not_fetched", lang=lang)
+    return say("fortytwo.trained", passed=s["passed"], total=s["total"], lang=lang)
 
 
 def _verified(folder: str | None) -> dict | None:
@@ -57,29 +57,28 @@ def _verified(folder: str | None) -> dict | None:
 def line(s: dict, lang: str | None = None) -> str:
     """One line a learner reads: found? verified? reproduced?"""
     if s["checkpoint"] is None:
-        return pick(f"42: no real checkpoint yet. Set LLAMA3_CHECKPOINT to a Meta-Llama-3-8B folder to grade on it ({REAL_WEIGHTS})",
-                    f"42：还没有真实检查点。把 LLAMA3_CHECKPOINT 设为 Meta-Llama-3-8B 文件夹即可在真实模型上评分（{REAL_WEIGHTS}）", lang)
+        return say("fortytwo.no_checkpoint", doc=REAL_WEIGHTS, lang=lang)
     return f"42: {s['checkpoint']} · {_verified_text(s['verified'], lang)} · {_reproduced_text(s, lang)}"
 
 
 def _verified_text(v: dict | None, lang: str | None) -> str:
     if v is None:
-        return pick("not verified (run llama3-grader checkpoint verify)", "未校验（运行 llama3-grader checkpoint verify）", lang)
+        return say("fortytwo.not_verified", lang=lang)
     if v.get("verdict") == "genuine":
-        return pick(f"verified: genuine {v.get('model')}", f"已校验：正版 {v.get('model')}", lang)
+        return say("fortytwo.genuine", model=v.get("model"), lang=lang)
     if v.get("ok"):
-        return pick(f"verified: {v.get('verdict')}", f"已校验：{v.get('verdict')}", lang)
-    return pick(f"verify found problems: {v.get('summary')}", f"校验发现问题：{v.get('summary')}", lang)
+        return say("fortytwo.verified", verdict=v.get("verdict"), lang=lang)
+    return say("fortytwo.problems", summary=v.get("summary"), lang=lang)
 
 
 def _reproduced_text(s: dict, lang: str | None) -> str:
     if s["reproduced"]:
-        return pick("42 reproduced", "已复现 42", lang)
+        return say("fortytwo.reproduced", lang=lang)
     if not s["tests"]:
-        return pick("42 not graded", "42 未评分", lang)
+        return say("fortytwo.not_graded", lang=lang)
     for name, t in s["tests"].items():
         if t["status"] == "skipped":
             reason = t["message"].removeprefix("Skipped: ")
-            return pick(f"42 not graded: {reason}", f"42 未评分：{reason}", lang)
+            return say("fortytwo.not_graded_because", reason=reason, lang=lang)
     failing = [name for name, t in s["tests"].items() if t["status"] != "passed"]
-    return pick(f"42 not reproduced yet ({', '.join(failing)} still fails)", f"尚未复现 42（{', '.join(failing)} 仍未通过）", lang)
+    return say("fortytwo.not_reproduced", failing=", ".join(failing), lang=lang)

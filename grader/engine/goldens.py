@@ -1,6 +1,5 @@
 """Golden files: build them from solutions/, write them (safetensors + manifest.json), read and verify them."""
 
-import dataclasses
 import functools
 import hashlib
 import importlib
@@ -13,15 +12,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import cases, mistakes
-from .calls import Call, Golden, GradeFailure, Ref, differences, run
+from .. import specs
+from .calls import Call, Golden, GradeFailure, Ref, differences
+from .checking import run_call
 from .compare import TOLERANCES
 from ..errors import KitError
+from ..i18n import say
 from ..paths import ROOT
 from ..progress import track
 
 MANIFEST = "manifest.json"
-MISTAKE_ELEMENTS = 1 << 16  # a mistake's larger outputs (a whole vocabulary of logits) are not kept: the smaller ones name it
+MISTAKE_ELEMENTS = 1 << 16  # a mistake's larger outputs (a vocabulary of logits) are not kept: the smaller ones name it
 
 
 def _sha256_file(path: Path) -> str:
@@ -34,11 +35,13 @@ def _sha256_file(path: Path) -> str:
 
 @functools.cache
 def builder_version() -> str:
-    """A hash of the code that decides what goldens hold (solutions/ and the modules that make, run and compare golden
-    calls): goldens built in the cache for a real checkpoint are kept per version, so a changed kit builds new ones."""
+    """A hash of the code that decides what goldens hold (solutions/, the specs, and the modules that run and compare
+    golden calls): goldens built in the cache for a real checkpoint are kept per version, so a changed kit builds new
+    ones."""
     h = hashlib.sha256()
     engine = Path(__file__).parent
-    for path in sorted((ROOT / "solutions").glob("*.py")) + [engine / f"{m}.py" for m in ("cases", "calls", "compare", "goldens", "mistakes")]:
+    code = [engine / f"{m}.py" for m in ("calls", "checking", "compare", "goldens")]
+    for path in sorted((ROOT / "solutions").glob("*.py")) + sorted((ROOT / "grader" / "specs").glob("*.py")) + code:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -70,7 +73,7 @@ def checkpoint_sha256(weights: dict[str, torch.Tensor]) -> str:
 def _encode(value, key: str, tensors: dict[str, torch.Tensor]):
     """JSON for one value; tensors go to the file under key."""
     if isinstance(value, torch.Tensor):
-        tensors[key] = value.detach().clone()
+        tensors[key] = value.detach().contiguous().clone()  # a mistake's view is stored as its values
         return {"tensor": key}
     if isinstance(value, Ref):
         return {"ref": value.kind, "name": value.name, "dtype": value.dtype}
@@ -97,11 +100,11 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
     """Run the reference and every mistake on each call; the tensors and the JSON spec of one golden file."""
     reference = importlib.import_module(f"solutions.{module}")
     tensors: dict[str, torch.Tensor] = {}
-    specs = []
+    written = []
     for call in calls:
         prefix = f"{call.function}/{call.case}"
         kwargs = _resolve(call.kwargs, model)
-        expected = run(getattr(reference, call.function), call, kwargs, cases.DRIVERS, _label(call, model))
+        expected = run_call(getattr(reference, call.function), call, kwargs, _label(call, model))
         spec = {
             "function": call.function, "case": call.case, "outputs": list(call.outputs), "tolerance": call.tolerance,
             "reduce": call.reduce, "driver": call.driver,
@@ -109,16 +112,18 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
             "expected": {k: _encode(v, f"{prefix}/out/{k}", tensors) for k, v in expected.items()},
             "mistakes": {},
         }
-        for mistake in mistakes.for_function(module, call.function):
+        for mistake in specs.mistakes_of(module, call.function):
             try:
-                got = run(mistake.variant, call, kwargs, cases.DRIVERS, _label(call, model))
+                got = run_call(mistake.variant, call, kwargs, _label(call, model))
             except GradeFailure:
                 continue  # the call itself says what is wrong (e.g. a cache fed the wrong shape)
             if differences(got, expected, call.tolerance):  # only mistakes this case can tell apart
-                kept = {k: v for k, v in got.items() if not isinstance(v, torch.Tensor) or v.numel() <= MISTAKE_ELEMENTS}
-                spec["mistakes"][mistake.id] = {k: _encode(v, f"{prefix}/mistake/{mistake.id}/{k}", tensors) for k, v in kept.items()}
-        specs.append(spec)
-    return tensors, specs
+                kept = {k: v for k, v in got.items()
+                        if not isinstance(v, torch.Tensor) or v.numel() <= MISTAKE_ELEMENTS}
+                where = f"{prefix}/mistake/{mistake.id}"
+                spec["mistakes"][mistake.id] = {k: _encode(v, f"{where}/{k}", tensors) for k, v in kept.items()}
+        written.append(spec)
+    return tensors, written
 
 
 def build(model, out_dir: Path, prompts: dict[str, str] | None = None) -> dict:
@@ -127,20 +132,21 @@ def build(model, out_dir: Path, prompts: dict[str, str] | None = None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _build(model, out_dir, prompts or cases.PROMPTS)
+        return _build(model, out_dir, prompts or specs.PROMPTS)
     finally:
         torch.set_num_threads(threads)
 
 
 def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_calls = cases.calls(model, prompts)
+    all_calls = specs.calls(model, prompts)
     files = {}
     for module in track(sorted(all_calls), f"building goldens for {model.name}"):
-        tensors, specs = build_module(model, module, all_calls[module])
+        tensors, written = build_module(model, module, all_calls[module])
         path = out_dir / f"{module}.safetensors"
-        save_file(tensors, path, metadata={"calls": json.dumps(specs)})
-        files[path.name] = {"sha256": _sha256_file(path), "calls": len(specs), "tolerances": sorted({s["tolerance"] for s in specs})}
+        save_file(tensors, path, metadata={"calls": json.dumps(written)})
+        files[path.name] = {"sha256": _sha256_file(path), "calls": len(written),
+                            "tolerances": sorted({s["tolerance"] for s in written})}
     ck = model.checkpoint
     manifest = {
         "model": model.name,
@@ -150,7 +156,8 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
         "builder": builder_version(),
         "prompts": prompts,
         "files": files,
-        "tolerances": {name: dataclasses.asdict(t) for name, t in TOLERANCES.items()},
+        "tolerances": {name: {"atol": t.atol, "rtol": t.rtol, "reason": t.reason("en")}
+                       for name, t in TOLERANCES.items()},
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
@@ -173,16 +180,16 @@ def read(golden_dir: Path, module: str) -> list[Golden]:
     """The golden calls of one exercise module."""
     path = golden_dir / f"{module}.safetensors"
     if not path.is_file():
-        raise KitError(f"{path} is missing: restore fixtures/ with `git checkout -- fixtures` (or rebuild with `llama3-grader fixtures build`)")
+        raise KitError(say("goldens.missing", path=path))
     try:
         tensors = load_file(path)
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
-            specs = json.loads(json.loads(f.read(header_len))["__metadata__"]["calls"])
+            entries = json.loads(json.loads(f.read(header_len))["__metadata__"]["calls"])
     except (SafetensorError, OSError, ValueError, KeyError) as e:
-        raise KitError(f"{path} is corrupt ({str(e).splitlines()[0]}): restore it with `git checkout -- {path.parent}` and run `llama3-grader fixtures verify`") from None
+        raise KitError(say("goldens.corrupt", path=path, why=str(e).splitlines()[0], folder=path.parent)) from None
     goldens = []
-    for s in specs:
+    for s in entries:
         call = Call(module, s["function"], s["case"], {k: _decode(v, tensors) for k, v in s["kwargs"].items()},
                     tuple(s["outputs"]), s["tolerance"], s["reduce"], s["driver"])
         expected = {k: _decode(v, tensors) for k, v in s["expected"].items()}

@@ -8,10 +8,11 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import specs
 from ..learner import workspace
 from ..learner.curriculum import Exercise
 from ..errors import KitError
-from ..i18n import pick
+from ..i18n import say
 from ..paths import GOLDENS, TOKENIZER
 
 
@@ -34,13 +35,12 @@ def test_name(result) -> str:
     return result.nodeid.split("::", 1)[-1]
 
 
-def summary(result) -> str:
+def summary(result, lang: str | None = None) -> str:
     """A failure in one line: the known mistake it was recognised as, else the message's first line, with the line
     after it when the first is only a heading that ends in a colon."""
+    if result.mistake:
+        return say("checking.known_mistake", lang=lang) + specs.mistake(result.mistake).message(lang)
     lines = [line.strip() for line in result.message.strip().splitlines() if line.strip()] or [result.status]
-    known = next((line.removeprefix("=> ") for line in lines if line.startswith("=> ")), None)
-    if known:
-        return known
     if lines[0].endswith((":", "：")):
         return f"{lines[0]} {lines[1]}" if len(lines) > 1 else lines[0].rstrip(":：")
     return lines[0]
@@ -69,13 +69,11 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
     folder = (root or workspace.root()) / "exercises"
     _check_fixtures(lang)
     if not folder.is_dir():
-        raise KitError(pick(f"there is no exercises/ folder in {folder.parent}: run llama3-grader from a clone of the kit",
-                            f"{folder.parent} 中没有 exercises/ 文件夹：请在本套件的克隆目录中运行 llama3-grader", lang))
+        raise KitError(say("grading.no_exercises_folder", folder=folder.parent, lang=lang))
     targets = [folder] if exercises is None else [folder / e.tests for e in exercises]
     for t in targets:
         if not t.exists():
-            raise KitError(pick(f"{t} is missing: restore it with `git checkout -- exercises/{t.name}`",
-                                f"缺少 {t}：用 `git checkout -- exercises/{t.name}` 恢复", lang))
+            raise KitError(say("grading.tests_missing", path=t, name=t.name, lang=lang))
     out = io.StringIO()
     with first_on_path(folder.parent), _language(lang), redirect_stdout(out), redirect_stderr(out):
         code, found = results.run([*map(str, targets), "-p", "grader.engine.plugin", "--impl", impl,
@@ -86,9 +84,7 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
 
 def _check_fixtures(lang: str | None) -> None:
     if not GOLDENS.is_dir() or not TOKENIZER.is_file():
-        raise KitError(pick(f"the fixtures folder is missing or incomplete ({GOLDENS.parent}): restore it with "
-                            "`git checkout -- fixtures` (or clone the kit again)",
-                            f"fixtures 文件夹缺失或不完整（{GOLDENS.parent}）：用 `git checkout -- fixtures` 恢复（或重新克隆本套件）", lang))
+        raise KitError(say("grading.no_fixtures", folder=GOLDENS.parent, lang=lang))
 
 
 def _check_exit(code: int, output: str, folder: Path, lang: str | None) -> None:
@@ -98,8 +94,7 @@ def _check_exit(code: int, output: str, folder: Path, lang: str | None) -> None:
     if "KeyboardInterrupt" in output:
         raise KeyboardInterrupt
     if code == 5:
-        raise KitError(pick(f"no graded tests were collected from {folder}: restore them with `git checkout -- exercises`",
-                            f"在 {folder} 中没有收集到评分测试：用 `git checkout -- exercises` 恢复", lang))
+        raise KitError(say("grading.nothing_collected", folder=folder, lang=lang))
     usage = re.search(r"UsageError: (.+)$|^ERROR: (.+)$", output, re.MULTILINE)  # e.g. a bad LLAMA3_CHECKPOINT
     if usage:
         raise KitError((usage.group(1) or usage.group(2)).strip())
@@ -107,8 +102,7 @@ def _check_exit(code: int, output: str, folder: Path, lang: str | None) -> None:
     where = re.search(r"ERROR collecting (\S+)", output)
     detail = f"{where.group(1)}: " if where else ""
     detail += error.group(1).strip() if error else f"pytest exit code {code}"
-    raise KitError(pick(f"the graded tests could not run ({detail}): run `pytest exercises/` to see the whole error",
-                        f"评分测试无法运行（{detail}）：运行 `pytest exercises/` 查看完整错误", lang))
+    raise KitError(say("grading.could_not_run", detail=detail, lang=lang))
 
 
 @contextmanager

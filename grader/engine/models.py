@@ -53,15 +53,19 @@ class Model:
 
     @property
     def is_small(self) -> bool:
-        """Weights of at most SMALL_BYTES on disk (the tiny models, the trained 135M one), judged without loading them."""
-        files = [p for pattern in ("*.pth", "*.safetensors") for p in self.folder.glob(pattern)] if self.folder.is_dir() else []
+        """Weights of at most SMALL_BYTES on disk (the tiny models, the trained 135M one), judged without loading
+        them."""
+        if not self.folder.is_dir():
+            return True
+        files = [p for pattern in ("*.pth", "*.safetensors") for p in self.folder.glob(pattern)]
         return sum(p.stat().st_size for p in files) <= SMALL_BYTES
 
     @property
     def is_llama3_8b(self) -> bool:
         """Meta-Llama-3-8B's shape (base and Instruct share it): the model the published facts are about."""
         a = self.checkpoint.args
-        return (a.dim, a.n_layers, a.n_heads, a.n_kv_heads, a.hidden_dim, a.rope_scale_factor) == (4096, 32, 32, 8, 14336, None)
+        shape = (a.dim, a.n_layers, a.n_heads, a.n_kv_heads, a.hidden_dim, a.rope_scale_factor)
+        return shape == (4096, 32, 32, 8, 14336, None)
 
     def weights(self, dtype: str = "") -> Mapping[str, torch.Tensor]:
         """The weights in dtype ("" for the checkpoint's own): a tiny model's cast once and kept; a real
@@ -85,7 +89,9 @@ class Model:
         if ref.kind == "weights":
             return self.weights(ref.dtype)
         if ref.kind == "encoding":  # the checkpoint's tiktoken encoding; name "chatml": with ChatML's special tokens
-            return _chatml(self.checkpoint.tokenizer_path) if ref.name == "chatml" else self.checkpoint.tokenizer.encoding
+            if ref.name == "chatml":
+                return _chatml(self.checkpoint.tokenizer_path)
+            return self.checkpoint.tokenizer.encoding
         return {"args": lambda: self.checkpoint.args, "tokenizer": lambda: self.tokenizer,
                 "tokenizer_path": lambda: self.checkpoint.tokenizer_path, "folder": lambda: self.folder}[ref.kind]()
 

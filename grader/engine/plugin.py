@@ -12,11 +12,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
 
-from . import cases, goldens, impl as impls, models
-from .calls import (Golden, GradeFailure, NotStarted, Ref, TimeLimitExceeded, check, import_failure_message, in_learner_code,
+from . import goldens, impl as impls, models
+from .calls import (Golden, GradeFailure, NotStarted, Ref, TimeLimitExceeded, import_failure_message, in_learner_code,
                     invoke, learner_error_message, not_started_message)
+from .checking import check
 from ..errors import KitError
-from ..i18n import pick
+from ..i18n import say
 from ..paths import TINY_MODELS
 
 DEFAULT_TIME_LIMIT = 60.0
@@ -33,7 +34,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("llama3-kit")
     group.addoption("--impl", choices=impls.IMPLS, default=None,
                     help="implementation to grade: exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
-    group.addoption("--checkpoint", default=None, help="also grade on this real checkpoint folder (or set LLAMA3_CHECKPOINT)")
+    group.addoption("--checkpoint", default=None,
+                    help="also grade on this real checkpoint folder (or set LLAMA3_CHECKPOINT)")
     group.addoption("--time-limit", type=float, default=None, help=f"seconds per test (default {DEFAULT_TIME_LIMIT:g})")
     parser.addini("llama3_time_limit", "seconds per graded test", default=str(DEFAULT_TIME_LIMIT))
 
@@ -90,12 +92,11 @@ def pytest_collection(session):
         for model in graded_models():
             if not model.is_tiny and goldens.stale(model.golden_dir):
                 with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
-                    print(pick(f"\nbuilding goldens for {model.folder} with solutions/ (once per version of the kit), into {model.golden_dir}",
-                               f"\n正在用 solutions/ 为 {model.folder} 生成 golden（每个版本的套件只需一次），保存到 {model.golden_dir}"), flush=True)
+                    print("\n" + say("plugin.building_goldens", folder=model.folder, into=model.golden_dir), flush=True)
                     goldens.build_into_cache(model)
             problems = goldens.verify(model.golden_dir)
             if problems:
-                raise KitError(f"{problems[0]}: restore fixtures/ with `git checkout -- fixtures`, then run `llama3-grader fixtures verify`")
+                raise KitError(say("plugin.damaged_golden", problem=problems[0]))
     except KitError as e:
         prefix = "LLAMA3_CHECKPOINT: " if models.real_from_env() is not None and "fixtures/" not in str(e) else ""
         raise pytest.UsageError(prefix + str(e)) from None
@@ -115,17 +116,17 @@ class GoldenCases:
 
     def check(self, target) -> None:
         """Run every case; fail with the first failure that names a known mistake, else the first failure."""
-        failures = []
+        failures: list[GradeFailure] = []
         for golden in self.goldens:
             try:
-                check(target, golden, self.model, cases.DRIVERS)
+                check(target, golden, self.model)
             except GradeFailure as e:
-                failures.append(str(e))
+                failures.append(e)
         if failures:
-            first = next((f for f in failures if "\n=> " in f), failures[0])
-            more = pick(f"\n({len(failures) - 1} more of {len(self.goldens)} cases fail too)",
-                        f"\n（{len(self.goldens)} 个用例中还有 {len(failures) - 1} 个也失败了）") if len(failures) > 1 else ""
-            raise GradeFailure(first + more)
+            first = next((f for f in failures if f.mistake), failures[0])
+            more = ("\n" + say("plugin.more_cases_fail", n=len(failures) - 1, total=len(self.goldens))
+                    if len(failures) > 1 else "")
+            raise GradeFailure(str(first) + more, mistake=first.mistake)
 
     def kwargs(self, golden: Golden) -> dict:
         """A case's inputs, with the model's weights and args filled in."""
@@ -140,8 +141,8 @@ def pytest_generate_tests(metafunc):
     params = []
     for model in graded_models():
         found = [g for g in goldens.read(model.golden_dir, module) if g.call.function == marker.args[0]]
-        skip = [] if found else [pytest.mark.skip(reason=pick(f"{model.folder.name} has no golden calls of {marker.args[0]}",
-                                                                f"{model.folder.name} 没有 {marker.args[0]} 的 golden 调用"))]
+        skip = [] if found else [pytest.mark.skip(reason=say("plugin.no_golden_calls", model=model.folder.name,
+                                                               function=marker.args[0]))]
         params.append(pytest.param(GoldenCases(model, found), id=model.name, marks=skip))
     metafunc.parametrize("golden", params)
 
@@ -179,8 +180,7 @@ class Chain:
         except NotStarted as e:
             if f"/{self.own}.py" in str(e):
                 raise
-            pytest.skip(pick(f"this end-to-end test chains your earlier exercises, and one is not started yet ({e})",
-                             f"这个端到端测试会串联你之前的练习，其中有一个还没开始（{e}）"))
+            pytest.skip(say("plugin.chain_not_started", why=e))
 
 
 @pytest.fixture
@@ -192,8 +192,7 @@ def chain(request) -> Chain:
     if broken:
         name, error = next(iter(broken.items()))
         why = import_failure_message(f"{impl}/{name}.py", error).splitlines()[0]
-        pytest.skip(pick(f"this end-to-end test chains your earlier exercises, and one does not import: {why}",
-                         f"这个端到端测试会串联你之前的练习，其中有一个无法导入：{why}"))
+        pytest.skip(say("plugin.chain_does_not_import", why=why))
     return Chain(impl, own, request.config.llama3_timed_out)
 
 
@@ -201,11 +200,9 @@ def _why_not_llama3_8b() -> str | None:
     """Why the published "42" facts cannot be graded here (they are about Meta-Llama-3-8B), or None."""
     model = models.real_from_env()
     if model is None:
-        return pick("set LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B to grade on the real model (see README)",
-                    "设置 LLAMA3_CHECKPOINT=/path/to/Meta-Llama-3-8B 即可在真实模型上评分（见 README）")
+        return say("plugin.no_real_checkpoint")
     if not model.is_llama3_8b:
-        return pick(f"the published 42 facts are about Meta-Llama-3-8B; {model.folder} has another shape",
-                    f"公开的 42 结果针对 Meta-Llama-3-8B；{model.folder} 的结构不同")
+        return say("plugin.not_llama3_8b", folder=model.folder)
     return None
 
 
@@ -246,9 +243,7 @@ def pytest_runtest_call(item):
         return
 
     def expire(signum, frame):
-        raise TimeLimitExceeded(pick(f"time limit: the test ran longer than {limit:g} s; is there an endless loop? "
-                                     "(change the limit with --time-limit SECONDS)",
-                                     f"超时：测试运行超过了 {limit:g} 秒，是否有死循环？（用 --time-limit 秒数 修改上限）"))
+        raise TimeLimitExceeded(say("plugin.time_limit", limit=f"{limit:g}"))
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, limit)
@@ -284,9 +279,10 @@ def pytest_runtest_makereport(item, call):
     message, status = found
     notes = [n for n in getattr(call.excinfo.value, "__notes__", []) if n.startswith("Falsifying")]
     sections = [(f"Captured {key} {when}", capped(content)) for when, key, content in item._report_sections]
-    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", "\n".join([message, *notes]),
-                             call.when, sections, call.duration, call.start, call.stop,
-                             user_properties=[*item.user_properties, ("status", status)])
+    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
+                             "\n".join([message, *notes]), call.when, sections, call.duration, call.start, call.stop,
+                             user_properties=[*item.user_properties, ("status", status),
+                                              ("mistake", getattr(call.excinfo.value, "mistake", None))])
 
 
 def capped(output: str) -> str:
@@ -295,7 +291,7 @@ def capped(output: str) -> str:
     if len(lines) <= CAPTURED_LINES:
         return output
     more = len(lines) - CAPTURED_LINES
-    return "".join(lines[:CAPTURED_LINES]) + pick(f"... {more} more lines\n", f"……另有 {more} 行\n")
+    return "".join(lines[:CAPTURED_LINES]) + say("plugin.more_lines", n=more) + "\n"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -306,12 +302,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         path = Path(str(arg).split("::")[0])
         if re.fullmatch(r"ex\d\d_\w+\.py", path.name):
             tests = path.with_name(f"test_{path.name}")
-            terminalreporter.write_line(pick(
-                f"{path} is your code, not its tests: run pytest {tests} (or pytest exercises/ -k {path.name[:4]})",
-                f"{path} 是你的代码，不是它的测试：请运行 pytest {tests}（或 pytest exercises/ -k {path.name[:4]}）"))
+            terminalreporter.write_line(say("plugin.your_code_not_its_tests", path=path, tests=tests,
+                                            short=path.name[:4]))
 
 
 def pytest_report_teststatus(report, config):
-    if report.failed and ("status", "not started") in getattr(report, "user_properties", ()):  # a CollectReport has none
+    # a CollectReport has no user_properties
+    if report.failed and ("status", "not started") in getattr(report, "user_properties", ()):
         return "failed", "N", "NOT STARTED"
     return None

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import torch
 
-from .calls import GradeFailure, NotStarted, _tensors, learner_error_message, not_started_message
-from ..i18n import pick
+from .calls import GradeFailure, NotStarted, learner_error_message, not_started_message, tensors_in
+from ..i18n import say
 
 COLLECTIVE_TIMEOUT = 20.0  # seconds a rank waits in a collective for the others before gloo raises
 JOB_TIMEOUT = 120.0  # seconds the caller waits for every rank's answer
 GRACE = 1.0  # after one rank fails, seconds to wait for the others' reports before the group is terminated
-PRELOAD = ["torch", "torch.distributed", "grader.engine.cases"]
+PRELOAD = ["torch", "torch.distributed", "grader.specs"]
 GLOO_WORDS = ("gloo", "Connection reset", "Connection closed", "Timed out waiting")
 
 
@@ -42,7 +42,8 @@ def reference(fn: Callable) -> dict:
     """How a rank finds fn: its module, qualified name, and the folder its package is imported from."""
     fn = inspect.unwrap(fn)
     file = getattr(sys.modules[fn.__module__], "__file__", None)
-    root = Path(file).resolve().parents[fn.__module__.count(".")] if file else None  # exercises/ex17.py -> the kit's folder
+    # exercises/ex17.py -> the kit's folder
+    root = Path(file).resolve().parents[fn.__module__.count(".")] if file else None
     return {"module": fn.__module__, "name": fn.__qualname__, "root": str(root) if root else None}
 
 
@@ -53,7 +54,8 @@ def _resolve(ref: dict) -> Callable:
         sys.path[:] = [ref["root"], *(p for p in sys.path if p != ref["root"])]
     package, _, name = ref["module"].partition(".")
     exercise = package in impls.IMPLS and name.startswith("ex")
-    with impls.reference_for_unimportable(package, name) if exercise else nullcontext():  # a broken earlier exercise: the reference
+    # a broken earlier exercise is the reference there
+    with impls.reference_for_unimportable(package, name) if exercise else nullcontext():
         value = importlib.import_module(ref["module"])
     for part in ref["name"].split("."):
         value = getattr(value, part)
@@ -85,16 +87,14 @@ def _run_job(job: dict) -> tuple:
         module = sys.modules[inspect.unwrap(target).__module__]
         isolate = job["isolated"] and module.__name__.partition(".")[0] in impls.IMPLS
         kwargs = job["kwargs"]
-        before = [(name, t, t.clone()) for name, value in kwargs.items() for t in _tensors(value)]  # collectives leave _version as it is
+        # copies, not _version: a collective changes a tensor without counting it
+        before = [(name, t, t.clone()) for name, value in kwargs.items() for t in tensors_in(value)]
         with impls.isolated(module) if isolate else nullcontext():
             result = _resolve(job["job"])(target, **kwargs)
         changed = [name for name, t, copy in before if not torch.equal(t, copy)]
         if changed:
             who = job["target"]["name"]
-            return ("failing", pick(f"{who} changed its input {changed[0]!r} in place (a collective such as dist.all_reduce(x) "
-                                    "writes into x): compute a new tensor, or reduce a copy",
-                                    f"{who} 原地修改了输入 {changed[0]!r}（像 dist.all_reduce(x) 这样的集合通信会写入 x）："
-                                    "请计算一个新张量，或对副本做归约"), False)
+            return ("failing", say("ranks.in_place", who=who, name=repr(changed[0])), False)
         return ("ok", _encode(result))
     except NotImplementedError as e:
         return ("not started", not_started_message(target, e))
@@ -216,7 +216,8 @@ class Group:
 
 
 def _gloo_reason(line: str) -> str:
-    """gloo's own words, without the exception's name, gloo's source path and its advice: 'Connection closed by peer'."""
+    """gloo's own words, without the exception's name, gloo's source path and its advice: 'Connection closed by
+    peer'."""
     words = line.split("RuntimeError: ", 1)[-1]
     return re.sub(r"\[[^\]]*gloo[^\]]*\]\s*", "", words).split(". ")[0].strip()
 
@@ -225,8 +226,12 @@ def _failure(job: dict, replies: dict, world_size: int, timeout: float) -> BaseE
     """The one error that says best what went wrong: the learner's own error first, then a rank that died, then a
     collective that waited in vain, then ranks that never answered."""
     who = job["target"]["name"]
-    on = lambda rank: pick(f"on rank {rank} of {world_size}: ", f"在 {world_size} 个 rank 中的第 {rank} 个上：")  # noqa: E731
-    by_kind = {kind: [(r, reply) for r, reply in sorted(replies.items()) if reply[0] == kind] for kind in ("not started", "failing", "died")}
+
+    def on(rank: int) -> str:
+        return say("ranks.on_rank", rank=rank, world_size=world_size)
+
+    by_kind = {kind: [(r, reply) for r, reply in sorted(replies.items()) if reply[0] == kind]
+               for kind in ("not started", "failing", "died")}
     if by_kind["not started"]:
         return NotStarted(by_kind["not started"][0][1][1])
     own = [(r, reply) for r, reply in by_kind["failing"] if not reply[2]]
@@ -235,32 +240,22 @@ def _failure(job: dict, replies: dict, world_size: int, timeout: float) -> BaseE
         return GradeFailure(on(rank) + reply[1])
     if by_kind["died"]:
         rank, (_, code) = by_kind["died"][0]
-        how = pick(f"killed by signal {-code}", f"被信号 {-code} 终止") if code is not None and code < 0 else pick(f"exit code {code}", f"退出码 {code}")
-        return GradeFailure(pick(f"{who}: rank {rank} of {world_size} died ({how}) before it answered: does the code call "
-                                 "os._exit or sys.exit, or run out of memory?",
-                                 f"{who}：{world_size} 个 rank 中的第 {rank} 个在回答之前就退出了（{how}）：代码是否调用了 os._exit 或 sys.exit，或者内存不足？"))
+        how = say("ranks.signal", signal=-code) if code is not None and code < 0 else say("ranks.exit_code", code=code)
+        return GradeFailure(say("ranks.died", who=who, rank=rank, world_size=world_size, how=how))
     finished = [r for r, reply in sorted(replies.items()) if reply[0] == "ok"]
     silent = [r for r in range(world_size) if r not in replies]
     if by_kind["failing"]:
         rank, reply = by_kind["failing"][0]
         first, _, where = reply[1].partition("\n")
-        others = (pick(f"; rank(s) {', '.join(map(str, finished))} had finished without it", f"；rank {', '.join(map(str, finished))} 没有调用它就已完成")
-                  if finished else "") + (pick(f"; rank(s) {', '.join(map(str, silent))} never got there (still running)",
-                                                 f"；rank {', '.join(map(str, silent))} 一直没有到达（仍在运行）") if silent else "")
-        return GradeFailure(on(rank) + pick(f"{who}: a collective failed ({_gloo_reason(first)}){others}",
-                                            f"{who}：集合通信失败（{_gloo_reason(first)}）{others}")
-                            + (f"\n{where}" if where else "") + "\n" + pick(
-            "=> every rank must call the same collectives (all_reduce, all_gather) in the same order, with tensors of the same shape",
-            "=> 每个 rank 都必须以相同的顺序、用相同形状的张量调用相同的集合通信（all_reduce、all_gather）"))
+        others = (say("ranks.finished_without_it", ranks=", ".join(map(str, finished))) if finished else "") + (
+            say("ranks.never_got_there", ranks=", ".join(map(str, silent))) if silent else "")
+        failed = say("ranks.collective_failed", who=who, reason=_gloo_reason(first), others=others)
+        return GradeFailure(on(rank) + failed + (f"\n{where}" if where else "") + "\n" + say("ranks.same_collectives"))
     if finished:
-        return GradeFailure(pick(
-            f"{who}: rank(s) {', '.join(map(str, finished))} of {world_size} finished, rank(s) {', '.join(map(str, silent))} did not "
-            f"within {timeout:g} s: a collective that only some ranks call (every rank must call the same ones, in the same order)?",
-            f"{who}：{world_size} 个 rank 中 {', '.join(map(str, finished))} 已完成，{', '.join(map(str, silent))} 在 {timeout:g} 秒内没有完成："
-            "是否有只被部分 rank 调用的集合通信（每个 rank 都必须以相同顺序调用相同的集合通信）？"))
-    return GradeFailure(pick(f"{who}: rank(s) {', '.join(map(str, silent))} of {world_size} did not answer within {timeout:g} s: "
-                             "an endless loop?",
-                             f"{who}：{world_size} 个 rank 中的 {', '.join(map(str, silent))} 在 {timeout:g} 秒内没有回答：是否有死循环？"))
+        return GradeFailure(say("ranks.some_finished", who=who, finished=", ".join(map(str, finished)),
+                                world_size=world_size, silent=", ".join(map(str, silent)), timeout=f"{timeout:g}"))
+    return GradeFailure(say("ranks.no_answer", who=who, silent=", ".join(map(str, silent)), world_size=world_size,
+                            timeout=f"{timeout:g}"))
 
 
 def stub_message(fn: Callable) -> str | None:

@@ -22,6 +22,7 @@ class Result:
     status: str  # "passed", "failing", "not started" or "skipped"
     message: str
     seconds: float
+    mistake: str | None = None  # the id of the named mistake the failure was recognised as
 
 
 class Collector:
@@ -36,9 +37,12 @@ class Collector:
             return
         if report.nodeid in self.results and self.results[report.nodeid].outcome != "passed":
             return  # keep the first failure (setup before call, call before teardown)
-        status = dict(report.user_properties).get("status") or {"passed": "passed", "skipped": "skipped"}.get(report.outcome, "failing")
-        message = report.longreprtext if report.failed else (report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else "")
-        self.results[report.nodeid] = Result(report.nodeid, m.group(1), report.outcome, status, message, report.duration)
+        properties = dict(report.user_properties)
+        status = properties.get("status") or {"passed": "passed", "skipped": "skipped"}.get(report.outcome, "failing")
+        skip_reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
+        message = report.longreprtext if report.failed else skip_reason
+        self.results[report.nodeid] = Result(report.nodeid, m.group(1), report.outcome, status, message,
+                                             report.duration, properties.get("mistake"))
 
 
 def run(args: list[str] | None = None, quiet: bool = True) -> tuple[int, list[Result]]:
