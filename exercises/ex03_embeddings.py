@@ -48,6 +48,18 @@ The result keeps the table's dtype: bfloat16 for a real checkpoint. Do not conve
 float32; the whole forward pass runs in the weights' dtype, with float32 used only
 where the exercises say so (RMSNorm, RoPE, softmax, logits).
 
+Where tensors live
+------------------
+A tensor lives on a device: the CPU, an NVIDIA GPU ("cuda") or the GPU of a Mac
+("mps"). An operation wants its inputs on one device and puts its result there, so
+embed has nothing to do: the rows come out where the table is. The kit runs your
+code on the device you chose (--device, or LLAMA3_KIT_DEVICE; the CPU by default)
+within torch.device(...), so a tensor you make without naming a device, such as
+torch.tensor(ids) or torch.zeros(...), lands there as well. Naming one, device="cpu"
+or a .cpu() in the middle of a computation, works on the CPU and fails on a GPU, and
+the grader says so. Where a device must be named, follow an input, as Meta's code
+does: device=x.device. On the CPU none of this changes anything.
+
 Pitfalls
 --------
 - A one-hot matrix product: correct, but slow and memory-hungry.

@@ -78,6 +78,18 @@ Compute the frequencies, the angles and the rotation in float32, and cast only t
 final result back. In bfloat16 even the positions themselves round: 1001 becomes 1000
 or 1004, and an angle near 1000 radians can be off by up to 2 radians.
 
+Where tensors live
+------------------
+precompute_freqs_cis makes its table from numbers alone, like causal_mask (exercise
+7): it takes device=None and makes its tensors there, torch.arange(...,
+device=device); your forward asks for the table where its tokens are. apply_rope
+makes nothing new. On Apple's MPS, complex arithmetic depends on the macOS and torch
+versions, so there the reference rotates in real numbers: with cos and sin the real
+and imaginary parts of freqs_cis, the pair (even, odd) becomes (even * cos - odd *
+sin, even * sin + odd * cos), the same rotation. If your complex version fails on
+MPS, add that branch under `if x.device.type == "mps":`; on the CPU and on CUDA the
+complex version is the one to write.
+
 Pitfalls
 --------
 - Rotating halves instead of interleaved pairs (see above).
@@ -116,7 +128,7 @@ def apply_scaling(freqs: torch.Tensor, scale_factor: float) -> torch.Tensor:
 
 
 def precompute_freqs_cis(
-    head_dim: int, end: int, theta: float, scale_factor: float | None = None
+    head_dim: int, end: int, theta: float, scale_factor: float | None = None, device=None
 ) -> torch.Tensor:
     """exp(i * t * f_k) for positions t in [0, end) and frequencies f_k = theta^(-2k/head_dim).
 
@@ -126,14 +138,15 @@ def precompute_freqs_cis(
         theta: rope_theta (500000.0).
         scale_factor: None for plain RoPE, else apply your apply_scaling to the
             frequencies first.
+        device: where to make the table; None for the default device.
 
     Returns:
         [end, head_dim // 2] complex64, each entry of absolute value 1. For the prompt,
         end = 17 gives [17, 64].
 
     Hints:
-        - torch.arange(0, head_dim, 2) gives the exponents' numerators; make them
-          float32 before dividing.
+        - torch.arange(0, head_dim, 2, device=device) gives the exponents'
+          numerators; make them float32 before dividing.
         - torch.outer(positions, freqs) is the [end, head_dim // 2] table of angles.
         - torch.polar(magnitude, angle) builds the complex numbers.
     """

@@ -71,6 +71,15 @@ Useful torch: torch.full, Tensor.triu (diagonal=...), torch.zeros, torch.hstack 
 torch.cat, torch.softmax(..., dim=-1), math.sqrt. PyTorch's own
 scaled_dot_product_attention does all of this in one call; here you write it yourself.
 
+Where tensors live
+------------------
+attention makes nothing new: its result is where q, k and v are. causal_mask has no
+tensor to follow, only two integers, so it takes device=None and passes it to every
+tensor it makes, torch.full(..., device=device) and torch.zeros(..., device=device);
+None is the default device, the one the kit runs your code on (exercise 3). Your
+forward (exercise 11) asks for the mask where its tokens are, causal_mask(seq,
+start_pos, device=tokens.device), as Meta's model.py does.
+
 Pitfalls
 --------
 - The diagonal off by one: masking the diagonal too hides each token from itself,
@@ -87,12 +96,13 @@ import math
 import torch
 
 
-def causal_mask(seqlen: int, start_pos: int = 0) -> torch.Tensor:
+def causal_mask(seqlen: int, start_pos: int = 0, device=None) -> torch.Tensor:
     """0 where a query may look, -inf where it would see the future; row i is position start_pos + i.
 
     Args:
         seqlen: number of queries (new tokens), seq.
         start_pos: number of earlier positions already in the cache.
+        device: where to make the mask; None for the default device.
 
     Returns:
         [seqlen, start_pos + seqlen] float32: 0.0 at (i, j) when j <= start_pos + i,
@@ -102,6 +112,7 @@ def causal_mask(seqlen: int, start_pos: int = 0) -> torch.Tensor:
         - Build the [seqlen, seqlen] part first: -inf strictly above the diagonal.
         - The first start_pos columns (the cached past) are all zeros: put a block of
           zeros to the left.
+        - Pass device=device to every tensor you make.
     """
     raise NotImplementedError("not started: implement causal_mask in exercises/ex07_attention.py (exercise 7)")
 

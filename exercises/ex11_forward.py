@@ -65,6 +65,17 @@ and append it. It is a Python generator: use yield, and return to stop. It is co
 and slow: step n recomputes all n positions, so n tokens cost on the order of n^2
 token-passes through the model. Exercise 12 removes that waste and must agree with it.
 
+Where tensors live
+------------------
+forward makes two tensors, and both follow tokens, as in Meta's code:
+precompute_freqs_cis(..., device=tokens.device) and causal_mask(...,
+device=tokens.device). generate_uncached turns a Python list into a tensor:
+torch.tensor(ids) lands on the default device, which is the chosen device whenever
+the kit runs your code (grading, generate, chat); torch.tensor(ids,
+device=weights["tok_embeddings.weight"].device) puts it with the weights anywhere.
+int(logits.argmax()) is fine on a GPU: it copies one number to Python. A .cpu() or a
+device="cpu" inside forward fails on a GPU run, and the grader names it.
+
 Pitfalls
 --------
 - freqs_cis for the wrong positions: [0, seq) is right only when start_pos = 0.

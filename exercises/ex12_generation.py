@@ -77,6 +77,16 @@ Where two candidate tokens have almost the same logit, rounding alone may pick e
 The tests compare tokens up to the first step where the reference's own top two are
 that close, and say so when your tokens part from it at a step where they are not.
 
+Where tensors live
+------------------
+KVCache takes one more argument, device=None, and makes its tensors there:
+torch.zeros(shape, dtype=dtype, device=device), None being the default device.
+generate makes its cache, and the tokens it feeds, where the weights are: device =
+weights["tok_embeddings.weight"].device. (The grader makes caches with the first
+five arguments, within torch.device(...), so they land on the chosen device either
+way.) A cache on the CPU with the model on a GPU fails in the first attention, and
+the grader names it.
+
 Pitfalls
 --------
 - One tensor shared by all layers: a list built by multiplying a one-element list
@@ -102,7 +112,8 @@ from .ex11_forward import forward
 class KVCache:
     """Keys (after RoPE) and values of every layer, preallocated for max_seq_len positions."""
 
-    def __init__(self, n_layers: int, max_seq_len: int, n_kv_heads: int, head_dim: int, dtype: torch.dtype):
+    def __init__(self, n_layers: int, max_seq_len: int, n_kv_heads: int, head_dim: int, dtype: torch.dtype,
+                 device=None):
         """Allocate, for each of the n_layers layers, a key and a value tensor of zeros.
 
         Args:
@@ -111,12 +122,14 @@ class KVCache:
             n_kv_heads: K/V heads (8), not query heads.
             head_dim: size of one head (128).
             dtype: the model's dtype (bfloat16 for a real checkpoint).
+            device: where to make the tensors; None for the default device.
 
         Store them as two lists, self.cache_k and self.cache_v (the names the
         reference uses), each of n_layers tensors [max_seq_len, n_kv_heads, head_dim].
 
         Hints:
-            - torch.zeros with a shape and a dtype, once per layer and per list.
+            - torch.zeros with a shape, a dtype and the device, once per layer and
+              per list.
             - A list comprehension creates a new tensor on each iteration.
         """
         raise NotImplementedError("not started: implement KVCache.__init__ in exercises/ex12_generation.py (exercise 12)")
@@ -163,7 +176,7 @@ def generate(
 
     Hints:
         - Make one KVCache big enough for the prompt plus max_new_tokens, in the dtype
-          of weights["tok_embeddings.weight"].
+          and on the device of weights["tok_embeddings.weight"].
         - The first forward gets the whole prompt at start_pos 0; afterwards a tensor
           holding just the last chosen token.
         - Keep start_pos equal to the number of tokens already in the cache.

@@ -64,6 +64,13 @@ per token with that call: the grader compares your tokens with the reference's f
 fixed seeds, and another way of drawing (torch.rand and a cumulative sum, say) is
 also correct but gives other tokens from the same seed.
 
+The generator is the CPU's (torch.Generator() makes one there), and torch.multinomial
+draws on its generator's device. With the model on a GPU, move the probabilities to
+the generator for the draw: torch.multinomial(probs.to(generator.device), 1,
+generator=generator), one [vocab] copy per token. That keeps the draws the same on
+every device: a CUDA generator makes other random numbers from the same seed, and
+the tokens the grader expects are the CPU's draws.
+
 A sampler, and generate with it
 -------------------------------
 Sampler(temperature, top_k, top_p, seed) bundles the settings with its own generator;
@@ -176,6 +183,7 @@ def sample(
     Hints:
         - torch.multinomial(probs, num_samples=1, generator=generator) returns a
           one-element tensor; int() of it is the id.
+        - Draw where the generator is: probs.to(generator.device).
     """
     raise NotImplementedError("not started: implement sample in exercises/ex13_sampling.py (exercise 13)")
 

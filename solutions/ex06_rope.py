@@ -18,13 +18,15 @@ def apply_scaling(freqs: torch.Tensor, scale_factor: float) -> torch.Tensor:
 
 
 def precompute_freqs_cis(
-    head_dim: int, end: int, theta: float, scale_factor: float | None = None
+    head_dim: int, end: int, theta: float, scale_factor: float | None = None, device=None
 ) -> torch.Tensor:
-    """exp(i * t * f_k) for positions t in [0, end) and frequencies f_k = theta^(-2k/head_dim)."""
-    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))  # [head_dim // 2]
+    """exp(i * t * f_k) for positions t in [0, end) and frequencies f_k = theta^(-2k/head_dim), made on device
+    (None: the default device)."""
+    exponents = torch.arange(0, head_dim, 2, device=device)[: head_dim // 2].float() / head_dim  # [head_dim // 2]
+    freqs = 1.0 / (theta ** exponents)  # [head_dim // 2]
     if scale_factor is not None:
         freqs = apply_scaling(freqs, scale_factor)
-    t = torch.arange(end, dtype=torch.float32)  # [end]
+    t = torch.arange(end, dtype=torch.float32, device=device)  # [end]
     angles = torch.outer(t, freqs)  # [end, head_dim // 2]
     return torch.polar(torch.ones_like(angles), angles)  # [end, head_dim // 2] complex64
 
@@ -32,6 +34,10 @@ def precompute_freqs_cis(
 def apply_rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
     """Rotate each adjacent pair (2k, 2k+1) of every head by its position's angle."""
     # x [seq, n_heads, head_dim], freqs_cis [seq, head_dim // 2]
+    if x.device.type == "mps":  # complex arithmetic on MPS varies with macOS and torch: the same rotation by cos, sin
+        cos, sin = freqs_cis.real[:, None, :], freqs_cis.imag[:, None, :]  # [seq, 1, head_dim // 2] x 2
+        even, odd = x.float()[..., 0::2], x.float()[..., 1::2]  # [seq, n_heads, head_dim // 2] x 2
+        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).type_as(x)
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # [seq, n_heads, head_dim // 2]
     rotated = pairs * freqs_cis[:, None, :]  # [seq, n_heads, head_dim // 2]
     return torch.view_as_real(rotated).flatten(-2).type_as(x)  # [seq, n_heads, head_dim]

@@ -5,10 +5,11 @@ import math
 import torch
 
 
-def causal_mask(seqlen: int, start_pos: int = 0) -> torch.Tensor:
-    """0 where a query may look, -inf where it would see the future; row i is position start_pos + i."""
-    mask = torch.full((seqlen, seqlen), float("-inf")).triu(diagonal=1)  # [seq, seq]
-    return torch.hstack([torch.zeros(seqlen, start_pos), mask])  # [seq, start_pos + seq]
+def causal_mask(seqlen: int, start_pos: int = 0, device=None) -> torch.Tensor:
+    """0 where a query may look, -inf where it would see the future; row i is position start_pos + i. Made on device
+    (None: the default device)."""
+    mask = torch.full((seqlen, seqlen), float("-inf"), device=device).triu(diagonal=1)  # [seq, seq]
+    return torch.hstack([torch.zeros(seqlen, start_pos, device=device), mask])  # [seq, start_pos + seq]
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

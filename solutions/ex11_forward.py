@@ -18,9 +18,10 @@ def forward(
     """Logits in float32 for every position of tokens, which sit at positions start_pos.. of the sequence."""
     seqlen = tokens.shape[0]  # tokens [seq]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
-    freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)
+    freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor,
+                                     device=tokens.device)
     freqs_cis = freqs_cis[start_pos:]  # [seq, head_dim // 2]
-    mask = causal_mask(seqlen, start_pos) if seqlen > 1 else None  # [seq, start_pos + seq]
+    mask = causal_mask(seqlen, start_pos, device=tokens.device) if seqlen > 1 else None  # [seq, start_pos + seq]
     for layer_id in range(args.n_layers):
         h = transformer_block(h, weights, layer_id, args, freqs_cis, mask, cache, start_pos)  # [seq, dim]
     h = rms_norm(h, weights["norm.weight"], args.norm_eps)
@@ -36,9 +37,9 @@ def generate_uncached(
     prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int, stop_tokens=()
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Greedy generation that re-runs the whole sequence for every new token; yields (token, logits)."""
-    ids = list(prompt_ids)
+    ids, device = list(prompt_ids), weights["tok_embeddings.weight"].device
     for _ in range(max_new_tokens):
-        logits = forward(torch.tensor(ids), weights, args)[-1]  # [vocab_size]
+        logits = forward(torch.tensor(ids, device=device), weights, args)[-1]  # [vocab_size]
         token = int(logits.argmax())
         if token in stop_tokens:
             return

@@ -21,7 +21,7 @@ def largest(values: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row (the lowest ids among ties), -inf elsewhere."""
     # logits [..., vocab]
-    keep = largest(logits, torch.full((*logits.shape[:-1], 1), k))  # [..., vocab]
+    keep = largest(logits, torch.full((*logits.shape[:-1], 1), k, device=logits.device))  # [..., vocab]
     return logits.masked_fill(~keep, float("-inf"))
 
 
@@ -56,11 +56,12 @@ def probabilities(
 def sample(
     logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator
 ) -> int:
-    """One token id from logits [vocab]: the argmax at temperature 0, else one draw of torch.multinomial."""
+    """One token id from logits [vocab]: the argmax at temperature 0, else one draw of torch.multinomial, made where
+    the generator is (the CPU), so that a seed draws the same tokens whatever device computed the logits."""
     if temperature == 0:
         return int(logits.argmax())
     probs = probabilities(logits, temperature, top_k, top_p)  # [vocab]
-    return int(torch.multinomial(probs, num_samples=1, generator=generator))
+    return int(torch.multinomial(probs.to(generator.device), num_samples=1, generator=generator))
 
 
 class Sampler:
@@ -68,7 +69,7 @@ class Sampler:
 
     def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed: int = 0):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU, wherever the model runs
 
     def __call__(self, logits: torch.Tensor) -> int:
         return sample(logits, self.temperature, self.top_k, self.top_p, self.generator)
@@ -83,9 +84,10 @@ def generate(
     sampler: Callable[[torch.Tensor], int] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The cached generation of exercise 12, each token chosen by sampler(logits) (greedy when None); yields (token, logits)."""
-    cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim,
-                    weights["tok_embeddings.weight"].dtype)
-    tokens = torch.tensor(prompt_ids)  # [prompt_len]
+    dtype, device = weights["tok_embeddings.weight"].dtype, weights["tok_embeddings.weight"].device
+    cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim, dtype,
+                    device=device)
+    tokens = torch.tensor(prompt_ids, device=device)  # [prompt_len]
     start_pos = 0
     for _ in range(max_new_tokens):
         logits = forward(tokens, weights, args, cache, start_pos)[-1]  # [vocab_size]
@@ -94,4 +96,4 @@ def generate(
             return
         yield token, logits
         start_pos += tokens.shape[0]
-        tokens = torch.tensor([token])  # [1]
+        tokens = torch.tensor([token], device=device)  # [1]

@@ -72,7 +72,10 @@ class Chat:
                  stop_tokens=(), max_seq_len: int = 2048, system: str | None = None):
         self.weights, self.args, self.encoding, self.chat_format = weights, args, encoding, chat_format
         self.stop_tokens = tuple(stop_tokens)
-        self.cache = KVCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, weights["tok_embeddings.weight"].dtype)
+        embeddings = weights["tok_embeddings.weight"]
+        self.device = embeddings.device  # where the model runs: the cache and the tokens fed go there
+        self.cache = KVCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, embeddings.dtype,
+                             device=self.device)
         self.max_seq_len = max_seq_len
         self.tokens: list[int] = []  # the conversation so far, as the model reads it
         self.cached = 0  # how many of self.tokens the cache holds (positions 0 .. cached - 1)
@@ -91,7 +94,7 @@ class Chat:
         self.pending, self.tokens = [], self.tokens + turn
         try:
             for _ in range(max_new_tokens):
-                new = torch.tensor(self.tokens[self.cached:])  # [n]: what the cache does not hold yet
+                new = torch.tensor(self.tokens[self.cached:], device=self.device)  # [n]: what the cache lacks
                 logits = forward(new, self.weights, self.args, self.cache, self.cached)[-1]  # [vocab_size]
                 self.cached = len(self.tokens)  # only once forward has returned: an interrupted one is fed again
                 token = sampler(logits) if sampler is not None else int(logits.argmax())

@@ -17,8 +17,9 @@ from .ex10_transformer_block import transformer_block
 def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, layer_id: int) -> torch.Tensor:
     """The softmax weights of every head of layer layer_id over the prompt: [n_heads, seq, seq], float32, rows sum to 1."""
     seqlen = tokens.shape[0]  # tokens [seq]
-    freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor)  # [seq, head_dim // 2]
-    mask = causal_mask(seqlen)  # [seq, seq]
+    freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor,
+                                     device=tokens.device)  # [seq, head_dim // 2]
+    mask = causal_mask(seqlen).to(tokens.device)  # [seq, seq]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
     for i in range(layer_id):
         h = transformer_block(h, weights, i, args, freqs_cis, mask)  # [seq, dim]: the input of layer layer_id
@@ -34,7 +35,8 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
 def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
     """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size], float32."""
     seqlen = tokens.shape[0]  # tokens [seq]
-    freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor)  # [seq, head_dim // 2]
+    freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor,
+                                     device=tokens.device)  # [seq, head_dim // 2]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
     for layer_id in range(args.n_layers):
         h = transformer_block(h, weights, layer_id, args, freqs_cis, None)  # [seq, dim]

@@ -46,6 +46,8 @@ def _aligned(t: torch.Tensor) -> torch.Tensor:
 def int8_linear(x: torch.Tensor, w: Int8Weight) -> torch.Tensor:
     """x @ dequantize(w).T without dequantizing: torch's int8 weight-only kernel reads each int8 once."""
     # x [seq, in], w.q [out, in], w.scale [out] (the kernel wants them in x's dtype)
+    if x.device.type != "cpu":  # the kernel is the CPU's: elsewhere the product with q in x's dtype, then the scales
+        return F.linear(x, w.q.to(x.dtype)) * w.scale.to(x.dtype)  # [seq, out]
     return torch._weight_int8pack_mm(_aligned(x.contiguous()), _aligned(w.q), w.scale.to(x.dtype))  # [seq, out]
 
 
@@ -58,8 +60,9 @@ def forward(tokens: torch.Tensor, weights: dict, args, cache=None, start_pos: in
     """The forward of exercise 11 with every projection through int8_linear; logits in float32."""
     seqlen = tokens.shape[0]  # tokens [seq]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
-    freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)[start_pos:]
-    mask = causal_mask(seqlen, start_pos) if seqlen > 1 else None  # [seq, start_pos + seq]
+    freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor,
+                                     device=tokens.device)[start_pos:]  # [seq, head_dim // 2]
+    mask = causal_mask(seqlen, start_pos, device=tokens.device) if seqlen > 1 else None  # [seq, start_pos + seq]
     for layer_id in range(args.n_layers):
         p = f"layers.{layer_id}."
         x = rms_norm(h, weights[p + "attention_norm.weight"], args.norm_eps)

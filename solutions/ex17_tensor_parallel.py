@@ -99,8 +99,9 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
     """The forward of exercise 11 on one rank's shards; every rank returns the whole [seq, vocab_size] logits."""
     seqlen = tokens.shape[0]  # tokens [seq]
     h = parallel_embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
-    freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor)[start_pos:]
-    mask = causal_mask(seqlen, start_pos) if seqlen > 1 else None  # [seq, start_pos + seq]
+    freqs_cis = precompute_freqs_cis(args.head_dim, start_pos + seqlen, args.rope_theta, args.rope_scale_factor,
+                                     device=tokens.device)[start_pos:]  # [seq, head_dim // 2]
+    mask = causal_mask(seqlen, start_pos, device=tokens.device) if seqlen > 1 else None  # [seq, start_pos + seq]
     for layer_id in range(args.n_layers):
         p = f"layers.{layer_id}."
         normed = rms_norm(h, weights[p + "attention_norm.weight"], args.norm_eps)
@@ -120,9 +121,9 @@ def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], a
     """The generate of exercise 12 on one rank: a cache of this rank's K/V heads; every rank sees the same logits, so
     every rank picks the same token."""
     n_kv_heads = local_args(args, dist.get_world_size()).n_kv_heads
-    cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, n_kv_heads, args.head_dim,
-                    weights["tok_embeddings.weight"].dtype)
-    tokens = torch.tensor(prompt_ids)  # [prompt_len]
+    dtype, device = weights["tok_embeddings.weight"].dtype, weights["tok_embeddings.weight"].device
+    cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, n_kv_heads, args.head_dim, dtype, device=device)
+    tokens = torch.tensor(prompt_ids, device=device)  # [prompt_len]
     start_pos = 0
     for _ in range(max_new_tokens):
         logits = parallel_forward(tokens, weights, args, cache, start_pos)[-1]  # [vocab_size]
@@ -131,4 +132,4 @@ def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], a
             return
         yield token, logits
         start_pos += tokens.shape[0]
-        tokens = torch.tensor([token])  # [1]
+        tokens = torch.tensor([token], device=device)  # [1]

@@ -125,8 +125,8 @@ WRONG = {
     "cache_always_float32": ("ex12_generation", '''
         _Reference = KVCache
         class KVCache(_Reference):
-            def __init__(self, n_layers, max_seq_len, n_kv_heads, head_dim, dtype):
-                super().__init__(n_layers, max_seq_len, n_kv_heads, head_dim, torch.float32)
+            def __init__(self, n_layers, max_seq_len, n_kv_heads, head_dim, dtype, device=None):
+                super().__init__(n_layers, max_seq_len, n_kv_heads, head_dim, torch.float32, device)
         ''', "generate raised RuntimeError"),
     "ffn_rounded_to_the_nearest_multiple": ("ex02_checkpoint", '''
         def ffn_hidden_dim(dim, multiple_of, ffn_dim_multiplier):

@@ -140,9 +140,9 @@ VARIANTS = {
         '''),
     "concatenating_cache": ("ex12_generation", '''
         class KVCache:
-            def __init__(self, n_layers, max_seq_len, n_kv_heads, head_dim, dtype):
-                self.keys = [torch.empty(0, n_kv_heads, head_dim, dtype=dtype) for _ in range(n_layers)]
-                self.values = [torch.empty(0, n_kv_heads, head_dim, dtype=dtype) for _ in range(n_layers)]
+            def __init__(self, n_layers, max_seq_len, n_kv_heads, head_dim, dtype, device=None):
+                self.keys = [torch.empty(0, n_kv_heads, head_dim, dtype=dtype, device=device) for _ in range(n_layers)]
+                self.values = [torch.empty(0, n_kv_heads, head_dim, dtype=dtype, device=device) for _ in range(n_layers)]
 
             def update(self, layer_id, start_pos, k, v):
                 self.keys[layer_id] = torch.cat([self.keys[layer_id][:start_pos], k])
