@@ -107,17 +107,17 @@ def pinned_device_problem(error_or_output, device) -> str | None:
         other = next((d for d in DEVICE_NAME.findall(text) if d.split(":")[0] != device.type),
                      "cpu" if device.type != "cpu" else None)
         return say("devices.mixed", device=device.type, other=other) if other else None
-    stray = next((t for t in _tensors(error_or_output) if t.device.type != device.type), None)
+    stray = next((t for t in tensors(error_or_output) if t.device.type != device.type), None)
     return say("devices.returned", device=device.type, other=str(stray.device)) if stray is not None else None
 
 
-def _tensors(value):
+def tensors(value):
     """Every tensor in value, in dicts, lists and tuples at any depth."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _tensors(v)
+            yield from tensors(v)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _tensors(v)
+            yield from tensors(v)

@@ -471,3 +471,56 @@ def test_the_stubs_take_the_same_device_keywords_as_the_reference():
                 assert stub.get(name) == params, f"{e.stub}: {name}"
                 checked += 1
     assert checked == 3  # causal_mask, precompute_freqs_cis, KVCache
+
+
+# The grader on a device: golden inputs and weights go there, the code under test runs within torch.device(D), and
+# what it returns must be there. (Correct code on a real GPU is graded by the gpu tests; meta tensors have no values
+# to compare, so only the refusals show here.)
+
+def _golden(module: str, function: str, case: str):
+    return next(g for g in goldens.read(tiny("tiny-llama3").golden_dir, module)
+                if g.call.function == function and g.call.case == case)
+
+
+def test_grading_on_a_device_names_an_output_left_on_the_cpu():
+    from grader.engine.checking import check
+
+    def rms_norm(x, weight, eps):  # returns its result on the CPU, wherever its inputs are
+        return torch.zeros(x.shape, dtype=x.dtype, device="cpu")
+
+    with pytest.raises(GradeFailure) as failure:
+        check(rms_norm, _golden("ex04_rms_norm", "rms_norm", "prompt42"), tiny("tiny-llama3"), "meta")
+    assert "rms_norm (tiny-llama3, prompt42): " in str(failure.value) and "cpu" in str(failure.value)
+
+
+def test_grading_on_a_device_names_code_that_pins_the_cpu():
+    from grader.engine.checking import check
+
+    def attention(q, k, v, mask):
+        scores = q @ k.transpose(-2, -1) + torch.zeros(q.shape[0], k.shape[0], device="cpu")
+        return scores @ v
+
+    with pytest.raises(GradeFailure) as failure:
+        check(attention, _golden("ex07_attention", "attention", "prompt42_head0"), tiny("tiny-llama3"), "meta")
+    message = str(failure.value)
+    assert ".attention: your code made or moved a tensor to cpu while grading on meta" in message, message
+    assert devices.pinned_device_problem(RuntimeError("Expected all tensors to be on the same device, but found at "
+                                                      "least two devices, meta and cpu!"), "meta") in message
+
+
+def test_the_weights_go_to_the_device_once_in_their_own_dtype():
+    model = tiny("tiny-llama3")
+    own = model.weights("", "meta")
+    assert own is model.weights("", "meta") and all(w.device.type == "meta" for w in own.values())
+    assert model.weights("float32", "meta")["norm.weight"].dtype == torch.float32
+
+
+def test_pytest_on_a_gpu_that_is_not_there_is_one_line():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "exercises"),
+                          "--device", "cuda"], capture_output=True, text=True, cwd=ROOT)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert out.returncode == 4, out.stdout + out.stderr
+    assert "--device asks for cuda" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

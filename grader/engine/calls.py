@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .. import devices
 from .compare import GradeFailure, generation_mismatch, mismatch, tolerance, value_mismatch
 from ..i18n import say
 from ..paths import ROOT
@@ -112,13 +113,6 @@ def not_started_message(fn: Callable | None, error: NotImplementedError) -> str:
     return f"not started: implement {_name(fn) if fn is not None else 'this function'} in {where}"
 
 
-def learner_error_message(error: BaseException, fn: Callable | None = None) -> str:
-    """'fn raised TypeError: message' and the learner's line that raised it."""
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    who = _name(fn) if fn is not None else say("calls.your_code")
-    return say("calls.raised", who=who, error=type(error).__name__, message=first_line) + _learner_frame(error)
-
-
 def import_failure_message(module: str, error: Exception) -> str:
     """'exercises/ex04_rms_norm.py cannot be imported: SyntaxError: ...' and the learner's line."""
     detail = error.msg if isinstance(error, SyntaxError) else (str(error).strip().splitlines() or [""])[0]
@@ -144,6 +138,18 @@ def invoke(fn: Callable, *args, **kwargs) -> Any:
         raise
     except Exception as e:
         raise GradeFailure(learner_error_message(e, fn)) from None
+
+
+def learner_error_message(error: BaseException, fn: Callable | None = None) -> str:
+    """'fn raised TypeError: message' and the learner's line that raised it; when tensors on two devices met while
+    grading on a GPU, what the code pinned instead."""
+    who = _name(fn) if fn is not None else say("calls.your_code")
+    device = torch.get_default_device()
+    pinned = devices.pinned_device_problem(error, device) if device.type != "cpu" else None
+    if pinned:
+        return f"{who}: {pinned}" + _learner_frame(error)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return say("calls.raised", who=who, error=type(error).__name__, message=first_line) + _learner_frame(error)
 
 
 def tensors_in(value) -> list[torch.Tensor]:

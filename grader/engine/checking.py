@@ -3,7 +3,7 @@ the known mistake whose outputs it matches."""
 
 from collections.abc import Callable
 
-from .. import specs
+from .. import devices, specs
 from ..i18n import say
 from .calls import Call, Golden, Ref, differences, run
 from .compare import GradeFailure
@@ -19,18 +19,30 @@ def recognised(got: dict, golden: Golden) -> list[str]:
     return [mid for mid, outs in golden.mistakes.items() if not differences(got, outs, golden.call.tolerance)]
 
 
-def check(target: Callable, golden: Golden, model) -> None:
-    """Run target on the golden inputs; raise one GradeFailure that says how the result differs, naming a known
-    mistake (its id in GradeFailure.mistake) when the result is what that mistake gives."""
+CPU_ONLY = ("drive_ranks",)  # exercise 17's ranks talk over gloo, which is the CPU's
+
+
+def check(target: Callable, golden: Golden, model, device: str = "cpu") -> None:
+    """Run target on the golden inputs, on device; raise one GradeFailure that says how the result differs, naming a
+    known mistake (its id in GradeFailure.mistake) when the result is what that mistake gives. The inputs are moved
+    to device and the outputs back to the CPU, where the goldens were computed."""
     call = golden.call
     label = f"{call.function} ({model.name}, {call.case})"
-    kwargs = {k: model.resolve(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()}
+    device = "cpu" if call.driver in CPU_ONLY else device
+    kwargs = {k: model.resolve(v, device) if isinstance(v, Ref) else devices.to_device(v, device)
+              for k, v in call.kwargs.items()}
     try:
-        got = run_call(target, call, kwargs, label)
+        with devices.on(device):
+            got = run_call(target, call, kwargs, label)
     except GradeFailure as e:
         if e.inputs_changed:
             model.forget()  # the shared weights may be damaged: reload them for the next test
         raise
+    if device != "cpu" and next(devices.tensors(kwargs), None) is not None:  # a loader may return what it read
+        stray = devices.pinned_device_problem(got, device)
+        if stray:
+            raise GradeFailure(f"{label}: {stray}")
+    got = devices.to_device(got, "cpu")
     reports = differences(got, golden.expected, call.tolerance)
     if not reports:
         return

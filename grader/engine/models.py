@@ -11,6 +11,7 @@ import torch
 
 from solutions.ex01_tokenizer import load_tokenizer
 
+from .. import devices
 from ..formats import checkpoint, tokenizer as tokenizers
 from .calls import Ref
 from ..paths import GOLDENS, MODELS, TINY_MODELS, cache_dir
@@ -67,27 +68,32 @@ class Model:
         shape = (a.dim, a.n_layers, a.n_heads, a.n_kv_heads, a.hidden_dim, a.rope_scale_factor)
         return shape == (4096, 32, 32, 8, 14336, None)
 
-    def weights(self, dtype: str = "") -> Mapping[str, torch.Tensor]:
-        """The weights in dtype ("" for the checkpoint's own): a tiny model's cast once and kept; a real
-        checkpoint's cast tensor by tensor as they are read, so float32 never needs a float32 copy of the model."""
-        if dtype not in self._weights:
-            weights = self.checkpoint.weights
-            if dtype and self.is_tiny:
-                weights = checkpoint.cast(weights, dtype)
-            elif dtype:
-                weights = checkpoint.CastOnRead(weights, checkpoint.parse_dtype(dtype))
-            self._weights[dtype] = weights
-        return self._weights[dtype]
+    def weights(self, dtype: str = "", device: str = "cpu") -> Mapping[str, torch.Tensor]:
+        """The weights in dtype ("" for the checkpoint's own) on device: a tiny model's cast once and kept; a real
+        checkpoint's cast tensor by tensor as they are read, so float32 never needs a float32 copy of the model (on a
+        GPU the checkpoint is held in its own dtype, and each weight upcast as it is read)."""
+        if (dtype, device) not in self._weights:
+            if dtype:
+                own = self.weights("", device)
+                cast = checkpoint.cast if self.is_tiny else checkpoint.CastOnRead
+                weights = cast(own, checkpoint.parse_dtype(dtype))
+            elif device != "cpu":
+                weights = devices.to_device(dict(self.checkpoint.weights), device)
+            else:
+                weights = self.checkpoint.weights
+            self._weights[dtype, device] = weights
+        return self._weights[dtype, device]
 
     @property
     def tokenizer(self):
         return _tokenizer(self.checkpoint.tokenizer_path)
 
-    def resolve(self, ref: Ref):
+    def resolve(self, ref: Ref, device: str = "cpu"):
+        """The input ref names, with tensors on device."""
         if ref.kind == "weight":
-            return self.weights(ref.dtype)[ref.name]
+            return self.weights(ref.dtype, device)[ref.name]
         if ref.kind == "weights":
-            return self.weights(ref.dtype)
+            return self.weights(ref.dtype, device)
         if ref.kind == "encoding":  # the checkpoint's tiktoken encoding; name "chatml": with ChatML's special tokens
             if ref.name == "chatml":
                 return _chatml(self.checkpoint.tokenizer_path)

@@ -16,6 +16,7 @@ from . import goldens, impl as impls, models
 from .calls import (Golden, GradeFailure, NotStarted, Ref, TimeLimitExceeded, import_failure_message, in_learner_code,
                     invoke, learner_error_message, not_started_message)
 from .checking import check
+from .. import devices
 from ..errors import KitError
 from ..i18n import say
 from ..paths import TINY_MODELS
@@ -36,6 +37,9 @@ def pytest_addoption(parser):
                     help="implementation to grade: exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     group.addoption("--checkpoint", default=None,
                     help="also grade on this real checkpoint folder (or set LLAMA3_CHECKPOINT)")
+    group.addoption("--device", default=None,
+                    help="grade on cpu (the default), cuda, mps or auto (CUDA, then MPS, then the CPU); or set "
+                         "LLAMA3_KIT_DEVICE. The goldens were computed on the CPU; golden tests run on the device")
     group.addoption("--time-limit", type=float, default=None, help=f"seconds per test (default {DEFAULT_TIME_LIMIT:g})")
     parser.addini("llama3_time_limit", "seconds per graded test", default=str(DEFAULT_TIME_LIMIT))
 
@@ -46,6 +50,7 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:libcst.*")  # noise from hypothesis' imports
     try:
         config.llama3_impl = impls.choice(config.getoption("impl"))
+        config.llama3_device = devices.choice(config.getoption("device"))
     except KitError as e:
         raise pytest.UsageError(str(e)) from None
     config.llama3_timed_out = {}  # (module, function) -> why it is not run again, once it ran past the time limit
@@ -113,13 +118,14 @@ class GoldenCases:
 
     model: object
     goldens: list[Golden]
+    device: str = "cpu"
 
     def check(self, target) -> None:
         """Run every case; fail with the first failure that names a known mistake, else the first failure."""
         failures: list[GradeFailure] = []
         for golden in self.goldens:
             try:
-                check(target, golden, self.model)
+                check(target, golden, self.model, self.device)
             except GradeFailure as e:
                 failures.append(e)
         if failures:
@@ -143,7 +149,7 @@ def pytest_generate_tests(metafunc):
         found = [g for g in goldens.read(model.golden_dir, module) if g.call.function == marker.args[0]]
         skip = [] if found else [pytest.mark.skip(reason=say("plugin.no_golden_calls", model=model.folder.name,
                                                                function=marker.args[0]))]
-        params.append(pytest.param(GoldenCases(model, found), id=model.name, marks=skip))
+        params.append(pytest.param(GoldenCases(model, found, metafunc.config.llama3_device), id=model.name, marks=skip))
     metafunc.parametrize("golden", params)
 
 
