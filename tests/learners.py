@@ -62,18 +62,22 @@ def solution(module: str) -> str:
     return (SOLUTIONS / f"{module}.py").read_text()
 
 
-def with_override(module: str, names: dict[str, str]) -> str:
-    """The reference module, with names rebound at the end: names[name] = an expression."""
-    lines = [f"{name} = {expr}" for name, expr in names.items()]
-    return solution(module) + "\n\n# planted by the kit's tests\nimport grader.engine.mistakes  # noqa: E402\n" + "\n".join(lines) + "\n"
+def with_override(module: str, names: dict[str, str], imports: tuple[str, ...] = ()) -> str:
+    """The reference module, with names rebound at the end: names[name] = an expression (which may use imports)."""
+    lines = [f"import {i}  # noqa: E402" for i in imports] + [f"{name} = {expr}" for name, expr in names.items()]
+    return solution(module) + "\n\n# planted by the kit's tests\n" + "\n".join(lines) + "\n"
 
 
 def with_mistakes(mistakes) -> dict[str, str]:
-    """module -> the reference module with these named mistakes' variants in place of their functions."""
+    """module -> the reference module with these named mistakes' variants in place of their functions. Each variant
+    is found by its own module and name, wherever the grader keeps it."""
     names: dict[str, dict[str, str]] = {}
+    imports: dict[str, set[str]] = {}
     for m in mistakes:
-        names.setdefault(m.module, {})[m.function] = f"grader.engine.mistakes.{m.variant.__name__}"
-    return {module: with_override(module, overrides) for module, overrides in names.items()}
+        names.setdefault(m.module, {})[m.function] = f"{m.variant.__module__}.{m.variant.__name__}"
+        imports.setdefault(m.module, set()).add(m.variant.__module__)
+    return {module: with_override(module, overrides, tuple(sorted(imports[module])))
+            for module, overrides in names.items()}
 
 
 def spoiled(module: str, kind: str) -> str:

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
+from ckpt_kit import grader, one_line_error
 from grader.cli import bench
 from grader.paths import MODELS
 from learners import exercises_from, tree

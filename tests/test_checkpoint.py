@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ckpt_kit import PROMPT42, TOKENIZER, clean_env, copy_tiny, edit_json, grader  # noqa: F401
+from ckpt_kit import PROMPT42, TOKENIZER, copy_tiny, edit_json, grader
 from grader.formats import checkpoint, hf_layout, presets
 from grader.errors import KitError
 from grader.paths import MODELS, TINY_MODELS

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, one_line_error  # noqa: F401
+from ckpt_kit import TOKENIZER, copy_tiny, edit_json, one_line_error
 from grader.formats import checkpoint
 from grader.paths import MODELS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, grader  # noqa: F401
+from ckpt_kit import TOKENIZER, copy_tiny, edit_json, grader
 from grader.formats import presets, verify
 from grader.paths import MODELS
 

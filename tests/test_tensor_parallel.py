@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
+from ckpt_kit import grader, one_line_error
 from grader.engine import cases, ranks
 from grader.engine.compare import TOLERANCES, mismatch
 from grader.errors import KitError
