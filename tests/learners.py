@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -157,10 +156,6 @@ def rounds(items, key) -> list[list]:
             out.append(target := [])
         target.append(item)
     return out
-
-
-def dedent(source: str) -> str:
-    return textwrap.dedent(source).lstrip()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from learners import exercises_from, tree
 EXERCISES = curriculum.exercises()
 IDS = [e.module for e in EXERCISES]
 SECTIONS = ("Args", "Returns", "Yields", "Hints")
-ALL_PLANTS = [*plants.variants().values(), *plants.wrong().values()]
+ALL_PLANTS = [*plants.variants().values(), *plants.wrong().values(), *plants.faults().values()]
 
 
 def _stub(e) -> ast.Module:
@@ -91,7 +91,7 @@ def test_every_exercise_has_a_spec_with_named_mistakes(e):
 
 @pytest.mark.parametrize("e", EXERCISES, ids=IDS)
 def test_every_exercise_has_a_correct_variant_and_a_wrong_program(e):
-    kinds = {plant.kind for plant in ALL_PLANTS if plant.module == e.module}
+    kinds = {plant.kind for plant in ALL_PLANTS if plant.module == e.module} & {"variants", "wrong"}
     assert kinds == {"variants", "wrong"}, (
         f"exercise {e.id} has no {' and no '.join(sorted({'variants', 'wrong'} - kinds))} "
         f"under tests/plants/{e.module}/")
@@ -142,9 +142,9 @@ def test_every_function_a_learner_implements_is_documented_and_not_started(e):
 
 @pytest.mark.parametrize("plant", ALL_PLANTS, ids=[f"{p.kind}/{p.name}" for p in ALL_PLANTS])
 def test_every_plant_is_a_documented_program_of_its_exercise(plant):
-    """Of an exercise of the curriculum; a docstring saying what it does differently; a wrong program states the words
-    its failure says; the names it takes from solutions/ are its own reference module's (so appending it leaves them
-    the tree's), and it rebinds at least one public name of that module."""
+    """Of an exercise of the curriculum; a docstring saying what it does differently; a wrong program (and only a
+    wrong program) states the words its failure says; the names it takes from solutions/ are its own reference
+    module's (so appending it leaves them the tree's), and it rebinds at least one public name of that module."""
     assert plant.module in IDS, f"{plant.path}: no exercise {plant.module}"
     module = plant.tree
     assert ast.get_docstring(module), f"{plant.path} has no docstring"
@@ -168,7 +168,7 @@ def test_every_plant_is_a_documented_program_of_its_exercise(plant):
     assert bound & public - {"FAILURE_SAYS"}, f"{plant.path} rebinds no name of solutions/{plant.module}.py"
 
 
-def test_every_plant_folder_is_variants_or_wrong():
+def test_every_plant_is_a_variant_a_wrong_program_or_a_fault():
     found = {p.relative_to(plants.FOLDER).as_posix() for p in plants.FOLDER.rglob("*.py") if p.name != "__init__.py"}
     known = {plant.path.relative_to(plants.FOLDER).as_posix() for plant in ALL_PLANTS}
-    assert found == known, f"not a plant (tests/plants/<module>/variants|wrong/<name>.py): {sorted(found - known)}"
+    assert found == known, f"not tests/plants/<module>/variants|wrong|faults/<name>.py: {sorted(found - known)}"

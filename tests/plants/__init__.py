@@ -4,6 +4,9 @@
                                                pass every graded test, on the tiny models and on the trained one
     tests/plants/<module>/wrong/<name>.py      a mistake a learner makes that none of the named mistakes is: it must
                                                fail in its own exercise, with a message that contains FAILURE_SAYS
+    tests/plants/<module>/faults/<name>.py     code that crashes, loops, prints a flood, changes its input or returns
+                                               the wrong type: test_grading.py and test_messages.py assert how the
+                                               grader reports each
 
 A plant is appended to its exercise's reference module, so it rebinds some of the module's names and the rest stay
 the reference's. Each file is also valid Python on its own, which a linter checks: it imports what it uses, and the
@@ -29,7 +32,7 @@ FOLDER = Path(__file__).parent
 class Plant:
     name: str
     module: str  # "ex04_rms_norm"
-    kind: str  # "variants" or "wrong"
+    kind: str  # "variants", "wrong" or "faults"
     path: Path
 
     @property
@@ -54,8 +57,17 @@ class Plant:
         lines = self.path.read_text().splitlines()
         for node in self.own_imports():
             lines[node.lineno - 1:node.end_lineno] = [""] * (node.end_lineno - node.lineno + 1)
+        return self._head() + "\n".join(lines) + "\n"
+
+    def _head(self) -> str:
         relative = self.path.relative_to(FOLDER.parent.parent).as_posix()
-        return solution(self.module) + f"\n\n# planted by the kit's tests: {relative}\n" + "\n".join(lines) + "\n"
+        return solution(self.module) + f"\n\n# planted by the kit's tests: {relative}\n"
+
+    def line_of(self, text: str) -> int:
+        """The number, in the planted module, of the plant's first line that contains text (as a traceback shows it)."""
+        start = self._head().count("\n")
+        lines = self.path.read_text().splitlines()
+        return start + 1 + next(i for i, line in enumerate(lines) if text in line)
 
 
 def _found(kind: str) -> dict[str, Plant]:
@@ -73,6 +85,11 @@ def variants() -> dict[str, Plant]:
 def wrong() -> dict[str, Plant]:
     """name -> each wrong program, by exercise, then name."""
     return _found("wrong")
+
+
+def faults() -> dict[str, Plant]:
+    """name -> each fault, by exercise, then name."""
+    return _found("faults")
 
 
 def planted(plants) -> dict[str, str]:
