@@ -17,8 +17,8 @@ text, is a ValueError with a one-line message that says what is wrong: an unknow
 would be encoded as ordinary text, and the model would read nonsense without a word of
 complaint.
 
-Llama 3's format (Meta's ChatFormat; FACTS 4.4)
------------------------------------------------
+Llama 3's format (Meta's ChatFormat; docs/facts.md §4.4)
+--------------------------------------------------------
     <|begin_of_text|>                                            once, at the start
     <|start_header_id|> system <|end_header_id|> \\n\\n  You are ...  <|eot_id|>
     <|start_header_id|> user   <|end_header_id|> \\n\\n  Hi           <|eot_id|>

@@ -172,3 +172,29 @@ def test_every_plant_is_a_variant_a_wrong_program_or_a_fault():
     found = {p.relative_to(plants.FOLDER).as_posix() for p in plants.FOLDER.rglob("*.py") if p.name != "__init__.py"}
     known = {plant.path.relative_to(plants.FOLDER).as_posix() for plant in ALL_PLANTS}
     assert found == known, f"not tests/plants/<module>/variants|wrong|faults/<name>.py: {sorted(found - known)}"
+
+
+FACTS = ROOT / "docs" / "facts.md"
+
+
+def test_every_citation_of_the_facts_names_a_section_of_docs_facts_md():
+    """`docs/facts.md §N` in code and docs: section N exists there. The facts the tests assert ship with the kit."""
+    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)[. ]", FACTS.read_text(encoding="utf-8"), re.M))
+    cited: dict[str, list[str]] = {}
+    for folder in ("exercises", "solutions", "tests", "grader", "docs"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".md", ".toml"):
+                for number in re.findall(r"docs/facts\.md §(\d+(?:\.\d+)?)", path.read_text(encoding="utf-8")):
+                    cited.setdefault(number, []).append(path.relative_to(ROOT).as_posix())
+    assert cited, "nothing cites docs/facts.md"
+    missing = {number: paths for number, paths in cited.items() if number not in sections}
+    assert not missing, f"cited, but no such section in docs/facts.md: {missing}"
+
+
+def test_exercises_solutions_and_tests_cite_the_facts_that_ship():
+    """Not the notes the kit was built from (a FACTS.md outside the repository), which a learner does not have."""
+    stale = [f"{path.relative_to(ROOT)}:{i}" for folder in ("exercises", "solutions", "tests")
+             for path in sorted((ROOT / folder).rglob("*")) if path.suffix in (".py", ".md")
+             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search("FACTS" + r"( sections?)? \d", line)]
+    assert not stale, f"cite docs/facts.md §N instead: {stale}"

@@ -27,7 +27,7 @@ class Tolerance:
 
 EXACT = Tolerance(0.0, 0.0, "integers, booleans and masks are exact")
 # Every tolerance in the kit, by name; each golden call names the one that fits how its output was computed.
-TOLERANCES = {  # in each reason: the most of it that 20 correct variants (tests/variants.py) use, tiny / trained model
+TOLERANCES = {  # in each reason: the most of it the correct variants (tests/plants/*/variants/) use, tiny / trained
     "float32": Tolerance(1e-5, 1e-5, "float32, a few operations: only the order of summation differs "
                                      "(variants use 0.09 / 0.22 of it)"),
     "float32 layers": Tolerance(1e-4, 1e-4, "float32 through attention and whole layers: summation order accumulates "
