@@ -146,7 +146,7 @@ def test_every_plant_is_a_documented_program_of_its_exercise(plant):
     wrong program) states the words its failure says; the names it takes from solutions/ are its own reference
     module's (so appending it leaves them the tree's), and it rebinds at least one public name of that module."""
     assert plant.module in IDS, f"{plant.path}: no exercise {plant.module}"
-    module = plant.tree
+    module = plant.parsed
     assert ast.get_docstring(module), f"{plant.path} has no docstring"
     says = plant.says
     assert (isinstance(says, str) and says.strip()) if plant.kind == "wrong" else says is None, (

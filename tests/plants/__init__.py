@@ -22,8 +22,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from learners import rounds as by_rounds
-from learners import solution
+from learners import rounds as by_rounds, solution
 
 FOLDER = Path(__file__).parent
 
@@ -36,20 +35,20 @@ class Plant:
     path: Path
 
     @property
-    def tree(self) -> ast.Module:
+    def parsed(self) -> ast.Module:
         return ast.parse(self.path.read_text(), str(self.path))
 
     @property
     def says(self) -> str | None:
-        """A wrong program's FAILURE_SAYS; None for a variant."""
-        for node in self.tree.body:
+        """A wrong program's FAILURE_SAYS; None for the other kinds."""
+        for node in self.parsed.body:
             if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["FAILURE_SAYS"]:
                 return ast.literal_eval(node.value)
         return None
 
     def own_imports(self) -> list[ast.ImportFrom]:
         """The plant's imports from its own reference module: `from solutions.<module> import ...`."""
-        return [node for node in self.tree.body
+        return [node for node in self.parsed.body
                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == f"solutions.{self.module}"]
 
     def planted(self) -> str:
