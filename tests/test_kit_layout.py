@@ -178,16 +178,20 @@ FACTS = ROOT / "docs" / "facts.md"
 
 
 def test_every_citation_of_the_facts_names_a_section_of_docs_facts_md():
-    """`docs/facts.md §N` in code and docs: section N exists there. The facts the tests assert ship with the kit."""
-    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)[. ]", FACTS.read_text(encoding="utf-8"), re.M))
+    """`docs/facts.md §N` (or `docs/facts.zh.md §N`) in code and docs: section N exists there, in both languages. The
+    facts the tests assert ship with the kit."""
+    def sections(path):
+        return set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)[. ]", path.read_text(encoding="utf-8"), re.M))
+
+    assert sections(FACTS) == sections(FACTS.with_suffix(".zh.md")), "docs/facts.md and docs/facts.zh.md differ in sections"
     cited: dict[str, list[str]] = {}
     for folder in ("exercises", "solutions", "tests", "grader", "docs"):
         for path in sorted((ROOT / folder).rglob("*")):
             if path.suffix in (".py", ".md", ".toml"):
-                for number in re.findall(r"docs/facts\.md §(\d+(?:\.\d+)?)", path.read_text(encoding="utf-8")):
+                for number in re.findall(r"docs/facts(?:\.zh)?\.md §(\d+(?:\.\d+)?)", path.read_text(encoding="utf-8")):
                     cited.setdefault(number, []).append(path.relative_to(ROOT).as_posix())
     assert cited, "nothing cites docs/facts.md"
-    missing = {number: paths for number, paths in cited.items() if number not in sections}
+    missing = {number: paths for number, paths in cited.items() if number not in sections(FACTS)}
     assert not missing, f"cited, but no such section in docs/facts.md: {missing}"
 
 
