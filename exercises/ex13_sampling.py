@@ -192,11 +192,29 @@ class Sampler:
     """sample() with fixed settings and its own seeded generator: sampler(logits) -> token id."""
 
     def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed: int = 0):
-        """Keep the settings, and make self.generator = torch.Generator().manual_seed(seed)."""
+        """Keep the settings, and make self.generator = torch.Generator().manual_seed(seed).
+
+        Args:
+            temperature, top_k, top_p: as in probabilities.
+            seed: the seed of this sampler's own generator: the same seed, the same draws.
+
+        Hints:
+            - manual_seed returns the generator itself, so one line makes and seeds it.
+        """
         raise NotImplementedError("not started: implement Sampler.__init__ in exercises/ex13_sampling.py (exercise 13)")
 
     def __call__(self, logits: torch.Tensor) -> int:
-        """The next token for logits [vocab], drawn with this sampler's generator."""
+        """The next token for logits [vocab], drawn with this sampler's generator.
+
+        Args:
+            logits: [vocab], one position's logits.
+
+        Returns:
+            A Python int, the token id.
+
+        Hints:
+            - sample(logits, ...) with the kept settings and self.generator.
+        """
         raise NotImplementedError("not started: implement Sampler.__call__ in exercises/ex13_sampling.py (exercise 13)")
 
 

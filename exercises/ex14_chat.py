@@ -17,8 +17,8 @@ text, is a ValueError with a one-line message that says what is wrong: an unknow
 would be encoded as ordinary text, and the model would read nonsense without a word of
 complaint.
 
-Llama 3's format (Meta's ChatFormat; FACTS 4.4)
------------------------------------------------
+Llama 3's format (Meta's ChatFormat; docs/facts.md §4.4)
+--------------------------------------------------------
     <|begin_of_text|>                                            once, at the start
     <|start_header_id|> system <|end_header_id|> \\n\\n  You are ...  <|eot_id|>
     <|start_header_id|> user   <|end_header_id|> \\n\\n  Hi           <|eot_id|>
@@ -114,6 +114,12 @@ FORMATS = ("llama3", "chatml")
 def check_message(message: dict) -> None:
     """A ValueError, in one line, unless message is {"role": one of ROLES, "content": text that is not blank}.
 
+    Args:
+        message: one message of a conversation, e.g. {"role": "user", "content": "Hi"}.
+
+    Returns:
+        None when the message is fine; otherwise it raises ValueError.
+
     Hints:
         - message.get("role") in ROLES; the content a str whose .strip() is not empty.
         - Name the problem: f"unknown role {role!r}: ..." or f"the {role} message is empty: ...".
@@ -141,12 +147,28 @@ def encode_header(encoding: tiktoken.Encoding, role: str, chat_format: str = "ll
 
 
 def end_of_turn(encoding: tiktoken.Encoding, chat_format: str = "llama3") -> list[int]:
-    """The tokens that close a message: [<|eot_id|>] for Llama 3, [<|im_end|>] + encode("\\n") for ChatML."""
+    """The tokens that close a message: [<|eot_id|>] for Llama 3, [<|im_end|>] + encode("\\n") for ChatML.
+
+    Args:
+        encoding: the tokenizer.
+        chat_format: "llama3" or "chatml".
+
+    Returns:
+        Llama 3: [128009]. ChatML: [<|im_end|>] followed by the ids of "\\n".
+
+    Hints:
+        - encoding.encode_single_token for the special token, as in encode_header.
+    """
     raise NotImplementedError("not started: implement end_of_turn in exercises/ex14_chat.py (exercise 14)")
 
 
 def encode_message(encoding: tiktoken.Encoding, message: dict, chat_format: str = "llama3") -> list[int]:
     """One whole message: header, content (stripped, in Llama 3's format), end of turn.
+
+    Args:
+        encoding: the tokenizer.
+        message: {"role": ..., "content": ...}.
+        chat_format: "llama3" or "chatml".
 
     Returns:
         Llama 3: encode_header(role) + encode(content.strip()) + end_of_turn.
@@ -161,9 +183,18 @@ def encode_message(encoding: tiktoken.Encoding, message: dict, chat_format: str 
 def encode_dialog(encoding: tiktoken.Encoding, messages: list[dict], chat_format: str = "llama3") -> list[int]:
     """A conversation as the model reads it: (<|begin_of_text|> for Llama 3,) every message, an open assistant header.
 
+    Args:
+        encoding: the tokenizer.
+        messages: the conversation so far, in order.
+        chat_format: "llama3" or "chatml".
+
     Returns:
         The token ids; for the example above, the 22 ids shown. An unknown chat_format
         is a ValueError.
+
+    Hints:
+        - encode_message for each message, then encode_header(encoding, "assistant", ...)
+          with no content and no end of turn: the model writes the rest.
     """
     raise NotImplementedError("not started: implement encode_dialog in exercises/ex14_chat.py (exercise 14)")
 
@@ -175,6 +206,19 @@ class Chat:
                  stop_tokens=(), max_seq_len: int = 2048, system: str | None = None):
         """Keep everything given; make one KVCache of max_seq_len positions (the weights' dtype);
         self.tokens = [], self.cached = 0; a system message, if given, goes in with the first turn.
+
+        Args:
+            weights, args: the model (exercise 2's state dict and ModelArgs).
+            encoding: the tokenizer whose chat format is chat_format.
+            chat_format: "llama3" or "chatml".
+            stop_tokens: ids that end a reply (<|eot_id|>, or <|im_end|>); never yielded.
+            max_seq_len: positions the cache holds: the whole conversation must fit.
+            system: the system message's text, or None for no system message.
+
+        Hints:
+            - KVCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, dtype) with
+              the dtype of weights["tok_embeddings.weight"].
+            - Keep the system message aside until the first ask: it is encoded with that turn.
         """
         raise NotImplementedError("not started: implement Chat.__init__ in exercises/ex14_chat.py (exercise 14)")
 
@@ -182,6 +226,15 @@ class Chat:
             sampler: Callable[[torch.Tensor], int] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """Add a user message, then yield the reply's (token, logits) as they come; the reply stays in the conversation,
         closed with the end of turn, however it ends (a stop token, max_new_tokens, or the caller closing it).
+
+        Args:
+            content: the user's message.
+            max_new_tokens: the reply has at most this many tokens.
+            sampler: token = sampler(logits) (exercise 13's Sampler), or None for argmax.
+
+        Yields:
+            (token_id, logits): the reply's tokens as Python ints, each with the [vocab_size]
+            float32 logits it was chosen from; the stop token is not yielded.
 
         Hints:
             - The turn's tokens: encode_dialog of this turn's messages, without its

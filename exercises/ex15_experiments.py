@@ -99,6 +99,10 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
         weights, args: the model.
         layer_id: which layer, 0 .. n_layers - 1.
 
+    Returns:
+        [n_heads, seq, seq] float32: row i of head h is where position i of the prompt
+        looks, the softmax over keys 0 .. seq - 1 (zero above the diagonal).
+
     Hints:
         - Run transformer_block for layers 0 .. layer_id - 1 with the causal mask.
         - Heads first for the matmul: q.transpose(0, 1) is [n_heads, seq, head_dim].
@@ -110,6 +114,14 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
 def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
     """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size], float32.
 
+    Args:
+        tokens: [seq] token ids of the prompt.
+        weights, args: the model.
+
+    Returns:
+        [seq, vocab_size] float32 logits of every position, each computed from the whole
+        prompt, the tokens after it included.
+
     Hints:
         - Your forward's loop, passing mask=None to every transformer_block.
     """
@@ -118,6 +130,14 @@ def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
 
 def top_predictions(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k most likely next tokens after every position: (probabilities [seq, k] float32, descending; ids [seq, k]).
+
+    Args:
+        logits: [seq, vocab_size], e.g. forward's logits of the prompt.
+        k: how many tokens per position.
+
+    Returns:
+        (probs, ids): probs [seq, k] float32, each row in descending order, the softmax over
+        the whole vocabulary; ids [seq, k], the token ids of those probabilities.
 
     Hints:
         - softmax in float32 over the vocabulary, then Tensor.topk(k, dim=-1).
@@ -128,6 +148,14 @@ def top_predictions(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
 def rope_rotation(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
     """One head vector x [head_dim] rotated by RoPE to every position of freqs_cis [end, head_dim // 2], as the 2-D
     points of its pairs: [end, head_dim // 2, 2] (pair i of position t is (x_2i, x_2i+1) turned by t * f_i).
+
+    Args:
+        x: [head_dim], one head's query or key vector.
+        freqs_cis: [end, head_dim // 2] complex64, exercise 6's table.
+
+    Returns:
+        [end, head_dim // 2, 2] float32: for each position t and pair i, the point
+        (x_2i, x_2i+1) rotated by the angle t * f_i.
 
     Hints:
         - x.expand(end, 1, head_dim) puts the same vector at every position (one head).

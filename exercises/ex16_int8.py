@@ -165,6 +165,9 @@ def dequantize(w: Int8Weight) -> torch.Tensor:
 
     Returns:
         [out, in] float32: q * scale, each row times its own scale.
+
+    Hints:
+        - scale[:, None] is [out, 1]: it broadcasts along each row.
     """
     raise NotImplementedError("not started: implement dequantize in exercises/ex16_int8.py (exercise 16)")
 
@@ -195,6 +198,9 @@ def is_quantized(name: str) -> bool:
     Returns:
         True for every matrix a token is multiplied by (the seven of each layer and
         output.weight); False for tok_embeddings.weight and the norms.
+
+    Hints:
+        - Every name ends with ".weight"; the norms' names end with "norm.weight".
     """
     raise NotImplementedError("not started: implement is_quantized in exercises/ex16_int8.py (exercise 16)")
 

@@ -137,6 +137,10 @@ def split_dim(name: str) -> int | None:
         0 for the column-parallel wq, wk, wv, w1, w3 and the vocab-parallel
         tok_embeddings.weight and output.weight; 1 for the row-parallel wo and w2; None
         for the norms, which every rank holds whole.
+
+    Hints:
+        - name.endswith(("attention.wq.weight", ...)) tests several endings at once; the
+          layer number in the middle of the name does not matter.
     """
     raise NotImplementedError("not started: implement split_dim in exercises/ex17_tensor_parallel.py (exercise 17)")
 
@@ -173,6 +177,10 @@ def shard_kv(weight: torch.Tensor, n_kv_heads: int, rank: int, world_size: int) 
         With world_size <= n_kv_heads: shard(weight, 0, ...), [n_kv_heads / world_size *
         head_dim, dim]. With more ranks: the one head rank's query heads read, head
         rank // (world_size // n_kv_heads), [head_dim, dim].
+
+    Hints:
+        - weight.view(n_kv_heads, head_dim, dim) puts each head's rows together; index it
+          with the head rank reads.
     """
     raise NotImplementedError("not started: implement shard_kv in exercises/ex17_tensor_parallel.py (exercise 17)")
 
@@ -188,6 +196,10 @@ def shard_weights(weights: dict[str, torch.Tensor], args, rank: int, world_size:
     Returns:
         shard_kv for wk and wv, shard along split_dim(name) for the other matrices, the
         norms as they are.
+
+    Hints:
+        - One loop over weights.items(); test for wk and wv before split_dim, which says 0
+          for them too.
     """
     raise NotImplementedError("not started: implement shard_weights in exercises/ex17_tensor_parallel.py (exercise 17)")
 
@@ -203,6 +215,11 @@ def local_args(args, world_size: int):
         A copy (dataclasses.replace) with n_heads // world_size query heads,
         max(1, n_kv_heads // world_size) K/V heads, and dim = those query heads x
         head_dim, so that head_dim is unchanged.
+
+    Hints:
+        - import dataclasses; dataclasses.replace(args, n_heads=..., n_kv_heads=..., dim=...)
+          leaves args itself unchanged.
+        - head_dim is a property (dim // n_heads): keep it by setting dim, not head_dim.
     """
     raise NotImplementedError("not started: implement local_args in exercises/ex17_tensor_parallel.py (exercise 17)")
 
@@ -256,6 +273,10 @@ def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w
 
     Returns:
         [seq, dim], the whole output, on every rank.
+
+    Hints:
+        - feed_forward(x, w1, w2, w3) is this rank's part: w2's columns take only this rank's
+          hidden units; dist.all_reduce sums the parts in place.
     """
     raise NotImplementedError("not started: implement parallel_feed_forward in exercises/ex17_tensor_parallel.py (exercise 17)")
 

@@ -47,7 +47,7 @@ def test_decode(impl, golden):
 
 
 def test_the_42_prompt_has_the_published_ids(impl):
-    """FACTS section 0: the ids printed by the llama3-from-scratch notebooks for the real 8B model."""
+    """docs/facts.md §0: the ids printed by the llama3-from-scratch notebooks for the real 8B model."""
     tokenizer = impl.load_tokenizer(TOKENIZER)
     expect_equal("encode(the 42 prompt)", impl.encode(tokenizer, PROMPTS["prompt42"]), PROMPT42_IDS)
 
@@ -57,7 +57,7 @@ def test_2983_decodes_to_42(impl, reference_tokenizer):
 
 
 def test_special_token_ids(impl):
-    """FACTS section 4: the ids of the tokens that matter, the same in Llama 3, 3.1 and 3.2."""
+    """docs/facts.md §4.2: the ids of the tokens that matter, the same in Llama 3, 3.1 and 3.2."""
     table = impl.special_tokens()
     expect_equal("len(special_tokens())", len(table), 256)
     for name, id_ in {"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|start_header_id|>": 128006,

@@ -34,7 +34,7 @@ def test_load_weights(impl, golden):
 
 
 def test_published_ffn_sizes(impl):
-    """FACTS section 1.2: 14336 for Llama 3 8B, 8192 for Llama 3.2 1B."""
+    """docs/facts.md §1.2: 14336 for Llama 3 8B, 8192 for Llama 3.2 1B."""
     for name, size in (("llama3-8b", 14336), ("llama3.2-1b", 8192)):
         p = RELEASED[name]
         expect_equal(f"ffn_hidden_dim for {name}", impl.ffn_hidden_dim(p["dim"], p["multiple_of"], p["ffn_dim_multiplier"]), size)

@@ -24,14 +24,14 @@ def test_apply_rope(impl, golden):
 
 
 def test_published_base_frequencies(impl):
-    """FACTS section 0: head_dim 128, theta 500000 -> 1.0000, 0.81462, 0.66360, 0.54058, 0.44037, 0.35873, ..."""
+    """docs/facts.md §0: head_dim 128, theta 500000 -> 1.0000, 0.81462, 0.66360, 0.54058, 0.44037, 0.35873, ..."""
     freqs = impl.precompute_freqs_cis(128, 2, 500000.0)[1].angle()  # the angle at position 1 is the frequency
     published = torch.tensor([1.0, 0.81462, 0.66360, 0.54058, 0.44037, 0.35873])
     expect_close("frequencies 0..5", freqs[:6], published, why="f_i = theta^(-2i/head_dim), as published")
 
 
 def test_published_scaled_lowest_frequency(impl):
-    """FACTS section 2.2: f_63 = 2.45514e-06 becomes 3.06893e-07 with factor 8 and 7.67231e-08 with factor 32."""
+    """docs/facts.md §2.2: f_63 = 2.45514e-06 becomes 3.06893e-07 with factor 8 and 7.67231e-08 with factor 32."""
     for factor, value in ((8.0, 3.06893e-07), (32.0, 7.67231e-08)):
         f63 = impl.precompute_freqs_cis(128, 2, 500000.0, factor)[1].angle()[63:]
         expect_close(f"f_63 scaled by factor {factor:g}", f63, torch.tensor([value]))

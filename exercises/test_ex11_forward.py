@@ -46,6 +46,6 @@ def test_end_to_end_with_your_own_exercises(chain, name):
 
 @pytest.mark.real
 def test_the_real_model_predicts_42(impl, llama3_8b):
-    """FACTS section 0: on Meta-Llama-3-8B the 42 prompt's last position has argmax 2983 ("42")."""
+    """docs/facts.md §0: on Meta-Llama-3-8B the 42 prompt's last position has argmax 2983 ("42")."""
     logits = impl.forward(torch.tensor(PROMPT42_IDS), llama3_8b.weights(), llama3_8b.checkpoint.args)
     expect_equal("argmax of the last position", int(logits[-1].argmax()), 2983)

@@ -54,7 +54,7 @@ def test_end_to_end_with_your_own_exercises(chain, name):
 
 @pytest.mark.real
 def test_the_real_model_answers_42(impl, llama3_8b):
-    """FACTS section 0: Meta-Llama-3-8B continues the 42 prompt with "42" (token 2983)."""
+    """docs/facts.md §0: Meta-Llama-3-8B continues the 42 prompt with "42" (token 2983)."""
     steps = list(impl.generate(PROMPT42_IDS, llama3_8b.weights(), llama3_8b.checkpoint.args, 2, (128001, 128008, 128009)))
     text = llama3_8b.tokenizer.decode([t for t, _ in steps])
     expect_equal("the first generated token", steps[0][0] if steps else None, 2983, why=f"the completion began {text!r}")

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from grader.testing import GradeFailure, expect_equal, tiny, with_chatml
 from solutions import ex14_chat as reference
 
-# FACTS section 4.4 (Meta's llama/test_tokenizer.py)
+# docs/facts.md §4.4 (Meta's llama/test_tokenizer.py)
 PUBLISHED_DIALOG = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hi"}]
 PUBLISHED_IDS = [128000, 128006, 9125, 128007, 271, 2675, 527, 264, 11190, 18328, 13, 128009, 128006, 882, 128007, 271, 13347,
                  128009, 128006, 78191, 128007, 271]
@@ -40,7 +40,7 @@ def test_chat(impl, golden):
 
 
 def test_the_published_llama3_ids(impl):
-    """FACTS 4.4: the headers' ids and the whole published dialog, on Meta's tokenizer."""
+    """docs/facts.md §4.4: the headers' ids and the whole published dialog, on Meta's tokenizer."""
     encoding = tiny("tiny-llama3").checkpoint.tokenizer.encoding
     for role, ids in (("user", [882]), ("system", [9125]), ("assistant", [78191])):
         expect_equal(f"encode_header({role!r})", impl.encode_header(encoding, role), [128006, *ids, 128007, 271])

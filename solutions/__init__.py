@@ -1,1 +1,1 @@
-"""Reference implementation of the 12 core exercises: the ground the goldens stand on."""
+"""Reference implementation of every exercise, the core and the extras: the ground the goldens stand on."""

@@ -8,7 +8,7 @@ from .ex11_forward import forward
 from .ex12_generation import KVCache
 
 
-def largest(values: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+def _largest(values: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     """True at the n[..., 0] largest values of each row, the lowest ids among ties: the first n of a stable descending sort,
     found with topk and comparisons (no sort of the whole vocabulary, which costs more than a decode step's matmuls)."""
     # values [..., vocab], n [..., 1] >= 1
@@ -21,7 +21,7 @@ def largest(values: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row (the lowest ids among ties), -inf elsewhere."""
     # logits [..., vocab]
-    keep = largest(logits, torch.full((*logits.shape[:-1], 1), k, device=logits.device))  # [..., vocab]
+    keep = _largest(logits, torch.full((*logits.shape[:-1], 1), k, device=logits.device))  # [..., vocab]
     return logits.masked_fill(~keep, float("-inf"))
 
 
@@ -37,7 +37,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
         m = min(m * 8, vocab)
     mass_before = top.cumsum(-1) - top  # [..., m]: the mass ranked ahead of each token
     n = (mass_before < p).sum(-1, keepdim=True)  # [..., 1]: keep a token while the set has not reached p; n >= 1
-    return logits.masked_fill(~largest(probs, n), float("-inf"))  # [..., vocab]
+    return logits.masked_fill(~_largest(probs, n), float("-inf"))  # [..., vocab]
 
 
 def probabilities(

@@ -46,13 +46,4 @@ def edit_json(path: Path, **changes) -> None:
     path.write_text(json.dumps(data))
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    """No checkpoint or RoPE override from the environment; the kit's cache in tmp_path."""
-    for name in ("LLAMA3_CHECKPOINT", "LLAMA3_ROPE_SCALE_FACTOR", "LLAMA3_KIT_IMPL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
-__all__ = ["PROMPT42", "TOKENIZER", "clean_env", "copy_tiny", "edit_json", "grader", "one_line_error"]
+__all__ = ["PROMPT42", "TOKENIZER", "copy_tiny", "edit_json", "grader", "one_line_error"]

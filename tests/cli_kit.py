@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader import cli
-from learners import exercises_from, solution, tree
+from learners import solution, tree
 
 UNSET = ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG", "LLAMA3_KIT_ROOT")
 
@@ -40,15 +40,3 @@ def call(*args: str) -> int:
     with pytest.raises(SystemExit) as exit_:
         cli.main(list(args))
     return exit_.value.code or 0
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch) -> Path:
-    """A pristine kit folder that in-process calls use, its exercises/ the one --impl exercises imports."""
-    folder = kit(tmp_path)
-    for name in UNSET:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LLAMA3_KIT_ROOT", str(folder))
-    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(tmp_path / "kit-cache"))
-    with exercises_from(folder):
-        yield folder

@@ -126,15 +126,3 @@ def trained() -> Path:
     if folder is None:
         pytest.skip(importer.FETCH_HINT)
     return folder
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread for the module: a 135M model gains little from two, and on the busy 2-core machine waiting
-    threads made test_trained_reference.py 8 times slower (230 s against 29 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,17 +62,20 @@ def solution(module: str) -> str:
 
 
 def with_override(module: str, names: dict[str, str], imports: tuple[str, ...] = ()) -> str:
-    """The reference module, with names rebound at the end: names[name] = an expression, after importing imports."""
-    lines = [f"import {m}  # noqa: E402" for m in imports] + [f"{name} = {expr}" for name, expr in names.items()]
+    """The reference module, with names rebound at the end: names[name] = an expression (which may use imports)."""
+    lines = [f"import {i}  # noqa: E402" for i in imports] + [f"{name} = {expr}" for name, expr in names.items()]
     return solution(module) + "\n\n# planted by the kit's tests\n" + "\n".join(lines) + "\n"
 
 
 def with_mistakes(mistakes) -> dict[str, str]:
-    """module -> the reference module with these named mistakes' variants in place of their functions."""
+    """module -> the reference module with these named mistakes' variants in place of their functions. Each variant
+    is found by its own module and name, wherever the grader keeps it."""
     names: dict[str, dict[str, str]] = {}
+    imports: dict[str, set[str]] = {}
     for m in mistakes:
         names.setdefault(m.module, {})[m.function] = f"{m.variant.__module__}.{m.variant.__name__}"
-    return {module: with_override(module, overrides, tuple(sorted({e.rsplit(".", 1)[0] for e in overrides.values()})))
+        imports.setdefault(m.module, set()).add(m.variant.__module__)
+    return {module: with_override(module, overrides, tuple(sorted(imports[module])))
             for module, overrides in names.items()}
 
 
@@ -154,10 +156,6 @@ def rounds(items, key) -> list[list]:
             out.append(target := [])
         target.append(item)
     return out
-
-
-def dedent(source: str) -> str:
-    return textwrap.dedent(source).lstrip()
 
 
 if __name__ == "__main__":

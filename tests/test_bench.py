@@ -1,4 +1,4 @@
-"""`llama3-grader bench` on the tiny checkpoints: the JSON keys of issue 5, sane figures, transformers side by side,
+"""`llama3-grader bench` on the tiny checkpoints: every key of its JSON report, sane figures, transformers side by side,
 and clean errors. No speed is asserted anywhere: speeds belong to the bench's report, not to pass/fail."""
 
 import json
@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
+from ckpt_kit import grader, one_line_error
 from grader.cli import bench
 from grader.paths import MODELS
 from learners import exercises_from, tree
@@ -32,7 +32,7 @@ def result():
                              with_transformers=with_transformers)
 
 
-def test_the_json_has_the_issue_s_keys(result):
+def test_the_json_has_every_documented_key(result):
     for key in bench.JSON_KEYS:
         assert key in result
     assert result["prompt_tokens"] == 4 and result["new_tokens"] == 3 and result["repeats"] == 2

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ckpt_kit import clean_env, grader  # noqa: F401
+from ckpt_kit import grader
 from grader.paths import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_env")

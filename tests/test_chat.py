@@ -8,7 +8,7 @@ import sys
 import jinja2
 import pytest
 
-from cli_kit import call, root  # noqa: F401 (root is a fixture)
+from cli_kit import call
 from grader.cli.chat import DEFAULT_SYSTEM
 from grader.engine import models
 from grader.specs.checked_cache import check_cache_use

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ckpt_kit import PROMPT42, TOKENIZER, clean_env, copy_tiny, edit_json, grader  # noqa: F401
+from ckpt_kit import PROMPT42, TOKENIZER, copy_tiny, edit_json, grader
 from grader.formats import checkpoint, hf_layout, presets, writers
 from grader.errors import KitError
 from grader.paths import MODELS, TINY_MODELS
@@ -69,7 +69,7 @@ def test_both_layouts_give_identical_logits(converted, dtype):
 
 
 def test_q_and_k_rows_are_permuted_as_hugging_face_does(converted):
-    """FACTS 5.2: W_hf[h*d + j*(d/2) + i] = W_meta[h*d + 2i + j]; V is not permuted."""
+    """docs/facts.md §5.2: W_hf[h*d + j*(d/2) + i] = W_meta[h*d + 2i + j]; V is not permuted."""
     name, meta, hf = converted
     ck = checkpoint.load(meta)
     d = ck.args.head_dim
@@ -178,7 +178,7 @@ LLAMA32_1B = {"dim": 2048, "n_layers": 16, "n_heads": 32, "n_kv_heads": 8, "voca
 
 
 def test_meta_layout_llama32_uses_factor_32_and_31_uses_8(tmp_path):
-    """FACTS 2.4: Meta's params.json has no factor; 3.2 1B/3B need 32 (Meta's own code says 8, a known bug)."""
+    """docs/facts.md §2.4: Meta's params.json has no factor; 3.2 1B/3B need 32 (Meta's code says 8, a known bug)."""
     assert checkpoint.read_args(_params_only(tmp_path, **LLAMA32_1B), "meta").rope_scale_factor == 32.0
     llama32_3b = {**LLAMA32_1B, "dim": 3072, "n_layers": 28, "n_heads": 24, "ffn_dim_multiplier": 1.0}
     assert checkpoint.read_args(_params_only(tmp_path, **llama32_3b), "meta").rope_scale_factor == 32.0
@@ -255,7 +255,7 @@ def test_checkpoint_make_writes_a_meta_folder_with_tokenizer_and_checklist(tmp_p
 
 
 def test_real_presets_have_the_real_shapes_and_sizes():
-    """FACTS 8: parameter counts and bf16 bytes."""
+    """docs/facts.md §8: parameter counts and bf16 bytes."""
     from solutions.ex02_checkpoint import model_args
 
     expected = {"llama3.2-1b": 1_235_814_400, "llama3.2-3b": 3_212_749_824, "llama3-8b": 8_030_261_248}

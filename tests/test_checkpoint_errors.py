@@ -1,5 +1,5 @@
 """Every bad checkpoint a person can hand the kit gives one line that says what is wrong and what to do, and exit
-code 2 (issue 2 item 4, issue 5 item 5): never a traceback."""
+code 2: never a traceback."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, one_line_error  # noqa: F401
+from ckpt_kit import TOKENIZER, copy_tiny, edit_json, one_line_error
 from grader.formats import checkpoint, writers
 from grader.paths import MODELS
 

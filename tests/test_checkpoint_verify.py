@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_kit import TOKENIZER, clean_env, copy_tiny, edit_json, grader  # noqa: F401
+from ckpt_kit import TOKENIZER, copy_tiny, edit_json, grader
 from grader.formats import presets, verify
 from grader.paths import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 # Meta-Llama-3-8B/params.json, byte for byte, with its odd three-space indent before "dim"
-# (md5 97a077050362a19d6c929eb6509fbc64, FACTS section 7)
+# (md5 97a077050362a19d6c929eb6509fbc64, docs/facts.md §7)
 LLAMA3_8B_PARAMS = ('{\n   "dim": 4096,\n    "n_layers": 32,\n    "n_heads": 32,\n    "n_kv_heads": 8,\n    "vocab_size": 128256,\n'
                     '    "multiple_of": 1024,\n    "ffn_dim_multiplier": 1.3,\n    "norm_eps": 1e-05,\n    "rope_theta": 500000.0\n}')
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cli_kit import call, root  # noqa: F401 (root is a fixture)
+from cli_kit import call
 from grader.engine import grading
 from grader.learner import curriculum
 

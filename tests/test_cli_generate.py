@@ -3,7 +3,7 @@ bf16 compare with --dtype float32), in English and Chinese; --json stays one obj
 
 import json
 
-from ckpt_kit import clean_env, grader  # noqa: F401
+from ckpt_kit import grader
 
 import pytest
 

@@ -2,7 +2,7 @@
 
 import json
 
-from cli_kit import call, root  # noqa: F401 (root is a fixture)
+from cli_kit import call
 from grader.learner import curriculum
 from learners import solution
 

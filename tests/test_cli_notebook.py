@@ -10,7 +10,7 @@ import sys
 import nbformat
 import pytest
 
-from cli_kit import call, root  # noqa: F401 (root is a fixture)
+from cli_kit import call
 from grader.cli import notebook
 from grader.learner import curriculum
 from grader.cli.experiments import RUNNERS

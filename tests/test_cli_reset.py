@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from cli_kit import call, root  # noqa: F401 (root is a fixture)
+from cli_kit import call
 from grader.learner import curriculum, pristine
 from grader.paths import ROOT
 

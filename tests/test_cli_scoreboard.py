@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cli_kit import call, kit, root, run  # noqa: F401 (root is a fixture)
+from cli_kit import call, kit, run
 from learners import solution
 from grader.learner import curriculum
 from grader.engine import fortytwo, grading

@@ -14,7 +14,7 @@ import pytest
 
 from grader.learner import curriculum
 
-from cli_kit import call, command, env, kit, root  # noqa: F401 (root is a fixture)
+from cli_kit import call, command, env, kit
 from learners import SOLUTIONS
 
 LATENCY_LIMIT = 30.0  # seconds from a save to its re-grade; generous for a loaded CI machine (the goal is 5 s)

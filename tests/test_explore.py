@@ -9,7 +9,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib", reason="the pictures extra: pip install -e \".[pictures]\"")
 from matplotlib.image import imread  # noqa: E402
 
-from cli_kit import call, root  # noqa: E402,F401 (root is a fixture)
+from cli_kit import call  # noqa: E402
 from grader import pictures  # noqa: E402
 from grader.cli import explore  # noqa: E402
 from grader.formats import checkpoint  # noqa: E402

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
-from gguf_kit import DIM, FFN, MISSING_BYTES, N_HEADS, N_KV_HEADS, N_LAYERS, Q, SPECIALS, gguf, importer, pypi, \
-    unsupported_type, vocab, write_gguf, write_wheel
+from ckpt_kit import grader, one_line_error
+from gguf_kit import (DIM, FFN, MISSING_BYTES, N_HEADS, N_KV_HEADS, N_LAYERS, SPECIALS, gguf, importer, pypi,
+                      unsupported_type, vocab, write_gguf, write_wheel)
 from grader.formats import checkpoint
 from grader.paths import ROOT
 

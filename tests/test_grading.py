@@ -8,7 +8,8 @@ import re
 import pytest
 
 from grader import specs
-from learners import MODULES, by_exercise, dedent, grade_all, rounds, solution, spoiled, tree, with_mistakes, with_override
+import plants
+from learners import MODULES, by_exercise, grade_all, rounds, solution, spoiled, tree, with_mistakes
 
 
 def _trees() -> dict:
@@ -23,8 +24,7 @@ def _trees() -> dict:
         return jobs
 
     def faults(mktemp):
-        planted = {m: dedent(s) for m, s in FAULTS.items()} | {m: _overridden(m, names) for m, names in OVERRIDES.items()}
-        return [(tree(mktemp("faults"), planted), ("--time-limit", "3", "-k", FAULT_TESTS))]
+        return [(tree(mktemp("faults"), plants.planted(FAULTS.values())), ("--time-limit", "3", "-k", FAULT_TESTS))]
 
     def unimportable(mktemp):
         planted = {m: solution(m) for m in MODULES}
@@ -150,54 +150,13 @@ def test_one_solution_turns_exactly_its_exercise_green(one_solution_results, mod
         assert not any(r["outcome"] == "passed" for r in rs), f"{other} passed with only {module} implemented"
 
 
-FAULTS = {
-    "ex03_embeddings": '''
-        def embed(tokens, tok_embeddings):
-            rows = tok_embeddings[tokens]
-            for i in range(15000):
-                print("row", i)
-            raise ValueError("I give up on purpose")
-        ''',
-    "ex04_rms_norm": '''
-        import torch
-        def rms_norm(x, weight, eps):
-            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) * 0) * weight
-        ''',
-    "ex05_qkv": '''
-        import torch
-        def linear(x, weight):
-            x.mul_(1.0)
-            return x @ weight.T
-        def project_qkv(x, wq, wk, wv, n_heads, n_kv_heads):
-            raise NotImplementedError("not started: implement project_qkv in exercises/ex05_qkv.py (exercise 5)")
-        ''',
-    "ex08_multi_head_attention": '''
-        from .ex07_attention import attention
-        def self_attention(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
-            return attention(x, x[:, :3], x, mask)
-        ''',
-    "ex09_feed_forward": '''
-        def feed_forward(x, w1, w2, w3):
-            while True:
-                pass
-        ''',
-}
-# Mistakes in one function of a module that is otherwise the reference: name = an expression replacing it.
-OVERRIDES = {
-    "ex01_tokenizer": {"special_tokens": "lambda n_base=128000: {name.replace('reserved_special_token_', 'reserved_'): i "
-                                         "for name, i in _reference_special_tokens(n_base).items()}"},
-    "ex02_checkpoint": {"model_args": "lambda params: dataclasses.asdict(_reference_model_args(params))"},
-    "ex06_rope": {"apply_rope": "lambda x, freqs_cis: _reference_apply_rope(x, freqs_cis).numpy()"},
-    "ex07_attention": {"causal_mask": "lambda seqlen, start_pos=0: _reference_causal_mask(seqlen, start_pos).clamp_min(torch.finfo(torch.float32).min)"},
-    "ex11_forward": {"next_token": "lambda logits: logits[-1].argmax()"},
-}
+# A learner's faults, one per module (tests/plants/<module>/faults/), each asserted on below.
+FAULTS = {plant.module: plant for name, plant in plants.faults().items()
+          if name in ("reserved_tokens_renamed", "model_args_as_a_dict", "prints_then_raises", "mean_square_times_zero",
+                      "linear_changes_its_input", "apply_rope_returns_numpy", "mask_of_the_finite_minimum",
+                      "keys_of_the_wrong_shape", "endless_loop", "next_token_as_a_tensor")}
 FAULT_TESTS = ("test_special_tokens or test_model_args or test_embed or test_rms_norm or test_linear or test_rope_preserves_norms or "
                "test_causal_mask or test_mask_hides or test_self_attention or test_feed_forward or test_next_token")
-
-
-def _overridden(module: str, names: dict[str, str]) -> str:
-    keep = "".join(f"_reference_{name} = {name}\n" for name in names)
-    return solution(module) + "\n\nimport dataclasses  # noqa: E402\n" + keep + with_override(module, names)[len(solution(module)):]
 
 
 @pytest.fixture(scope="module")
@@ -217,14 +176,17 @@ def _first(results: list[dict], test: str) -> dict:
 def test_an_exception_shows_the_learners_line(faults):
     embed = _first(faults["ex03_embeddings"], "test_embed[")
     assert embed["message"].startswith("embed raised ValueError: I give up on purpose")
-    assert "ex03_embeddings.py:5 in embed" in embed["message"] and 'raise ValueError("I give up on purpose")' in embed["message"]
+    line = FAULTS["ex03_embeddings"].line_of('raise ValueError("I give up on purpose")')
+    assert f"ex03_embeddings.py:{line} in embed" in embed["message"]
+    assert 'raise ValueError("I give up on purpose")' in embed["message"]
     assert "Traceback" not in embed["message"] and "row 14999" not in embed["message"]
 
 
 def test_an_error_inside_the_reference_shows_the_learners_line_that_called_it(faults):
     """Exercise 8 passes keys of the wrong shape to the reference's attention (bound while grading exercise 8)."""
     message = _first(faults["ex08_multi_head_attention"], "test_self_attention[")["message"]
-    assert "exercises/ex08_multi_head_attention.py:3 in self_attention" in message, message
+    line = FAULTS["ex08_multi_head_attention"].line_of("return attention(x, x[:, :3], x, mask)")
+    assert f"exercises/ex08_multi_head_attention.py:{line} in self_attention" in message, message
     assert "return attention(x, x[:, :3], x, mask)" in message
     assert "raised inside the reference: solutions/ex07_attention.py:" in message
 

@@ -6,7 +6,8 @@ import torch
 
 from grader.engine import plugin
 from grader.engine.compare import EXACT, TOLERANCES, mismatch, value_mismatch
-from learners import dedent, pytest_in, tree
+import plants
+from learners import pytest_in, tree
 
 
 def test_a_list_diff_labels_its_windows_with_their_start():
@@ -63,12 +64,7 @@ def test_captured_output_is_capped():
 
 
 def test_a_learner_s_prints_after_a_failure_are_capped(tmp_path):
-    root = tree(tmp_path, {"ex03_embeddings": dedent('''
-        def embed(tokens, tok_embeddings):
-            for i in range(15000):
-                print("row", i)
-            return tok_embeddings[tokens] * 2
-        ''')})
+    root = tree(tmp_path, plants.planted([plants.faults()["prints_then_doubles"]]))
     out = pytest_in(root, "exercises/test_ex03_embeddings.py", "-k", "test_embed")
     assert out.returncode == 1, out.stdout[-2000:]
     assert "does not match the reference" in out.stdout and "more lines" in out.stdout

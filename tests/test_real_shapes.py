@@ -79,7 +79,7 @@ def hf_1b(meta_1b, tmp_path_factory) -> Path:
 def test_1b_preset_verifies(meta_1b):
     r = json.loads(llama3_grader("checkpoint", "verify", meta_1b, "--json").stdout)
     assert r["verdict"] in ("matches checklist", "not identified") and r["ok"]
-    assert r["shapes"]["tensors"] == 147 and r["shapes"]["parameters"] == 1_235_814_400  # FACTS 8 (tied)
+    assert r["shapes"]["tensors"] == 147 and r["shapes"]["parameters"] == 1_235_814_400  # docs/facts.md §8 (tied)
     assert r["files"][0]["name"] == "consolidated.00.pth" and r["files"][0]["bytes"] > 2_471_628_800
 
 

@@ -72,7 +72,7 @@ def test_rope_scaling_agrees_with_transformers_llama3_rope(factor, head_dim):
     torch.testing.assert_close(ours, inv_freq.float(), rtol=1e-6, atol=0)
     base = precompute_freqs_cis(head_dim, 2, 500000.0)[1].angle()
     bands = (int((ours == base).sum()), int((ours == base / factor).sum()))
-    assert bands == {64: (15, 14), 128: (29, 29)}[head_dim]  # FACTS 2.2: kept, divided (the rest is smoothed)
+    assert bands == {64: (15, 14), 128: (29, 29)}[head_dim]  # docs/facts.md §2.2: kept, divided (the rest is smoothed)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -93,7 +93,7 @@ def test_generation_stops_at_a_stop_token(model):
 
 
 def test_float32_and_bfloat16_agree_for_eight_tokens(model):
-    """Random weights were scaled so greedy decoding is not decided by rounding (issue 2: at least 8 tokens)."""
+    """Random weights were scaled so greedy decoding is not decided by rounding (at least 8 tokens)."""
     ids, args = _ids(model, "prompt42"), model.checkpoint.args
     f32 = [t for t, _ in generate(ids, model.weights("float32"), args, 8)]
     bf16 = [t for t, _ in generate(ids, model.weights(), args, 8)]

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from ckpt_kit import clean_env, grader, one_line_error  # noqa: F401
+from ckpt_kit import grader, one_line_error
 from grader.engine import ranks
 from grader.specs import ex17_tensor_parallel as spec17
 from grader.specs.outputs import LOGITS_STRIDE

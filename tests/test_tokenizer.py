@@ -1,4 +1,4 @@
-"""The shipped tokenizer and the reference tokenizer code reproduce the published facts (FACTS sections 0 and 4)."""
+"""The shipped tokenizer and the reference tokenizer code reproduce the published facts (docs/facts.md §0 and §4)."""
 
 import hashlib
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ckpt_kit import grader
-from gguf_kit import one_thread, trained  # noqa: F401
+from gguf_kit import trained
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FRANCE = "The capital of France is"

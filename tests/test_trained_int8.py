@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gguf_kit import one_thread, trained  # noqa: F401
+from gguf_kit import trained
 from grader.formats import checkpoint, int8
 from prompts import PROMPTS
 from solutions import ex11_forward, ex16_int8

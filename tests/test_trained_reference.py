@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gguf_kit import one_thread, trained  # noqa: F401
+from gguf_kit import trained
 from grader.formats import checkpoint, hf_layout
 from solutions.ex11_forward import forward
 from solutions.ex12_generation import generate

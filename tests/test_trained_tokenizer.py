@@ -17,7 +17,8 @@ from grader.formats import tokenizer as tokenizers
 from grader.paths import TOKENIZER
 from solutions import ex01_tokenizer as ex01
 
-# The issue's split pattern for tokenizer.ggml.pre == "smollm": each digit alone, then GPT-2's byte-level split.
+# The split pattern of llama.cpp's pre-tokenizer "smollm" (the GGUF's tokenizer.ggml.pre): each digit alone, then
+# GPT-2's byte-level split.
 SMOLLM_PATTERN = r"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"
 SMOLLM_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>", "<filename>",
                    "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>", "<jupyter_text>",

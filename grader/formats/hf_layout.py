@@ -1,4 +1,4 @@
-"""Hugging Face's layout of a Llama checkpoint: key names, q/k row order, config.json (FACTS section 5)."""
+"""Hugging Face's layout of a Llama checkpoint: key names, q/k row order, config.json (docs/facts.md §5)."""
 
 import re
 
@@ -24,7 +24,7 @@ KEY_MAP = {
 _TO_HF = [(re.compile("^" + re.escape(m).replace(r"\{\}", r"(\d+)") + "$"), h) for m, h in KEY_MAP.items()]
 _TO_META = [(re.compile("^" + re.escape(h).replace(r"\{\}", r"(\d+)") + "$"), m) for m, h in KEY_MAP.items()]
 
-# (dim, FFN hidden) -> (multiple_of, ffn_dim_multiplier) of Meta's released params.json files (FACTS 1.1).
+# (dim, FFN hidden) -> (multiple_of, ffn_dim_multiplier) of Meta's released params.json files (docs/facts.md §1.1).
 KNOWN_FFN = {
     (4096, 14336): (1024, 1.3),
     (8192, 28672): (4096, 1.3),

@@ -15,9 +15,9 @@ TOKENIZER_TEXTS = {
     "unicode": "🦙 Llama 3 🚀 👍🏽 é ñ ü 日本語 한국어 Ελληνικά",
 }
 SPECIAL_TEXT = "<|begin_of_text|>user said <|eot_id|> in plain text"
-# Published token ids of the 42 prompt (FACTS section 0).
+# Published token ids of the 42 prompt (docs/facts.md §0).
 PROMPT42_IDS = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861, 11, 323, 4395, 374, 220]
-# params.json of released models (FACTS section 1.1), for the calls that need no checkpoint.
+# params.json of released models (docs/facts.md §1.1), for the calls that need no checkpoint.
 RELEASED = {
     "llama3-8b": {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,
                   "multiple_of": 1024, "ffn_dim_multiplier": 1.3, "norm_eps": 1e-05, "rope_theta": 500000.0},

@@ -1,0 +1,42 @@
+"""Fixtures the kit's test files share; pytest finds them here, no import needed."""
+
+from pathlib import Path
+
+import pytest
+
+from cli_kit import UNSET, kit
+from learners import exercises_from
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch):
+    """No checkpoint or RoPE override from the environment; the kit's cache in tmp_path."""
+    for name in ("LLAMA3_CHECKPOINT", "LLAMA3_ROPE_SCALE_FACTOR", "LLAMA3_KIT_IMPL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    """A pristine kit folder that in-process CLI calls use (cli_kit.call), its exercises/ the one --impl exercises
+    imports."""
+    folder = kit(tmp_path)
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLAMA3_KIT_ROOT", str(folder))
+    monkeypatch.setenv("LLAMA3_KIT_CACHE", str(tmp_path / "kit-cache"))
+    with exercises_from(folder):
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module: a 135M model gains little from two, and on the busy 2-core machine waiting
+    threads made test_trained_reference.py 8 times slower (230 s against 29 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
