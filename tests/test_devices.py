@@ -235,9 +235,9 @@ def test_the_recorder_names_a_tensor_made_without_a_device_and_a_pinned_one():
 def correct_variants() -> dict[str, tuple[str, str]]:
     """name -> (exercise module, the module's whole source) of every correct variant. The one place that knows where
     they are kept."""
-    from variants import VARIANTS, planted
+    import plants
 
-    return {name: (module, planted([name])[module]) for name, (module, _) in VARIANTS.items()}
+    return {name: (p.module, p.planted()) for name, p in plants.variants().items()}
 
 
 def load(module: str, source: str, name: str) -> types.ModuleType:
