@@ -93,6 +93,13 @@ def peak_memory(device) -> int | None:
     return None
 
 
+def reset_peak_memory(device) -> None:
+    """Start peak_memory's count afresh (CUDA's; MPS keeps no peak, the CPU's is the process's)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def pinned_device_problem(error_or_output, device) -> str | None:
     """A one-line message when code graded on device pinned another one: the error torch raised where tensors on two
     devices met (or a generator on one met probabilities on another), or an output tensor left elsewhere. None when

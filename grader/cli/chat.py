@@ -7,6 +7,7 @@ import sys
 
 from ..errors import KitError
 from ..i18n import LANGS, say
+from . import on_device
 
 # The system message a model's chat template adds when the first message is not a system one (SmolLM2's GGUF
 # tokenizer.chat_template): the chat starts with it, so the model reads what its template gives.
@@ -25,49 +26,63 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens of one reply at most (default 256)")
     p.add_argument("--max-seq-len", type=int, default=2048, help="tokens of the whole conversation at most (default 2048)")
     add_sampling_arguments(p, "samples with exercise 13's Sampler (default: greedy)")
+    on_device.add_argument(p)
     p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from .. import devices
     from ..engine import impl as impls
-    from ..engine.calls import GradeFailure, NotStarted, invoke
+    from ..engine.calls import GradeFailure, NotStarted
     from ..formats import checkpoint
-    from .generate import sampler, sampling
+    from .generate import sampling
 
     lang = getattr(args, "lang", None)
     impl = impls.choice(args.impl)
     settings = sampling(args)
     if args.max_new_tokens < 1 or args.max_seq_len <= args.max_new_tokens:
         raise KitError(f"--max-new-tokens must be at least 1 and below --max-seq-len ({args.max_new_tokens}, {args.max_seq_len})")
-    ck = checkpoint.load(args.checkpoint, checkpoint.parse_dtype(args.dtype) if args.dtype else None)
+    device = on_device.choice(args)
+    ck = checkpoint.load(args.checkpoint)
     chat_format = ck.tokenizer.chat_format
     if chat_format is None:
         raise KitError(f"{ck.folder} has no chat format its tokenizer knows: chat needs an Instruct model's tokenizer "
                        "(Llama 3's, or ChatML's like the fetched SmolLM2's)")
     system = DEFAULT_SYSTEM.get(ck.tokenizer.name) if args.system is None else (args.system or None)
+    weights = on_device.weights(ck, checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype, device)
     try:
-        tok = invoke(impls.module, impl, "ex01_tokenizer")
-        encoding = invoke(tok.load_tokenizer, ck.tokenizer_path) if ck.tokenizer.is_llama3 else ck.tokenizer.encoding
-        chat = invoke(invoke(impls.module, impl, "ex14_chat").Chat, ck.weights, ck.args, encoding, chat_format,
-                      ck.tokenizer.stop_ids, args.max_seq_len, system)
-        pick_token = sampler(impl, settings)
-        with_system = say("cli.chat.system", lang=lang, system=system) if system else ""
-        print(say("cli.chat.started", lang=lang, impl=impl, folder=ck.folder, chat_format=chat_format,
-                  system=with_system, quit=QUIT), flush=True)
-        while True:
-            try:
-                line = input(say("cli.chat.prompt", lang=lang))
-            except (EOFError, KeyboardInterrupt):
-                print()
-                return 0
-            if line.strip() == QUIT:
-                return 0
-            reply(chat, line, args.max_new_tokens, pick_token, encoding.decode, lang)
+        with devices.on(device):  # the conversation, its cache and every reply on the device
+            return _converse(impl, ck, weights, chat_format, system, settings, args, lang)
     except NotStarted as e:
         raise KitError(f"{e} (or chat with the reference: --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
+
+
+def _converse(impl: str, ck, weights, chat_format: str, system: str | None, settings, args, lang) -> int:
+    """The loop of questions and replies until Ctrl-D or /quit."""
+    from ..engine import impl as impls
+    from ..engine.calls import invoke
+    from .generate import sampler
+
+    tok = invoke(impls.module, impl, "ex01_tokenizer")
+    encoding = invoke(tok.load_tokenizer, ck.tokenizer_path) if ck.tokenizer.is_llama3 else ck.tokenizer.encoding
+    chat = invoke(invoke(impls.module, impl, "ex14_chat").Chat, weights, ck.args, encoding, chat_format,
+                  ck.tokenizer.stop_ids, args.max_seq_len, system)
+    pick_token = sampler(impl, settings)
+    with_system = say("cli.chat.system", lang=lang, system=system) if system else ""
+    print(say("cli.chat.started", lang=lang, impl=impl, folder=ck.folder, chat_format=chat_format,
+              system=with_system, quit=QUIT), flush=True)
+    while True:
+        try:
+            line = input(say("cli.chat.prompt", lang=lang))
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if line.strip() == QUIT:
+            return 0
+        reply(chat, line, args.max_new_tokens, pick_token, encoding.decode, lang)
 
 
 def reply(chat, content: str, max_new_tokens: int, pick_token, decode, lang) -> None:

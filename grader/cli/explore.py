@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..errors import KitError
 from ..i18n import LANGS, say
+from . import on_device
 
 NAMES = {1: "attention", 2: "predictions", 3: "unmasked", 4: "rope"}
 DEFAULT_PROMPT = "The capital of France is Paris, and the capital of Italy is"
@@ -38,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--head", type=int, default=0, help="the head of the attention map (default 0)")
     p.add_argument("--top-k", type=int, default=5, help="predictions per position (default 5)")
     p.add_argument("--out", type=Path, default=Path("pictures"), help="folder for the PNGs (default: ./pictures)")
+    on_device.add_argument(p)
     p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
     p.set_defaults(run=run)
 
@@ -47,12 +49,13 @@ def run(args) -> int:
     from ..engine.calls import GradeFailure, NotStarted, invoke
     from ..formats import checkpoint
 
+    device = on_device.choice(args)
     ck = checkpoint.load(args.checkpoint)
     impl = impls.choice(args.impl)
     numbers = [args.number] if args.number else sorted(NAMES)
     try:
         mod, fwd = (invoke(impls.module, impl, name) for name in ("ex15_experiments", "ex11_forward"))
-        results = explore(mod, fwd.forward, ck, args.prompt, numbers, args.layer, args.head, args.top_k)
+        results = explore(mod, fwd.forward, ck, args.prompt, numbers, args.layer, args.head, args.top_k, device)
     except NotStarted as e:
         raise KitError(f"{e} (or explore with the reference: --impl solutions)") from None
     except GradeFailure as e:
@@ -68,14 +71,14 @@ def run(args) -> int:
     return 0
 
 
-def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, head: int = 0, k: int = 5) -> list[Result]:
+def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, head: int = 0, k: int = 5,
+            device: str = "cpu") -> list[Result]:
     """The experiments numbered, run with mod (an exercise 15 module) and forward (exercise 11's, for the masked
-    predictions) on the checkpoint, in float32."""
+    predictions) on the checkpoint, in float32, on device; what they give comes back to the CPU."""
     import torch
 
-    from .. import pictures
+    from .. import devices, pictures
     from ..engine.calls import invoke
-    from ..formats.checkpoint import CastOnRead
 
     args = ck.args
     if not 0 <= layer < args.n_layers:
@@ -87,21 +90,23 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
     ids = ck.tokenizer.encode(prompt)
     if not ids:
         raise KitError("the prompt is empty: pass --prompt TEXT")
-    weights, tokens = CastOnRead(ck.weights, torch.float32), torch.tensor(ids)  # [seq]
+    weights = on_device.weights(ck, torch.float32, device)  # cast as each is read
     piece = lambda i: ck.tokenizer.decode([i])  # noqa: E731
     labels = [piece(i) for i in ids]
     results = []
-    with torch.inference_mode():
+    on_cpu = lambda t: devices.to_device(t, "cpu")  # noqa: E731
+    with devices.on(device), torch.inference_mode():
+        tokens = torch.tensor(ids)  # [seq]
         for n in numbers:
             if n == 1:
-                probs = invoke(mod.attention_probs, tokens, weights, args, layer)[head]  # [seq, seq]
+                probs = on_cpu(invoke(mod.attention_probs, tokens, weights, args, layer)[head])  # [seq, seq]
                 title = f"attention, layer {layer}, head {head}"
                 results.append(Result(n, title, attention_table(probs, labels),
                                       lambda p=probs, t=title: pictures.attention_map(p, labels, t)))
             elif n in (2, 3):
                 fwd = mod.forward_unmasked if n == 3 else forward
                 logits = invoke(fwd, tokens, weights, args)  # [seq, vocab_size]
-                top_probs, top_ids = invoke(mod.top_predictions, logits, k)  # [seq, k] x 2
+                top_probs, top_ids = on_cpu(invoke(mod.top_predictions, logits, k))  # [seq, k] x 2
                 title = "the next token after each position" + (", without the causal mask" if n == 3 else "")
                 results.append(Result(n, title, predictions_table(top_probs, top_ids, labels, piece),
                                       lambda p=top_probs, i=top_ids, t=title: pictures.predictions(p, i, labels, piece, t)))
@@ -115,6 +120,7 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
                                 weights["layers.0.attention.wv.weight"], args.n_heads, args.n_kv_heads)[0][0, head]  # [head_dim]
                 freqs_cis = precompute_freqs_cis(args.head_dim, ROPE_POSITIONS, args.rope_theta, args.rope_scale_factor)
                 points = invoke(mod.rope_rotation, q, freqs_cis)  # [positions, head_dim // 2, 2]
+                points, freqs_cis = on_cpu((points, freqs_cis))
                 title = f"RoPE: the pairs of layer 0's query (head {head}, last token) at positions 0..{ROPE_POSITIONS - 1} (dark to light)"
                 results.append(Result(n, title, rope_table(freqs_cis), lambda p=points, t=title: pictures.rope_pairs(p, t)))
     return results

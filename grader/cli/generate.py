@@ -4,6 +4,7 @@ import json
 import sys
 
 from ..errors import KitError
+from . import on_device
 
 DEFAULT_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 PAGE_IN_ABOVE = 256 * 2**20  # bytes: show a progress bar while reading weights larger than this
@@ -18,9 +19,12 @@ def register(sub) -> None:
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
     add_sampling_arguments(p, "runs exercise 13's generate with its Sampler instead of exercise 12's greedy generate")
-    p.add_argument("--ranks", type=int, help="run your tensor-parallel generation (exercise 17) on this many processes of this machine")
-    p.add_argument("--distributed", action="store_true", help="be one rank of the group torchrun started (RANK, WORLD_SIZE, "
-                                                               "MASTER_ADDR, MASTER_PORT); rank 0 prints (docs/tensor-parallel.md)")
+    on_device.add_argument(p)
+    p.add_argument("--ranks", type=int, help="run your tensor-parallel generation (exercise 17) on this many processes "
+                                             "of this machine, on the CPU over gloo")
+    p.add_argument("--distributed", action="store_true",
+                   help="be one rank of the group torchrun started (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), on the "
+                        "CPU over gloo; rank 0 prints (docs/tensor-parallel.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
 
@@ -75,18 +79,20 @@ def run(args) -> int:
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if args.ranks is not None or args.distributed:
+        on_device.choice(args, cpu_only="--ranks" if args.ranks is not None else "--distributed")
         if settings is not None:
             raise KitError("--ranks and --distributed run exercise 17's greedy parallel_generate: drop --temperature, "
                            "--top-k, --top-p and --seed")
         from . import generate_ranks
 
         return generate_ranks.run(args, impl)
-    return _run(args, impl, settings)
+    return _run(args, impl, settings, on_device.choice(args))
 
 
-def _run(args, impl: str, settings: dict | None) -> int:
+def _run(args, impl: str, settings: dict | None, device: str) -> int:
     import torch
 
+    from .. import devices
     from ..formats import checkpoint
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
@@ -96,7 +102,8 @@ def _run(args, impl: str, settings: dict | None) -> int:
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
     if ck.nbytes > PAGE_IN_ABOVE:
         checkpoint.page_in(ck.weights)
-    weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
+    devices.reset_peak_memory(device)
+    weights = on_device.weights(ck, dtype, device)  # no copy of the model in a wider dtype, on the CPU or the device
     try:
         tok = invoke(impls.module, impl, "ex01_tokenizer")
         generate, extra = generator(impl, settings)
@@ -109,7 +116,7 @@ def _run(args, impl: str, settings: dict | None) -> int:
                            f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
         generated, top10 = [], []
         show = streamer(decode)
-        with torch.inference_mode():
+        with devices.on(device), torch.inference_mode():  # a tensor made without a device lands on it
             for token, logits in invoke(generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
                     values, ids = logits.float().topk(10)
@@ -118,24 +125,28 @@ def _run(args, impl: str, settings: dict | None) -> int:
                 if not args.json:
                     show(generated)
         text = decode(generated)
+        devices.synchronize(device)
     except NotStarted as e:
         raise KitError(f"{e} (or run the reference with --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
+    peak = devices.peak_memory(device)
     if args.json:
         print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
                           "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings}, ensure_ascii=False))
+                          "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings, "device": device,
+                          "peak_gpu_bytes": peak, "checkpoint_bytes": ck.nbytes}, ensure_ascii=False))
     else:
         print()
-        for line in notes(ck, dtype):
+        for line in notes(ck, dtype, device, peak):
             print(line, file=sys.stderr)
     return 0
 
 
-def notes(ck, dtype) -> list[str]:
+def notes(ck, dtype, device: str = "cpu", peak: int | None = None) -> list[str]:
     """What to keep in mind when reading the text: random weights write random text, and in bf16 (dtype, what the
-    weights are computed in) a correct implementation may part from the reference."""
+    weights are computed in) a correct implementation may part from the reference; off the CPU, where it ran and
+    the GPU memory it took at most."""
     import torch
 
     from ..i18n import say
@@ -146,4 +157,7 @@ def notes(ck, dtype) -> list[str]:
         lines.append(say("cli.generate.random_weights"))
     if dtype == torch.bfloat16:
         lines.append(say("cli.generate.bfloat16"))
+    if peak is not None:
+        lines.append(say("cli.generate.on_device", device=on_device.gpu_name(device), peak_gb=peak / 1e9,
+                         checkpoint_gb=ck.nbytes / 1e9))
     return lines

@@ -16,6 +16,7 @@ def add_arguments(p) -> None:
                    help="exit with code 1 unless every exercise passes (for scripts; without it the exit code is 0 once grading ran)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions (the reference); or set LLAMA3_KIT_IMPL")
     p.add_argument("--lang", choices=LANGS, help="en or zh (or set LLAMA3_KIT_LANG)")
+    p.add_argument("--device", help="grade on cpu (the default), cuda, mps or auto; or set LLAMA3_KIT_DEVICE")
 
 
 def run(args) -> int:
@@ -26,7 +27,7 @@ def run(args) -> int:
     impl = impls.choice(args.impl)
     spinner = progress.console.status(say("cli.scoreboard.grading", lang=args.lang))
     with spinner if progress.console.is_terminal else contextlib.nullcontext():
-        results = grading.run(impl=impl, lang=args.lang)
+        results = grading.run(impl=impl, lang=args.lang, device=args.device)
     scores = [grading.score(e, results) for e in curriculum.track("core")]
     extras = [grading.score(e, results) for e in curriculum.track("extras")]  # a second track: never holds back the core
     if impl == "exercises":

@@ -61,9 +61,10 @@ def score(exercise: Exercise, results: list) -> Score:
 
 
 def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: Path | None = None,
-        lang: str | None = None) -> list:
+        lang: str | None = None, device: str | None = None) -> list:
     """The graded tests' results, of these exercises (all when None), on root/exercises (the learner's folder by
-    default) with impl under test. Every way this cannot run is a KitError."""
+    default) with impl under test, on device (None: LLAMA3_KIT_DEVICE, else the CPU). Every way this cannot run is a
+    KitError."""
     from . import results
 
     folder = (root or workspace.root()) / "exercises"
@@ -77,7 +78,8 @@ def run(exercises: list[Exercise] | None = None, impl: str = "exercises", root: 
     out = io.StringIO()
     with first_on_path(folder.parent), _language(lang), redirect_stdout(out), redirect_stderr(out):
         code, found = results.run([*map(str, targets), "-p", "grader.engine.plugin", "--impl", impl,
-                                   "--rootdir", str(folder.parent)], quiet=False)
+                                   *(["--device", device] if device else []), "--rootdir", str(folder.parent)],
+                                  quiet=False)
     _check_exit(code, out.getvalue(), folder, lang)
     return found
 
