@@ -1,5 +1,6 @@
-"""`llama3-grader bench`: how fast the implementation under test runs on a checkpoint, against two bounds measured on
-the spot and, when transformers is installed, its LlamaForCausalLM on the same weights, dtype and threads.
+"""`llama3-grader bench`: how fast the implementation under test runs on a checkpoint, on the chosen device (--device),
+against two bounds measured on the spot and, when transformers is installed, its LlamaForCausalLM on the same weights,
+dtype, device and threads.
 
 Figures are medians over --repeats rounds. In a round the contenders run in lockstep, one token each in turn (ours
 with the KV cache, transformers', ours recomputing, a kernel-bound pass, a read pass), so a machine that slows down
@@ -10,10 +11,19 @@ for a while slows every contender alike; ratios are medians of each round's own 
   decode_nocache_tok_s  the same without a cache: every new token re-runs the whole sequence (ex11's generate_uncached)
   kernel_bound_tok_s    1 / the time of one [1, in] x [out, in] F.linear through every weight matrix of the model:
                         the matmuls a decode step cannot avoid, with the kernel the reference uses, nothing else
-  bandwidth_bound_tok_s measured read bandwidth / bytes of weights read per token (every matrix once)
+  bandwidth_bound_tok_s measured read bandwidth / bytes of weights read per token (weight_bytes_per_token)
+  weight_bytes_per_token  every matrix a decode step reads, once: the embedding table only where it is also the output
+                        projection (tied), as gpt-fast and torchao leave the embedding lookup out; norms not counted
   peak_rss_bytes        peak resident memory of this process after our runs (before transformers is imported)
   decode_sampled_tok_s  decode with exercise 13's generate and Sampler (SAMPLING), when the implementation has it;
                         ratios.sampling_overhead is the time it adds per token against greedy decoding
+
+On a GPU (CUDA or MPS) the weights are copied there in the dtype benched, every contender runs there (within
+devices.on: TF32 off), each token is timed with the device synchronized before and after, and the passes between
+CUDA events. There the read bandwidth is that of one large tensor (read_bytes, up to 1 GiB), summed once per turn: a
+decode step's matrices are read by many kernels, and one large read is the bound they approach. peak_gpu_bytes is the
+peak torch allocated on the GPU while ours decoded the warm-up tokens (weights, KV cache, activations), and the same
+for transformers (its own q/k copies, cache and activations, on the shared weights).
 """
 
 import json
@@ -23,7 +33,7 @@ import sys
 import time
 
 from ..errors import KitError
-from . import timing
+from . import on_device, timing
 from .generate import DEFAULT_PROMPT
 
 JSON_KEYS = ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "peak_rss_bytes", "checkpoint_bytes",
@@ -41,9 +51,12 @@ def register(sub) -> None:
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt to prefill (default: the 42 prompt)")
     p.add_argument("--no-transformers", action="store_true", help="skip transformers' LlamaForCausalLM even if installed")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
-    p.add_argument("--int8", action="store_true", help="your int8 model (exercise 16) against the bf16 reference: decode, bounds, peak RSS")
-    p.add_argument("--ranks", type=int, help="your tensor-parallel generation (exercise 17) on 1 and on this many ranks, with "
-                                             "the time in all-reduce (--threads is then per rank, default 1)")
+    on_device.add_argument(p)
+    p.add_argument("--int8", action="store_true",
+                   help="your int8 model (exercise 16) against the bf16 reference: decode, bounds, peak RSS (on the CPU)")
+    p.add_argument("--ranks", type=int,
+                   help="your tensor-parallel generation (exercise 17) on 1 and on this many ranks, with the time in "
+                        "all-reduce (--threads is then per rank, default 1; on the CPU over gloo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -70,8 +83,10 @@ def _hf_generate(model, prompt_ids: list[int], n_tokens: int, _stop=()):
 
 def matmul_weights(weights: dict) -> list:
     """The weight matrices one decode step multiplies by: every 2-D tensor but the embedding table (a lookup);
-    a tied output.weight counts, as it is multiplied by."""
-    return [w for name, w in weights.items() if w.dim() == 2 and name != "tok_embeddings.weight"]
+    a tied output.weight counts, as it is multiplied by. The same as int8.matrices, which --int8 counts."""
+    from ..formats import int8
+
+    return int8.matrices(weights)
 
 
 SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.9, "seed": 0}
@@ -90,14 +105,15 @@ def _sampling(impl: str):
 
 
 def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, with_transformers: bool,
-            progress=lambda message: None) -> dict:
-    """Every figure of the bench, as one dict (see the module docstring).
+            progress=lambda message: None, device: str = "cpu") -> dict:
+    """Every figure of the bench, as one dict (see the module docstring), with ck's weights where they are, on device.
 
     Each round runs the contenders in lockstep, one token each in turn (ours with the cache, transformers', ours
     recomputing, one kernel-bound pass, one read pass), the order rotating from token to token: whatever else the
     machine does slows them alike, so their ratios hold even where the absolute figures wander."""
     import torch
 
+    from .. import devices
     from ..engine import impl as impls
 
     gen = impls.module(impl, "ex12_generation")
@@ -105,36 +121,43 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     n = new_tokens + 1  # the first token comes from the prefill; new_tokens decode steps follow
     mats = matmul_weights(ck.weights)
     bytes_per_token = sum(w.numel() * w.element_size() for w in mats)
-    kernel, read = timing.kernel_pass(mats), timing.read_pass(mats)
     args = (prompt_ids, ck.weights, ck.args)
     sampling = _sampling(impl)
+    on_cpu = device == "cpu"
+    Steps = lambda *a: timing.Steps(*a, device=device)  # noqa: E731, N806
 
     progress("warming up (and measuring peak memory)")
-    with torch.inference_mode():
-        warm = timing.Steps(gen.generate, *args, n, ())
+    with devices.on(device), torch.inference_mode():
+        devices.reset_peak_memory(device)
+        warm = Steps(gen.generate, *args, n, ())
         for _ in range(n):
             warm.step()
+        del warm  # its KV cache
+        peak = devices.peak_memory(device)  # before the passes allocate theirs
+        kernel = timing.kernel_pass(mats)
+        read, read_bytes = (timing.read_pass(mats), bytes_per_token) if on_cpu else timing.device_read_pass(device)
         if sampling is not None:
-            timing.Steps(sampling[0], *args, 2, (), sampling[1]()).step()
+            Steps(sampling[0], *args, 2, (), sampling[1]()).step()
         longest = list(prompt_ids) + [prompt_ids[-1]] * new_tokens
-        timing.Steps(fwd.generate_uncached, longest, ck.weights, ck.args, 1, ()).step()
+        Steps(fwd.generate_uncached, longest, ck.weights, ck.args, 1, ()).step()
         kernel(), read()
     rss = timing.peak_rss_bytes()  # before transformers is imported
-    hf_model, hf_version = _transformers(ck) if with_transformers else (None, None)
+    hf_model, hf_version = _transformers(ck, device) if with_transformers else (None, None)
+    hf_peak = _hf_peak(hf_model, prompt_ids, n, device) if hf_model is not None and not on_cpu else None
 
     rounds = []
     for r in range(repeats):
-        ours = timing.Steps(gen.generate, *args, n, ())
-        theirs = timing.Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
-        recompute = timing.Steps(fwd.generate_uncached, *args, n, ())
-        sampled = timing.Steps(sampling[0], *args, n, (), sampling[1]()) if sampling is not None else None
+        ours = Steps(gen.generate, *args, n, ())
+        theirs = Steps(_hf_generate, hf_model, prompt_ids, n) if hf_model is not None else None
+        recompute = Steps(fwd.generate_uncached, *args, n, ())
+        sampled = Steps(sampling[0], *args, n, (), sampling[1]()) if sampling is not None else None
         kernel_s, read_s = [], []
         turns = [ours.step, recompute.step, lambda: kernel_s.append(kernel()), lambda: read_s.append(read())]
         if theirs is not None:
             turns.insert(1, theirs.step)
         if sampled is not None:
             turns.insert(1, sampled.step)
-        with torch.inference_mode():
+        with devices.on(device), torch.inference_mode():
             for i in range(n):
                 if i % 8 == 0:
                     progress(f"round {r + 1}/{repeats}: token {i + 1}/{n}")
@@ -146,7 +169,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
             "decode_nocache_tok_s": recompute.decode_tok_s(),
             # means over the same tokens as the decode figures, so a hiccup weighs on both alike
             "kernel_bound_tok_s": len(kernel_s) / sum(kernel_s),
-            "read_bandwidth_gb_s": bytes_per_token * len(read_s) / sum(read_s) / 1e9,
+            "read_bandwidth_gb_s": read_bytes * len(read_s) / sum(read_s) / 1e9,
             "transformers_prefill_ms": theirs.prefill_ms() if theirs else None,
             "transformers_decode_tok_s": theirs.decode_tok_s() if theirs else None,
             "decode_sampled_tok_s": sampled.decode_tok_s() if sampled else None,
@@ -165,6 +188,8 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "layout": ck.layout,
         "dtype": str(ck.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
+        "device": device,
+        "device_name": on_device.gpu_name(device),
         "prompt_tokens": len(prompt_ids),
         "new_tokens": new_tokens,
         "repeats": repeats,
@@ -174,6 +199,8 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "peak_rss_bytes": rss,
         "checkpoint_bytes": ck.nbytes,
         "weight_bytes_per_token": bytes_per_token,
+        "read_bytes": read_bytes,
+        "peak_gpu_bytes": peak,
         "read_bandwidth_gb_s": med("read_bandwidth_gb_s"),
         "bandwidth_bound_tok_s": med("read_bandwidth_gb_s") * 1e9 / bytes_per_token,
         "kernel_bound_tok_s": med("kernel_bound_tok_s"),
@@ -186,7 +213,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     }
     if hf_model is not None:
         result["transformers"] = {"version": hf_version, "prefill_ms": med("transformers_prefill_ms"),
-                                  "decode_tok_s": med("transformers_decode_tok_s")}
+                                  "decode_tok_s": med("transformers_decode_tok_s"), "peak_gpu_bytes": hf_peak}
     # ratios are medians of each round's own ratio: paired figures, measured side by side
     for r in rounds:
         r["bandwidth_bound_tok_s"] = r["read_bandwidth_gb_s"] * 1e9 / bytes_per_token
@@ -196,21 +223,40 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "cached_vs_nocache": med_ratio("decode_tok_s", "decode_nocache_tok_s"),
         "decode_vs_transformers": med_ratio("decode_tok_s", "transformers_decode_tok_s") if hf_model is not None else None,
         "peak_rss_vs_checkpoint": rss / ck.nbytes,
+        "peak_gpu_vs_checkpoint": peak / ck.nbytes if peak is not None else None,
         # time per token sampling adds to greedy decoding: greedy tok/s over sampled tok/s, minus one
         "sampling_overhead": med_ratio("decode_tok_s", "decode_sampled_tok_s") - 1 if sampling is not None else None,
     }
     return result
 
 
-def _transformers(ck):
-    """transformers' LlamaForCausalLM on the checkpoint's weights, or (None, None) when transformers is not installed."""
+def _transformers(ck, device: str = "cpu"):
+    """transformers' LlamaForCausalLM on the checkpoint's weights (its buffers made on device, where they are), or
+    (None, None) when transformers is not installed."""
     try:
         import transformers
     except ImportError:
         return None, None
+    from .. import devices
     from ..formats import hf_layout
 
-    return hf_layout.transformers_model(ck.weights, ck.args), transformers.__version__
+    with devices.on(device):
+        return hf_layout.transformers_model(ck.weights, ck.args), transformers.__version__
+
+
+def _hf_peak(model, prompt_ids: list[int], n: int, device: str) -> int | None:
+    """The peak memory transformers' model allocates on device while it decodes n tokens (its warm-up, too)."""
+    import torch
+
+    from .. import devices
+
+    with devices.on(device), torch.inference_mode():
+        devices.reset_peak_memory(device)
+        warm = timing.Steps(_hf_generate, model, prompt_ids, n, device=device)
+        for _ in range(n):
+            warm.step()
+        del warm
+        return devices.peak_memory(device)
 
 
 def run(args) -> int:
@@ -235,7 +281,6 @@ def run(args) -> int:
 
 
 def _run(args, impl: str) -> int:
-    from ..formats import checkpoint
     from ..engine.calls import GradeFailure, NotStarted
     from ..progress import console
 
@@ -247,6 +292,7 @@ def _run(args, impl: str) -> int:
 
     if args.int8 and args.ranks is not None:
         raise KitError("--int8 and --ranks are two benches: run one, then the other")
+    device = on_device.choice(args, "--ranks" if args.ranks is not None else "--int8" if args.int8 else None)
     kind = None  # the module of --int8 or --ranks, whose report prints its figures
     try:
         if args.ranks is not None:
@@ -254,9 +300,7 @@ def _run(args, impl: str) -> int:
 
             result = kind.run(args, impl, progress)
         else:
-            dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-            ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
-            checkpoint.page_in(ck.weights)
+            ck = _load(args, device)
             prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
             if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
                 raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
@@ -266,7 +310,8 @@ def _run(args, impl: str) -> int:
 
                 result = kind.measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, progress)
             else:
-                result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers, progress)
+                result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers,
+                                 progress, device)
     except NotStarted as e:
         raise KitError(f"{e} (or bench the reference with --impl solutions)") from None
     except GradeFailure as e:
@@ -275,13 +320,32 @@ def _run(args, impl: str) -> int:
     return 0
 
 
+def _load(args, device: str):
+    """The checkpoint with its weights in the dtype benched, on device: on the CPU cast at load (memory-mapped when no
+    cast is asked); elsewhere read memory-mapped, each tensor copied to the device and cast there."""
+    import dataclasses
+
+    from ..formats import checkpoint
+
+    dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
+    ck = checkpoint.load(args.checkpoint, dtype if device == "cpu" else None, args.rope_scale_factor)
+    checkpoint.page_in(ck.weights)
+    if device != "cpu":
+        ck = dataclasses.replace(ck, weights=on_device.moved(ck.weights, device, dtype))
+    return ck
+
+
 def report(r: dict) -> str:
-    """The figures as a few aligned lines."""
+    """The figures as a few aligned lines; on a GPU, its name in the first line, the read bandwidth of its large tensor
+    and the peak GPU memory of both contenders in place of the process's peak RSS."""
     ratios, hf = r["ratios"], r["transformers"]
     gb = 1e9
+    on_gpu = r.get("device", "cpu") != "cpu"
     lines = [
         f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {r['checkpoint_bytes'] / gb:.2f} GB), "
-        f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
+        + (f"on {r['device_name']}, " if on_gpu else "")
+        + f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, "
+        f"medians of {r['repeats']}",
         f"  prefill                {r['prefill_ms']:9.1f} ms" + (f"      transformers {hf['prefill_ms']:9.1f} ms" if hf else ""),
         f"  decode, KV cache       {r['decode_tok_s']:9.2f} tok/s"
         + (f"   transformers {hf['decode_tok_s']:9.2f} tok/s ({ratios['decode_vs_transformers']:.2f}x)" if hf
@@ -290,8 +354,17 @@ def report(r: dict) -> str:
         f"  decode, sampling       {r['decode_sampled_tok_s']:9.2f} tok/s   (exercise 13, T 0.8, top-k 50, top-p 0.9: "
         f"{ratios['sampling_overhead']:+.1%} per token)" if r["decode_sampled_tok_s"] else "  decode, sampling: exercise 13 not done",
         f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
-        f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read, "
-        f"{r['weight_bytes_per_token'] / gb:.2f} GB per token)",
-        f"  peak RSS               {r['peak_rss_bytes'] / gb:9.2f} GB      ({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)",
+        f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read"
+        + (f" from one {r['read_bytes'] / 2**20:.0f} MiB tensor" if on_gpu else "")
+        + f", {r['weight_bytes_per_token'] / gb:.2f} GB per token"
+        + (f"; decode reaches {ratios['decode_vs_bandwidth_bound']:.0%})" if on_gpu else ")"),
     ]
+    if on_gpu and r["peak_gpu_bytes"] is not None:
+        theirs = hf and hf.get("peak_gpu_bytes")
+        lines.append(f"  peak GPU memory        {r['peak_gpu_bytes'] / gb:9.2f} GB      "
+                     f"({ratios['peak_gpu_vs_checkpoint']:.2f}x the checkpoint's bytes)"
+                     + (f"   transformers {theirs / gb:.2f} GB" if theirs else ""))
+    elif not on_gpu:
+        lines.append(f"  peak RSS               {r['peak_rss_bytes'] / gb:9.2f} GB      "
+                     f"({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)")
     return "\n".join(lines)

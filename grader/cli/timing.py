@@ -1,5 +1,9 @@
 """What the bench modules share: an implementation's generator timed token by token, the passes that measure the
-kernel and bandwidth bounds, and the peak resident memory of this process."""
+kernel and bandwidth bounds, and the peak resident memory of this process.
+
+A GPU runs asynchronously: a clock read after a launch measures the launch, not the work. So on a device every time
+is taken with the device synchronized before and after (a token), or between two CUDA events recorded around the
+work (the passes); on the CPU the clock alone, as before."""
 
 import resource
 import sys
@@ -19,12 +23,37 @@ def peak_rss_bytes() -> int:
     return rss if sys.platform == "darwin" else rss * 1024
 
 
-class Steps:
-    """A generator of (token, logits) from an implementation, advanced one token at a time and timed per token.
-    Failures of the implementation become NotStarted / GradeFailure, as in the graded tests."""
+def seconds(run, device="cpu") -> float:
+    """Seconds run() takes on device: between two CUDA events on CUDA, else by the clock with the device synchronized
+    before and after (a no-op on the CPU)."""
+    import torch
 
-    def __init__(self, fn, *args):
+    from .. import devices
+
+    if torch.device(device).type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+    devices.synchronize(device)
+    begin = time.perf_counter()
+    run()
+    devices.synchronize(device)
+    return time.perf_counter() - begin
+
+
+class Steps:
+    """A generator of (token, logits) from an implementation, advanced one token at a time and timed per token (the
+    wall clock, the device synchronized before and after each). Failures of the implementation become NotStarted /
+    GradeFailure, as in the graded tests."""
+
+    def __init__(self, fn, *args, device="cpu"):
+        from .. import devices
+
         self.fn, self.times = fn, []
+        self.sync = lambda: devices.synchronize(device)
         self.gen = self._guard(lambda: iter(fn(*args)))
 
     def _guard(self, call):
@@ -41,8 +70,10 @@ class Steps:
             raise GradeFailure(learner_error_message(e, self.fn)) from None
 
     def step(self) -> None:
+        self.sync()
         start = time.perf_counter()
         self._guard(lambda: next(self.gen))
+        self.sync()
         self.times.append(time.perf_counter() - start)
 
     def prefill_ms(self) -> float:
@@ -53,21 +84,20 @@ class Steps:
 
 
 def kernel_pass(mats: list):
-    """A function that pushes one [1, in] activation through every matrix with F.linear (2-D, as the reference does)
-    and returns the seconds it took."""
+    """A function that pushes one [1, in] activation through every matrix with F.linear (2-D, as the reference does:
+    one GEMV per matrix, where the matrices are) and returns the seconds it took."""
     import torch
     import torch.nn.functional as F
 
-    xs = {(w.shape[1], w.dtype): torch.randn(1, w.shape[1]).to(w.dtype) for w in mats}
+    device = mats[0].device
+    xs = {(w.shape[1], w.dtype): torch.randn(1, w.shape[1], device=w.device).to(w.dtype) for w in mats}
 
-    def run() -> float:
-        start = time.perf_counter()
+    def gemvs() -> None:
         with torch.inference_mode():
             for w in mats:
                 F.linear(xs[(w.shape[1], w.dtype)], w)
-        return time.perf_counter() - start
 
-    return run
+    return lambda: seconds(gemvs, device)
 
 
 def read_pass(mats: list):
@@ -93,3 +123,24 @@ def read_pass(mats: list):
         return time.perf_counter() - start
 
     return run
+
+
+DEVICE_READ_BYTES = 1 << 30  # at most; a quarter of the free memory where that is less
+
+
+def device_read_pass(device):
+    """(a function that reads one large tensor on device once, a float32 sum, and returns the seconds it took; the
+    bytes it reads): the device's read bandwidth, which a decode step's many matrices can approach but not pass."""
+    import torch
+
+    device = torch.device(device)
+    nbytes = DEVICE_READ_BYTES
+    if device.type == "cuda":
+        nbytes = min(nbytes, torch.cuda.mem_get_info(device)[0] // 4)
+    big = torch.ones(nbytes // 4, device=device)  # float32
+
+    def read() -> None:
+        with torch.inference_mode():
+            big.sum()
+
+    return (lambda: seconds(read, device)), big.numel() * big.element_size()
