@@ -1,14 +1,17 @@
 """`llama3-grader notebook`: every exercise exports as a valid nbformat v4 notebook, in English and Chinese, and
 each runs top to bottom with the reference in its code cell, its grading cell reporting every test passed; its
-set-up cell installs the kit where it is missing (Colab) and does nothing where it is installed."""
+set-up cell installs the kit where it is missing (Colab) and does nothing where it is installed; its device cell picks
+LLAMA3_KIT_DEVICE, else a GPU where there is one, and says which."""
 
 import builtins
+import os
 import re
 import subprocess
 import sys
 
 import nbformat
 import pytest
+import torch
 
 from cli_kit import call
 from grader.cli import notebook
@@ -16,7 +19,7 @@ from grader.learner import curriculum
 from grader.cli.experiments import RUNNERS
 from learners import SOLUTIONS
 
-SETUP, CODE, GRADING = 2, 3, 4  # cell indexes: chapter, how-to, set-up, code, grading
+SETUP, DEVICE, CODE, GRADING = 2, 3, 4, 5  # cell indexes: chapter, how-to, set-up, device, code, grading
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +45,12 @@ def test_every_exercise_exports_a_valid_notebook_in_both_languages(notebooks):
         for name, heading in [(f"{e.module}.ipynb", f"# Exercise {e.id}: "), (f"{e.module}.zh.ipynb", f"# 练习 {e.id}：")]:
             nb = nbformat.read(notebooks / name, as_version=4)
             nbformat.validate(nb)
-            chapter, how, setup, code, grading = nb.cells[:5]
-            assert [c.cell_type for c in nb.cells[5:]] == (["markdown", "code"] if e.id in RUNNERS else [])  # an extra's experiment
+            chapter, how, setup, device, code, grading = nb.cells[:6]
+            experiment = ["markdown", "code"] if e.id in RUNNERS else []  # an extra's
+            assert [c.cell_type for c in nb.cells[6:]] == experiment
             assert chapter.cell_type == "markdown" and chapter.source.startswith(heading), chapter.source[:80]
             assert setup.cell_type == "code" and notebook.KIT_GIT_URL in setup.source
+            assert device.cell_type == "code" and "DEVICE = use_device(" in device.source
             assert code.source.startswith(f"%%writefile {e.stub}\n")
             assert "raise NotImplementedError" in code.source and '"""Exercise' not in code.source
             assert grading.source.startswith("from grader.cli.notebook import grade")
@@ -74,6 +79,7 @@ def test_the_chinese_notebooks_run_the_same_code_as_the_english_ones(notebooks):
         assert zh[CODE].source == en[CODE].source
         assert zh[GRADING].source == en[GRADING].source.replace(")", ", lang='zh')")
         assert zh[SETUP].source.splitlines()[1:] == en[SETUP].source.splitlines()[1:]  # the comment is translated
+        assert zh[DEVICE].source.splitlines()[2:] == en[DEVICE].source.replace(")", "lang='zh')").splitlines()[2:]
 
 
 def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypatch):
@@ -83,7 +89,7 @@ def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
-    for name in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG"):
+    for name in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG", "LLAMA3_KIT_DEVICE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLAMA3_KIT_ROOT", str(kit_folder))
     monkeypatch.setenv("LLAMA3_KIT_CACHE", str(kit_folder.parent / "kit-cache"))
@@ -97,6 +103,8 @@ def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypat
                 nb.cells[CODE].source = f"%%writefile {e.stub}\n" + (SOLUTIONS / e.stub).read_text()
                 NotebookClient(nb, km=km, timeout=600).execute()
                 assert not nb.cells[SETUP].outputs, nb.cells[SETUP].outputs  # the kit is installed: nothing to do
+                said = "".join(o.get("text", "") for o in nb.cells[DEVICE].outputs)
+                assert said.startswith(("device: ", "设备：")) and AUTO in said, said  # auto: a GPU where there is
                 report = "".join(o.get("text", "") for o in nb.cells[GRADING].outputs)
                 heading = report.partition("\n")[0]
                 done, total = _counts(heading)
@@ -104,6 +112,17 @@ def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypat
                 check_experiment(e, nb)
     finally:
         km.shutdown_kernel(now=True)
+
+
+AUTO = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def test_the_device_cell_takes_the_environment_else_auto(monkeypatch, capsys):
+    monkeypatch.setenv("LLAMA3_KIT_DEVICE", "cpu")
+    assert notebook.use_device() == "cpu" and capsys.readouterr().out.startswith("device: cpu")
+    monkeypatch.delenv("LLAMA3_KIT_DEVICE")
+    assert notebook.use_device("zh") == AUTO and capsys.readouterr().out.startswith(f"设备：{AUTO}")
+    assert os.environ["LLAMA3_KIT_DEVICE"] == AUTO  # resolved, for the grading and experiment cells of this kernel
 
 
 def _counts(heading: str) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """The experiment cell of an extra's notebook: experiment(N, file) runs exercise N's experiment with the code the notebook's
 cell saved (earlier exercises are the reference's, as in grading), on the trained SmolLM2 when it is fetched and on the
-tiny Llama 3 otherwise, and shows its tables and pictures inline."""
+tiny Llama 3 otherwise, on the notebook's device (LLAMA3_KIT_DEVICE, which its device cell sets), and shows its tables
+and pictures inline. Exercise 17's ranks run on the CPU, over gloo."""
 
 import importlib
 import shutil
@@ -18,6 +19,7 @@ QUESTIONS = ("What is the capital of France?", "And of Italy?")
 
 def experiment(number: int, path: str | Path | None = None, lang: str | None = None) -> None:
     """Run exercise number's experiment on the file the code cell saved (default exNN_<topic>.py here); print and show."""
+    from .. import devices
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted
     from ..engine.grading import first_on_path
@@ -30,6 +32,7 @@ def experiment(number: int, path: str | Path | None = None, lang: str | None = N
     source = Path(path or e.stub)
     if not source.is_file():
         raise KitError(say("cli.experiments.not_found", lang=lang, source=source))
+    device = devices.choice()
     ck = _model()
     with tempfile.TemporaryDirectory(prefix="llama3-experiment-") as tmp:
         shutil.copytree(workspace.exercises(), Path(tmp) / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
@@ -37,9 +40,10 @@ def experiment(number: int, path: str | Path | None = None, lang: str | None = N
         with first_on_path(Path(tmp)):
             mod = importlib.import_module(f"exercises.{e.module}")
             with impls.isolated(mod):
-                print(say("cli.experiments.on_model", lang=lang, heading=e.heading(lang), model=ck.folder.name))
+                print(say("cli.experiments.on_model", lang=lang, heading=e.heading(lang), model=ck.folder.name,
+                          device=device))
                 try:
-                    for text, figure in runner(mod, ck, lang):
+                    for text, figure in runner(mod, ck, lang, device):
                         print(text, flush=True)
                         if figure is not None:
                             _show(figure)
@@ -71,78 +75,86 @@ def _show(figure) -> None:
     display(Image(data=pictures.png(figure)))
 
 
-def sampling(mod, ck, lang=None):
+def sampling(mod, ck, lang=None, device="cpu"):
     """Exercise 13: the next-token distribution under three settings (table and bars), then three seeded samples."""
     import torch
 
-    from .. import pictures
+    from .. import devices, pictures
     from ..engine.calls import invoke
     from solutions.ex11_forward import forward
 
     ids = ck.tokenizer.encode(_prompt(ck))
-    weights = _float32(ck)
-    with torch.inference_mode():
+    weights = _float32(ck, device)
+    with devices.on(device), torch.inference_mode():  # computed there; shown below, outside
         logits = forward(torch.tensor(ids), weights, ck.args)[-1]  # [vocab_size]
-        probs = {name: invoke(mod.probabilities, logits, *s) for name, s in SETTINGS.items()}  # each [vocab_size]
-        top = probs["T 1"].topk(10).indices.tolist()
-        labels = [ck.tokenizer.decode([i]) for i in top]
-        rows = [f"  {'token':>14}  " + "  ".join(f"{name:>16}" for name in SETTINGS)]
-        rows += [f"  {label!r:>14}  " + "  ".join(f"{float(p[i]):16.4f}" for p in probs.values()) for i, label in zip(top, labels)]
-        yield say("cli.experiments.top_tokens", lang=lang, prompt=_prompt(ck)) + "\n" + "\n".join(rows), \
-            pictures.distributions({name: p[top] for name, p in probs.items()}, labels, "the next token under three settings")
-        for seed in range(3):
+        probs = {name: invoke(mod.probabilities, logits, *s).cpu() for name, s in SETTINGS.items()}  # each [vocab_size]
+    top = probs["T 1"].topk(10).indices.tolist()
+    labels = [ck.tokenizer.decode([i]) for i in top]
+    rows = [f"  {'token':>14}  " + "  ".join(f"{name:>16}" for name in SETTINGS)]
+    rows += [f"  {label!r:>14}  " + "  ".join(f"{float(p[i]):16.4f}" for p in probs.values())
+             for i, label in zip(top, labels)]
+    yield say("cli.experiments.top_tokens", lang=lang, prompt=_prompt(ck)) + "\n" + "\n".join(rows), \
+        pictures.distributions({name: p[top] for name, p in probs.items()}, labels,
+                               "the next token under three settings")
+    for seed in range(3):
+        with devices.on(device), torch.inference_mode():
             sampler = invoke(mod.Sampler, 0.8, 50, 0.9, seed)
             steps = invoke(mod.generate, ids, weights, ck.args, 12, ck.tokenizer.stop_ids, sampler=sampler)
-            text = ck.tokenizer.decode([t for t, _ in steps])
-            yield say("cli.experiments.seed", lang=lang, seed=seed) + f" (T 0.8, top-k 50, top-p 0.9): {text!r}", None
+        text = ck.tokenizer.decode([t for t, _ in steps])
+        yield say("cli.experiments.seed", lang=lang, seed=seed) + f" (T 0.8, top-k 50, top-p 0.9): {text!r}", None
 
 
-def chat(mod, ck, lang=None):
+def chat(mod, ck, lang=None, device="cpu"):
     """Exercise 14: a two-turn conversation with the model, then the tokens of its first turn, one per line."""
     import torch
 
+    from .. import devices
     from ..engine.calls import invoke
     from .chat import DEFAULT_SYSTEM
 
     t = ck.tokenizer
-    conversation = invoke(mod.Chat, _float32(ck), ck.args, t.encoding, t.chat_format, t.stop_ids, 512, DEFAULT_SYSTEM.get(t.name))
-    with torch.inference_mode():
-        for question in QUESTIONS:
+    with devices.on(device):
+        conversation = invoke(mod.Chat, _float32(ck, device), ck.args, t.encoding, t.chat_format, t.stop_ids, 512,
+                              DEFAULT_SYSTEM.get(t.name))
+    for question in QUESTIONS:
+        with devices.on(device), torch.inference_mode():  # computed there; shown outside
             reply = invoke(conversation.ask, question, 24)
-            yield f"you> {question}\nllama> {t.decode([token for token, _ in reply])}", None
+        yield f"you> {question}\nllama> {t.decode([token for token, _ in reply])}", None
     first = conversation.tokens[:40]
     yield (say("cli.experiments.conversation", lang=lang, n=len(conversation.tokens), chat_format=t.chat_format,
                first=len(first)) + "\n"
            + "\n".join(f"  {i:3d} {token:7d} {t.decode([token])!r}" for i, token in enumerate(first))), None
 
 
-def experiments(mod, ck, lang=None):
+def experiments(mod, ck, lang=None, device="cpu"):
     """Exercise 15: the four experiments of `llama3-grader explore`."""
     from solutions.ex11_forward import forward
     from .explore import explore
 
     for r in explore(mod, forward, ck, _long_prompt(ck),
-                     [1, 2, 3, 4], layer=min(5, ck.args.n_layers - 1)):
+                     [1, 2, 3, 4], layer=min(5, ck.args.n_layers - 1), device=device):
         yield f"{r.title}\n{r.table}", r.draw()
 
 
-def int8(mod, ck, lang=None):
+def int8(mod, ck, lang=None, device="cpu"):
     """Exercise 16: your int8 model against the bf16 one over a prompt, position by position; then both next-token
-    distributions."""
+    distributions. The model is quantized on the CPU, from the memory-mapped checkpoint, and both run on device."""
     import torch
     import torch.nn.functional as F
 
-    from .. import pictures
+    from .. import devices, pictures
     from ..engine.calls import invoke
     from ..formats import int8 as int8_models
+    from .on_device import moved
     from solutions.ex11_forward import forward
 
     t = ck.tokenizer
     ids = t.encode(_long_prompt(ck))
-    quantized = invoke(int8_models.quantize_model, ck.weights, mod)
-    with torch.no_grad():
-        bf16 = forward(torch.tensor(ids), ck.weights, ck.args)  # [seq, vocab_size] float32
-        q = invoke(mod.forward, torch.tensor(ids), quantized, ck.args).float()  # [seq, vocab_size]
+    quantized = devices.to_device(invoke(int8_models.quantize_model, ck.weights, mod), device)
+    weights = ck.weights if device == "cpu" else moved(ck.weights, device)
+    with devices.on(device), torch.no_grad():
+        bf16 = forward(torch.tensor(ids), weights, ck.args).cpu()  # [seq, vocab_size] float32
+        q = invoke(mod.forward, torch.tensor(ids), quantized, ck.args).float().cpu()  # [seq, vocab_size]
     agree = bf16.argmax(-1) == q.argmax(-1)  # [seq]
     kl = F.kl_div(F.log_softmax(q, -1), F.log_softmax(bf16, -1), log_target=True, reduction="batchmean")
     pos, bf16_next, int8_next = (say("cli.experiments.pos", lang=lang), say("cli.experiments.bf16_next", lang=lang),
@@ -162,9 +174,9 @@ def int8(mod, ck, lang=None):
         {"bf16": bf16[-1].softmax(-1)[top], "int8": q[-1].softmax(-1)[top]}, labels, "the next token after the prompt, bf16 and int8")
 
 
-def parallel(mod, ck, lang=None):
+def parallel(mod, ck, lang=None, device="cpu"):
     """Exercise 17: your shard_weights' shares of layer 0, then your parallel_generate on every rank count up to 4 that
-    splits the model, against one process's greedy tokens."""
+    splits the model, against one process's greedy tokens: all on the CPU, whatever the device (gloo's ranks)."""
     import torch
 
     from ..engine import ranks
@@ -200,12 +212,12 @@ def _long_prompt(ck) -> str:
     return _prompt(ck) + ("" if ck.tokenizer.is_llama3 else " Paris, and the capital of Italy is")
 
 
-def _float32(ck):
+def _float32(ck, device: str = "cpu"):
     import torch
 
-    from ..formats.checkpoint import CastOnRead
+    from .on_device import weights
 
-    return CastOnRead(ck.weights, torch.float32)
+    return weights(ck, torch.float32, device)
 
 
 RUNNERS = {13: sampling, 14: chat, 15: experiments, 16: int8, 17: parallel}

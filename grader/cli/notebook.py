@@ -1,5 +1,6 @@
 """`llama3-grader notebook N` (or --all): an exercise as a Jupyter notebook: the chapter, a set-up cell that
-installs the kit where it is missing (Colab), your code, a grading cell. And grade(), which that cell calls.
+installs the kit where it is missing (Colab), a cell that picks the device (a GPU where there is one), your code, a
+grading cell. And use_device() and grade(), which those cells call.
 
 The code cell starts with %%writefile, so running it saves the code as a file beside the notebook. grade() copies
 your exercises/ to a temporary folder, puts that file in place of the exercise's, and runs the same graded tests
@@ -66,6 +67,7 @@ def build(e: curriculum.Exercise, lang):
         new_markdown_cell(chapter(e, lang)),
         new_markdown_cell(how_to(e, lang)),
         new_code_cell(setup(lang)),
+        new_code_cell(device_cell(lang, lang_arg)),
         new_code_cell(f"%%writefile {e.stub}\n{code(e)}"),
         new_code_cell(f"from grader.cli.notebook import grade\n\ngrade({e.id}, {e.stub!r}{lang_arg})"),
     ])
@@ -111,6 +113,28 @@ def setup(lang) -> str:
         "    sys.path.insert(0, os.path.abspath('llama3-kit'))  # the install is seen by new kernels; this one needs the path",
         "    import grader",
     ])
+
+
+def device_cell(lang, lang_arg: str) -> str:
+    """The second code cell: the device the grading and experiment cells run on, printed."""
+    return "\n".join([say("cli.notebook.device_comment", lang=lang),
+                      "from grader.cli.notebook import use_device", "",
+                      f"DEVICE = use_device({lang_arg.removeprefix(', ')})"])
+
+
+def use_device(lang: str | None = None) -> str:
+    """The notebook's device: LLAMA3_KIT_DEVICE, else auto (CUDA, then MPS, then the CPU), resolved and kept in
+    LLAMA3_KIT_DEVICE, where this kernel's grading (the pytest plugin) and experiments read it; printed."""
+    import os
+
+    from .. import devices
+    from .on_device import gpu_name
+
+    os.environ.setdefault("LLAMA3_KIT_DEVICE", "auto")
+    device = devices.choice()
+    os.environ["LLAMA3_KIT_DEVICE"] = device
+    print(say("cli.notebook.device", lang=lang, device=gpu_name(device)))
+    return device
 
 
 def how_to(e: curriculum.Exercise, lang) -> str:
