@@ -2,6 +2,7 @@
 inputs there, running code within torch.device(...) with TF32 off, timing and memory, and naming code that pins a
 device. Goldens stay CPU-computed; outputs come back to the CPU to be compared with them."""
 
+import contextlib
 import os
 import re
 from contextlib import contextmanager
@@ -61,13 +62,14 @@ def _moved(value, device: torch.device, done: dict):
 @contextmanager
 def on(device):
     """Run the block on device: tensors made without a device land there (torch.device(device)), and on CUDA,
-    matmuls and convolutions in float32 are not rounded through TF32 (the goldens are true float32)."""
+    matmuls and convolutions in float32 are not rounded through TF32 (the goldens are true float32). Where device is
+    already the default (the CPU, usually) no torch.device mode is entered: it would only add its cost to every op."""
     device = torch.device(device)
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
-        with device:
+        with device if device != torch.get_default_device() else contextlib.nullcontext():
             yield device
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
