@@ -47,7 +47,8 @@ CONVERSATIONS = {
     "two_turns": ("You are a helpful assistant.", [["What is the capital of France?", None], ["And of Italy?", None]],
                   None),
     "interrupted": (None, [["Tell me a long story.", 2], ["Shorter, please.", None]], None),
-    "interrupted_in_prefill": (None, [["Name a fruit.", "prefill"], ["And a tree?", None]], None),
+    "interrupted_in_prefill": (None, [["Name a colour.", None], ["And a fruit?", "prefill"], ["And a tree?", None]],
+                               None),
     "too_long": ("You are a helpful assistant.", [[TOO_LONG, "refused"], ["Thanks.", None]], None),
     "sampled": ("You are a helpful assistant.", [["Tell me a joke.", None]], (1.5, None, None, 14)),
 }
