@@ -54,9 +54,10 @@ _message = st.fixed_dictionaries({"role": st.sampled_from(reference.ROLES), "con
 _spoil = st.sampled_from([("role", "bot"), ("role", "User"), ("role", None), ("content", ""), ("content", "  \n\t"), ("content", None)])
 
 
-@given(messages=st.lists(_message, min_size=1, max_size=4), chat_format=st.sampled_from(reference.FORMATS), spoil=_spoil,
-       where=st.integers(0, 3))
-def test_dialogs_encode_as_the_reference_and_bad_messages_are_one_line_errors(impl, messages, chat_format, spoil, where):
+@given(messages=st.lists(_message, min_size=1, max_size=4), chat_format=st.sampled_from(reference.FORMATS),
+       spoil=_spoil, where=st.integers(0, 3))
+def test_dialogs_encode_as_the_reference_and_bad_messages_are_one_line_errors(impl, messages, chat_format, spoil,
+                                                                             where):
     """A drawn dialog (any text, any roles) with one message given a bad role or no text is a ValueError whose message
     is one line; without that message spoilt, the dialog gives the reference's ids (Llama 3's format strips each
     message, ChatML encodes the role and the content as one text)."""
@@ -69,11 +70,12 @@ def test_dialogs_encode_as_the_reference_and_bad_messages_are_one_line_errors(im
     except ValueError as e:
         text = str(e).strip()
         if not text or "\n" in text:
-            raise GradeFailure(f"the ValueError for the message {bad[where % len(bad)]!r} should say what is wrong in one line, "
-                               f"got {text!r}") from None
+            raise GradeFailure(f"the ValueError for the message {bad[where % len(bad)]!r} should say what is wrong in "
+                               f"one line, got {text!r}") from None
     else:
         raise GradeFailure(f"encode_dialog accepted the message {bad[where % len(bad)]!r}: a role must be one of "
-                           f"{', '.join(reference.ROLES)} and the content some text; raise ValueError with one line that says which")
+                           f"{', '.join(reference.ROLES)} and the content some text; raise ValueError with one line "
+                           "that says which")
     _expect_ids(f"encode_dialog({chat_format!r}) of {messages!r}", impl.encode_dialog(encoding, messages, chat_format),
                 reference.encode_dialog(encoding, messages, chat_format), encoding)
 
