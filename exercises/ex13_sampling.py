@@ -94,7 +94,17 @@ Pitfalls
   more likely than p.
 - Normalising before filtering: the result no longer sums to 1.
 - A fresh generator on every call (every token then uses the same random numbers).
+- A Sampler on torch's global generator (torch.manual_seed, then torch.multinomial
+  without generator=): one sampler alone draws the right tokens, but a second one, or
+  any other random draw in between, changes them. The tests draw from two samplers in
+  turn, with other draws between.
+- A draw at temperature 0 (a multinomial over the argmax, or a tiny temperature): the
+  token is right, the draws after it are not.
+- sampler=None that is not greedy, or that calls None.
+- Dividing bf16 logits by the temperature before converting them to float32.
 - Changing the logits in place (logits[...] = -inf on the input): return a new tensor.
+
+The grader names each of these when your result is exactly what it gives.
 
 Run the tests: pytest exercises/ -k ex13
 """

@@ -52,7 +52,9 @@ the model, in its GGUF file's tokenizer.chat_template); Hugging Face renders it 
 string and encodes the text between two special tokens as one piece. So here the
 role, "\\n" and the content are encoded together, f"{role}\\n{content}", and the content
 is not stripped. (Encoding the role and the content apart gives the same ids for most
-texts, but not for content that starts with spaces.) A message ends with <|im_end|>
+texts, but not for content that starts with a newline or spaces: "user\\n\\nWhat" has
+"\\n\\n" as one token, "user\\n" then "\\nWhat" has two. The tests include such a
+message, on the tiny models as on SmolLM2.) A message ends with <|im_end|>
 and "\\n"; the model stops at <|im_end|> (id 2 in SmolLM2).
 
 SmolLM2's template also adds a system message, "You are a helpful AI assistant named
@@ -94,6 +96,18 @@ Pitfalls
 - Feeding the whole conversation again each turn, or a new KVCache per turn.
 - Losing the end of turn when a reply is cut short: the next turn's tokens then run on
   from the middle of the model's sentence.
+- Keeping the stop token in self.tokens, or yielding it.
+- Moving self.cached before forward returns: a forward interrupted halfway is then never
+  fed again. The tests interrupt one inside its forward, as Ctrl-C may.
+- Refusing a message too long for max_seq_len only after adding it to self.tokens: the
+  refused message stays, and every later turn fails.
+- Ignoring the sampler passed to ask.
+- ChatML's role and content encoded apart (see above).
+
+The tests drive Chat through whole conversations (replies read to the end, closed after
+two tokens, interrupted inside a forward, sampled, stopped by a stop token, a message
+refused) and name each of these. Where token ids differ, the failure shows each id
+decoded beside them, e.g. '\\n', '  What' against '\\n  ', 'What'.
 
 Run the tests: pytest exercises/ -k ex14
 """

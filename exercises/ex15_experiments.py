@@ -74,6 +74,9 @@ Pitfalls
 - top_predictions on logits instead of probabilities: the table shows probabilities.
 - forward_unmasked that still masks (for instance through exercise 11's forward).
 
+The grader names each of these (for the maps: from the embeddings, from one layer too
+many, with K heads tiled, without the mask).
+
 Run the tests: pytest exercises/ -k ex15
 """
 

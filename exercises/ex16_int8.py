@@ -63,10 +63,12 @@ It is built for decoding, one row of x at a time: there, with bf16 activations, 
 2 to 3 times as fast as bf16 F.linear. With many rows (a prompt) bf16 F.linear wins
 (17 rows through a [8192, 4096] matrix, measured here: 53 ms against 20 ms), and with
 float32 activations the kernel is slow at any size, so the int8 model runs in
-bfloat16. (The tests also run it in float32 on the tiny models, where speed does not
-matter, for a tighter comparison.) Writing F.linear(x, q.to(x.dtype)) * scale is
-correct too, but it writes a converted copy of the matrix on every call, which is
-slower than bf16.
+bfloat16. (The tests run it in float32 on the tiny models, where speed does not
+matter, for a tight comparison, and in bfloat16 on one token: through several tokens,
+bf16 attention rounds correct programs further apart than any useful bound.) Writing
+F.linear(x, q.to(x.dtype)) * scale.to(x.dtype) is correct too, and so is the product
+with the dequantized matrix, in x's dtype or in float32 then cast back to x's dtype;
+but each writes a converted copy of the matrix on every call, which is slower than bf16.
 
 The reference calls torch._weight_int8pack_mm on the CPU, the device it was measured
 on here. On every other device it takes that dequantized product, F.linear(x,
@@ -110,7 +112,8 @@ Pitfalls
 - One scale per column (amax over dim 0) instead of per row: the shapes may even fit.
 - Forgetting the 127: the scale is max / 127, not max.
 - .to(torch.int8) without torch.round first truncates toward zero.
-- Scales in bf16: keep them float32; convert to x's dtype only for the kernel.
+- Scales in bf16: keep them float32; convert to x's dtype only for the kernel (the
+  failure says so: "scale: dtype bfloat16, expected float32").
 - Quantizing the embedding table: no speed gained, and every lookup now needs a scale.
 
 Run the tests: pytest exercises/ -k ex16

@@ -102,11 +102,15 @@ Pitfalls
 --------
 - all_reduce on the function's input changes it in place: reduce a new tensor.
 - dist.reduce sums onto one rank only: every rank needs the sum (all_reduce).
-- Forgetting to zero the tokens of other ranks' slices in the embedding.
+- Forgetting to zero the tokens of other ranks' slices in the embedding, or an off-by-one
+  at a slice's edge (the tests feed id 0 and the first and last id of every slice).
 - Reading K/V head r % n_kv_heads (tiled) instead of r // (world_size // n_kv_heads).
 - A KVCache for every K/V head: each rank caches only its own, local_args(...).n_kv_heads.
 - A collective inside `if rank == 0:`: the other ranks never join it.
 - Gathering the logits in a different order than the ranks'.
+
+The grader names each of these (a collective that only some ranks call, by the ranks
+that waited and where).
 
 Run the tests: pytest exercises/ -k ex17
 """

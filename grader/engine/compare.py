@@ -44,6 +44,7 @@ TOLERANCES = {t.name: t for t in (
     Tolerance("bf16 layer", 2**-5, 2**-5),
     Tolerance("bf16 rotation", 2**-5, 2**-5),
     Tolerance("bf16 attention", 2**-3, 2**-3),
+    Tolerance("bf16 int8", 2**-3, 2**-3),
 )}
 
 

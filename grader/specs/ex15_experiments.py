@@ -4,11 +4,12 @@ import contextlib
 
 import torch
 
-from solutions import ex06_rope, ex11_forward, ex15_experiments
+from solutions import ex03_embeddings, ex06_rope, ex07_attention, ex10_transformer_block, ex11_forward, ex15_experiments
 
 from ..engine.calls import Call, Ref, logits_head
 from .ex13_sampling import SAMPLED_LOGITS
 from .ex06_rope import apply_rope_on_halves
+from .ex08_multi_head_attention import repeat_kv_tiled
 from .spec import Spec, driver
 
 spec = Spec("ex15_experiments")
@@ -73,6 +74,32 @@ def attention_probs_unmasked(tokens, weights, args, layer_id):
                  "transformer_block），而不是来自嵌入")
 def attention_probs_from_the_embeddings(tokens, weights, args, layer_id):
     with rebound(ex15_experiments, transformer_block=lambda h, *rest, **kw: h):
+        return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
+
+
+@spec.mistake("attention_probs", "attention_maps_one_layer_late",
+              en="the maps are those of the next layer's input: layer L's queries and keys come from the output of "
+                 "layers 0 .. L - 1 (range(layer_id) blocks), normed with layer L's attention_norm, not from layer L's "
+                 "own output",
+              zh="这是下一层输入的注意力图：第 L 层的 query 和 key 来自第 0 .. L - 1 层的输出（range(layer_id) 个"
+                 "块），再用第 L 层的 attention_norm 归一化，而不是来自第 L 层自己的输出")
+def attention_probs_one_layer_late(tokens, weights, args, layer_id):
+    seqlen = tokens.shape[0]
+    freqs_cis = ex06_rope.precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor)
+    h = ex03_embeddings.embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]
+    for i in range(layer_id + 1):  # one block too many: layer L's own output
+        h = ex10_transformer_block.transformer_block(h, weights, i, args, freqs_cis, ex07_attention.causal_mask(seqlen))
+    with rebound(ex15_experiments, embed=lambda tokens, table: h, transformer_block=lambda h, *rest, **kw: h):
+        return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
+
+
+@spec.mistake("attention_probs", "attention_maps_kv_heads_tiled",
+              en="the K heads are tiled (0, 1, 0, 1, as repeat does) instead of repeated in place (0, 0, 1, 1): query "
+                 "head h reads K/V head h // n_rep, so use repeat_kv (repeat_interleave on the head dimension)",
+              zh="K 头被平铺了（0, 1, 0, 1，即 repeat 的做法），而不是原地重复（0, 0, 1, 1）：query 头 h 读取的是第 "
+                 "h // n_rep 个 K/V 头，所以要用 repeat_kv（在头的维度上 repeat_interleave）")
+def attention_probs_kv_heads_tiled(tokens, weights, args, layer_id):
+    with rebound(ex15_experiments, repeat_kv=repeat_kv_tiled):
         return ex15_experiments.attention_probs(tokens, weights, args, layer_id)
 
 

@@ -31,7 +31,8 @@ PARALLEL_RANKS = 4  # the most processes a graded call starts
 def calls(model, acts) -> list[Call]:
     """The sharding on every model; the collectives on the tiny ones, on every rank count up to PARALLEL_RANKS that
     splits them (1, 2 and 4 for tiny-llama3, whose 2 K/V heads are repeated on 4 ranks; 1 and 2 for tiny-llama3.2),
-    each against the reference's result on as many ranks."""
+    each against the reference's result on as many ranks: the embedding of the prompt and of the ids at the edges of
+    every rank's slice, and generation once with a stop token met at the fourth step."""
     m = spec.module
     a0 = next(iter(acts.values()))
     args = model.checkpoint.args
@@ -59,8 +60,11 @@ def calls(model, acts) -> list[Call]:
 
     x, h = a0.x_normed.float(), a0.h_normed.float()
     gen = {"prompt_ids": a0.ids, "max_new_tokens": 16, "stop_tokens": list(model.checkpoint.tokenizer.stop_ids)}
+    edges = slice_edges(args.vocab_size, counts)
     for n in counts:
         out += [ranks_call("parallel_embed", n, "rank_embed", dtype="", tokens=a0.tokens, tolerance="bf16"),
+                ranks_call("parallel_embed", n, "rank_embed", case="_slice_edges", dtype="", tokens=edges,
+                           tolerance="bf16"),
                 ranks_call("parallel_attention", n, "rank_attention", dtype="float32", x=x, layer_id=0,
                            freqs_cis=a0.freqs_cis, mask=a0.mask),
                 ranks_call("parallel_feed_forward", n, "rank_feed_forward", dtype="float32", x=h, layer_id=0),
@@ -73,7 +77,16 @@ def calls(model, acts) -> list[Call]:
                        chunks=chunks) for case, chunks in a0.cached.items()]
     out += [ranks_call("parallel_generate", n, "rank_generate", case="_bf16", dtype="", tolerance="bf16 attention",
                        **gen)]
+    out += [ranks_call("parallel_generate", n, "rank_generate", case="_stop_token", dtype="float32",
+                       **{**gen, "stop_tokens": a0.forced_stop})]
     return out
+
+
+def slice_edges(vocab_size: int, counts) -> torch.Tensor:
+    """The first and last id of every rank's slice of the vocabulary, on every rank count graded: id 0, vocab_size - 1,
+    and each r * vocab_size / n with the id before it."""
+    starts = {r * vocab_size // n for n in counts for r in range(n)}
+    return torch.tensor(sorted({i for s in starts for i in (s - 1, s) if 0 <= i} | {vocab_size - 1}))  # [edges]
 
 
 @driver
@@ -237,6 +250,35 @@ def parallel_embed_unmasked(tokens, tok_embeddings):
     return h
 
 
+@spec.mistake("parallel_embed", "tp_embedding_slice_start_dropped",
+              en="the first id of each rank's slice gets zeros (id 0 on rank 0, vocab_size / world_size on rank 1, "
+                 "...): a rank's slice is start <= id < start + rows, with >= at its start",
+              zh="每个 rank 切片的第一个 id 得到的是零（rank 0 上的 id 0、rank 1 上的 vocab_size / world_size……）："
+                 "一个 rank 的切片是 start <= id < start + rows，起点要用 >=")
+def parallel_embed_without_the_slice_start(tokens, tok_embeddings):
+    rows = tok_embeddings.shape[0]
+    start = dist.get_rank() * rows
+    mine = (tokens > start) & (tokens < start + rows)  # [seq] bool: the slice's first id left out
+    h = ex03_embeddings.embed(torch.where(mine, tokens - start, 0), tok_embeddings).masked_fill(~mine[:, None], 0)
+    dist.all_reduce(h)
+    return h
+
+
+@spec.mistake("parallel_embed", "tp_embedding_row_0_for_other_tokens",
+              en="tokens of other ranks' slices look up this rank's row 0 instead of contributing zeros, so the "
+                 "all-reduce adds every rank's row 0 to them: zero those rows (masked_fill with the mask of the "
+                 "tokens in this rank's slice)",
+              zh="其他 rank 切片中的 token 查到了本 rank 的第 0 行，而不是贡献零，于是 all-reduce 把每个 rank 的第 0 行"
+                 "都加了进去：把这些行置零（用本 rank 切片内 token 的掩码做 masked_fill）")
+def parallel_embed_with_row_0_for_others(tokens, tok_embeddings):
+    rows = tok_embeddings.shape[0]
+    start = dist.get_rank() * rows
+    mine = (tokens >= start) & (tokens < start + rows)  # [seq] bool
+    h = ex03_embeddings.embed(torch.where(mine, tokens - start, 0), tok_embeddings)  # other tokens: row 0, not zeros
+    dist.all_reduce(h)
+    return h
+
+
 @spec.mistake("parallel_attention", "tp_attention_not_reduced",
               en="the all-reduce after wo is missing: each rank's heads through its columns of wo give only part of "
                  "the output; dist.all_reduce sums the parts",
@@ -254,3 +296,36 @@ def parallel_attention_unreduced(x, weights, layer_id, args, freqs_cis, mask, ca
                  "把各部分相加")
 def parallel_feed_forward_unreduced(x, w1, w2, w3):
     return ex09_feed_forward.feed_forward(x, w1, w2, w3)
+
+
+@spec.mistake("parallel_attention", "tp_attention_reduced_to_rank_0",
+              en="dist.reduce sums the ranks' parts onto rank 0 only, so the other ranks go on with their own part: "
+                 "every rank needs the sum, dist.all_reduce",
+              zh="dist.reduce 只把各 rank 的部分加到 rank 0 上，其他 rank 继续用自己的那一部分：每个 rank 都需要总和，"
+                 "用 dist.all_reduce")
+def parallel_attention_reduced_to_rank_0(x, weights, layer_id, args, freqs_cis, mask, cache=None, start_pos=0):
+    local = tp.local_args(args, dist.get_world_size())
+    out = ex08_multi_head_attention.self_attention(x, weights, layer_id, local, freqs_cis, mask, cache, start_pos)
+    dist.reduce(out, dst=0)
+    return out
+
+
+@spec.mistake("parallel_feed_forward", "tp_feed_forward_reduced_to_rank_0",
+              en="dist.reduce sums the ranks' parts onto rank 0 only, so the other ranks go on with their own part: "
+                 "every rank needs the sum, dist.all_reduce",
+              zh="dist.reduce 只把各 rank 的部分加到 rank 0 上，其他 rank 继续用自己的那一部分：每个 rank 都需要总和，"
+                 "用 dist.all_reduce")
+def parallel_feed_forward_reduced_to_rank_0(x, w1, w2, w3):
+    out = ex09_feed_forward.feed_forward(x, w1, w2, w3)
+    dist.reduce(out, dst=0)
+    return out
+
+
+@spec.mistake("parallel_forward", "tp_logits_gathered_out_of_order",
+              en="the vocabulary's slices are put side by side out of rank order: rank r's logits are columns "
+                 "r * vocab_size / world_size onwards, so concatenate the gathered parts in rank order",
+              zh="词表的各个切片没有按 rank 顺序拼接：rank r 的 logits 是从第 r * vocab_size / world_size 列开始的那些"
+                 "列，所以要按 rank 顺序拼接收集到的各部分")
+def parallel_forward_gathered_out_of_order(tokens, weights, args, cache=None, start_pos=0):
+    logits = tp.parallel_forward(tokens, weights, args, cache, start_pos)  # [seq, vocab_size], in rank order
+    return torch.cat(logits.chunk(dist.get_world_size(), dim=-1)[::-1], dim=-1)  # the slices in reverse order

@@ -1,5 +1,6 @@
 """encode_dialog without building one list per message; a Chat that keeps (weights, args) as one tuple, drops a
-repeated <|begin_of_text|> from the turn's tokens, and feeds what the cache lacks at the top of each step."""
+repeated <|begin_of_text|> from the turn's tokens, refuses a turn by the room left in its cache, and feeds what the
+cache lacks at the top of each step."""
 
 import torch
 
@@ -23,13 +24,16 @@ class Chat:
         self.cache = KVCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim,
                              weights["tok_embeddings.weight"].dtype)
         self.tokens, self.cached = [], 0
-        self.system = system
+        self.system, self.room = system, max_seq_len
 
     def ask(self, content, max_new_tokens=256, sampler=None):
         messages = ([{"role": "system", "content": self.system}] if self.system and not self.tokens else [])
         messages.append({"role": "user", "content": content})
         turn = encode_dialog(self.encoding, messages, self.chat_format)
-        self.tokens.extend(turn if not self.tokens or self.chat_format != "llama3" else turn[1:])
+        turn = turn if not self.tokens or self.chat_format != "llama3" else turn[1:]
+        if len(turn) + max_new_tokens > self.room - len(self.tokens):
+            raise ValueError(f"no room for this turn: {len(turn)} tokens and {max_new_tokens} new in {self.room}")
+        self.tokens.extend(turn)
         try:
             for _ in range(max_new_tokens):
                 fresh = self.tokens[self.cached:]
