@@ -27,9 +27,10 @@ from safetensors.torch import safe_open
 
 from solutions.ex02_checkpoint import ModelArgs, model_args
 
-from . import hf_layout
+from . import hf_layout, metadata
 from . import tokenizer as tokenizers
 from ..errors import KitError
+from ..i18n import say
 from ..paths import MODELS, TOKENIZER
 from ..progress import bar
 
@@ -150,18 +151,10 @@ def _read_meta_args(folder: Path) -> ModelArgs:
     path = folder / "params.json"
     params = _read_json(path, "Meta checkpoint")
     _require(params, META_KEYS, path)
-    try:
-        args = model_args(params)
-    except (TypeError, ValueError, ZeroDivisionError) as e:
-        raise KitError(f"{path} has a value of the wrong type ({e}): download it again") from None
-    _check_heads(args, path)
+    metadata.meta_params(params, path)
+    args = model_args(params)
+    metadata.model_shape(args, path)
     return args
-
-
-def _check_heads(args: ModelArgs, path: Path) -> None:
-    if args.n_heads <= 0 or args.dim % args.n_heads or args.n_kv_heads <= 0 or args.n_heads % args.n_kv_heads:
-        raise KitError(f"{path}: dim {args.dim}, n_heads {args.n_heads}, n_kv_heads {args.n_kv_heads} do not divide evenly: "
-                       "this is not a Llama 3 config; download it again")
 
 
 def _read_hf_args(folder: Path) -> ModelArgs:
@@ -171,12 +164,14 @@ def _read_hf_args(folder: Path) -> ModelArgs:
     theta, scaling = hf_layout.rope_settings(cfg)
     if theta is None:
         raise KitError(f"{path} lacks rope_theta: is this a Llama 3 file? download it again")
+    metadata.hf_config(cfg, theta, path)
     factor = None
     if scaling is not None:
-        kind = scaling.get("rope_type", scaling.get("type"))
+        kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
         if kind != "llama3" or any(scaling.get(k) != v for k, v in hf_layout.LLAMA3_ROPE.items()) or "factor" not in scaling:
-            raise KitError(f"{path} has rope_scaling {scaling}, not Llama 3.1's: only Llama 3, 3.1 and 3.2 models are supported")
-        factor = float(scaling["factor"])
+            raise KitError(f"{path} has rope_scaling {metadata.shown(scaling)}, not Llama 3.1's: only Llama 3, 3.1 "
+                           "and 3.2 models are supported")
+        factor = metadata.number(scaling["factor"], "rope_scaling.factor", path)
     args = ModelArgs(
         dim=cfg["hidden_size"],
         n_layers=cfg["num_hidden_layers"],
@@ -189,7 +184,7 @@ def _read_hf_args(folder: Path) -> ModelArgs:
         rope_scale_factor=factor,
         max_seq_len=cfg.get("max_position_embeddings") or (8192 if factor is None else 131072),
     )
-    _check_heads(args, path)
+    metadata.model_shape(args, path)
     if cfg.get("head_dim") not in (None, args.head_dim):
         raise KitError(f"{path} has head_dim {cfg['head_dim']} but hidden_size / num_attention_heads = {args.head_dim}: "
                        "Llama 3 models have head_dim = dim / n_heads; this is another architecture")
@@ -289,6 +284,9 @@ class Merged(Mapping):
 
 def shard_problems(shards: list[Mapping[str, torch.Tensor]], args, names: list[str]) -> list[str]:
     """Every tensor of every file that is missing or misshapen for this many files of this model."""
+    missing = missing_layers(shards[0], args)
+    if missing:
+        return [f"{names[0]}: {missing}"]
     problems = []
     for name, shard, shapes in zip(names, shards, shard_shapes(args, len(shards))):
         for key, shape in shapes.items():
@@ -335,6 +333,10 @@ def hf_shards(folder: Path) -> list[Path]:
         weight_map = _read_json(index, "Hugging Face checkpoint").get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise KitError(f"{index} has no weight_map: download it again")
+        for key, name in weight_map.items():
+            if not isinstance(name, str) or Path(name).name != name or not name.endswith(".safetensors"):
+                raise KitError(say("formats.checkpoint.index_entry", index=index, key=metadata.shown(key),
+                                   name=metadata.shown(name)))
         return [folder / name for name in sorted(set(weight_map.values()))]
     single = folder / "model.safetensors"
     shards = [single] if single.is_file() else sorted(folder.glob("model-*-of-*.safetensors"))
@@ -400,9 +402,27 @@ def expected_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def layer_numbers(names) -> list[int]:
+    """The layer numbers of tensor names like layers.3.attention.wq.weight, sorted."""
+    return sorted({int(n.split(".")[1]) for n in names if n.startswith("layers.") and n.split(".")[1].isdigit()})
+
+
+def missing_layers(names, args: ModelArgs) -> str | None:
+    """What is wrong when the config calls for layers beyond those present (before a table of n_layers is built)."""
+    present = layer_numbers(names)
+    if present and args.n_layers <= present[-1] + 1:
+        return None
+    if not present:
+        return say("formats.checkpoint.no_layers", n_layers=args.n_layers)
+    return say("formats.checkpoint.layers_missing", n_layers=args.n_layers, last=present[-1])
+
+
 def shape_problems(weights: dict[str, torch.Tensor], args: ModelArgs) -> list[str]:
     """Every tensor that is missing, misshapen or not floating point against these args, and layers beyond n_layers.
     Other extra tensors (e.g. rotary buffers) are ignored, as Meta's loader ignores them."""
+    missing = missing_layers(weights, args)
+    if missing:
+        return [missing]
     expected = expected_shapes(args)
     problems = []
     for name, shape in expected.items():

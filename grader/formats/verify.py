@@ -270,6 +270,8 @@ def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
             problems.append(f"vocab_size {args.vocab_size} but {tokenizer.name} has {n_words} tokens")
     except KitError as e:
         return {"checked": True, "problems": [str(e)], "note": ""}
+    if problems:
+        return {"checked": True, "problems": problems, "note": ""}
     expected = checkpoint.expected_shapes(args)
     n_params = sum(t.numel() for t in checkpoint.unique_tensors({k: weights[k] for k in expected if k in weights}).values())
     params_file = "params.json" if layout == "meta" else "config.json"
