@@ -1,12 +1,13 @@
 """`llama3-grader generate`: the implementation under test answering a prompt, end to end."""
 
-import json
+import math
 import sys
 
 from ..errors import KitError
+from ..formats.metadata import shown
+from ..i18n import say
 
 DEFAULT_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
-PAGE_IN_ABOVE = 256 * 2**20  # bytes: show a progress bar while reading weights larger than this
 
 
 def register(sub) -> None:
@@ -33,18 +34,21 @@ def add_sampling_arguments(p, effect: str) -> None:
 
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
+SEEDS = 2**63  # torch.Generator.manual_seed takes 0 .. 2**63 - 1 everywhere
 
 
 def sampling(args) -> dict | None:
     """The sampler's settings when a sampling option is given (temperature 1 unless set), else None: greedy."""
     if all(getattr(args, name, None) is None for name in SAMPLING_OPTIONS):
         return None
-    if args.temperature is not None and args.temperature < 0:
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise KitError(f"--temperature must be 0 (greedy) or more, got {args.temperature:g}")
     if args.top_k is not None and args.top_k < 1:
         raise KitError(f"--top-k must be at least 1, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise KitError(f"--top-p must be above 0 and at most 1, got {args.top_p:g}")
+    if args.seed is not None and not 0 <= args.seed < SEEDS:
+        raise KitError(say("cli.generate.seed", seed=shown(args.seed), top=SEEDS - 1))
     return {"temperature": 1.0 if args.temperature is None else args.temperature, "top_k": args.top_k, "top_p": args.top_p,
             "seed": args.seed or 0}
 
@@ -74,6 +78,8 @@ def run(args) -> int:
     settings = sampling(args)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.ranks is not None and args.ranks < 1:
+        raise KitError(say("cli.generate.ranks", ranks=args.ranks))
     if args.ranks is not None or args.distributed:
         if settings is not None:
             raise KitError("--ranks and --distributed run exercise 17's greedy parallel_generate: drop --temperature, "
@@ -90,12 +96,11 @@ def _run(args, impl: str, settings: dict | None) -> int:
     from ..formats import checkpoint
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
-    from .textio import streamer, text_codec
+    from .textio import check_length, json_line, notes, streamer, text_codec
 
     ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
-    if ck.nbytes > PAGE_IN_ABOVE:
-        checkpoint.page_in(ck.weights)
+    checkpoint.page_in(ck.weights, ck.folder)
     weights = ck.weights if dtype == ck.dtype else checkpoint.CastOnRead(ck.weights, dtype)  # no copy of the model
     try:
         tok = invoke(impls.module, impl, "ex01_tokenizer")
@@ -104,11 +109,11 @@ def _run(args, impl: str, settings: dict | None) -> int:
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
             raise KitError(f"the prompt is empty and {ck.tokenizer.name} has no BOS token to start from: pass --prompt TEXT")
-        if len(prompt_ids) + args.max_new_tokens > ck.args.max_seq_len:
-            raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
-                           f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
+        check_length(len(prompt_ids), args.max_new_tokens, ck.args.max_seq_len)
         generated, top10 = [], []
         show = streamer(decode)
+        if not args.json:
+            print(args.prompt, end="", flush=True)
         with torch.inference_mode():
             for token, logits in invoke(generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
@@ -123,27 +128,11 @@ def _run(args, impl: str, settings: dict | None) -> int:
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
     if args.json:
-        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
-                          "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings}, ensure_ascii=False))
+        print(json_line({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
+                         "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
+                         "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings}))
     else:
         print()
         for line in notes(ck, dtype):
             print(line, file=sys.stderr)
     return 0
-
-
-def notes(ck, dtype) -> list[str]:
-    """What to keep in mind when reading the text: random weights write random text, and in bf16 (dtype, what the
-    weights are computed in) a correct implementation may part from the reference."""
-    import torch
-
-    from ..i18n import say
-    from ..paths import MODELS
-
-    lines = []
-    if ck.folder.resolve().parent == MODELS.resolve():
-        lines.append(say("cli.generate.random_weights"))
-    if dtype == torch.bfloat16:
-        lines.append(say("cli.generate.bfloat16"))
-    return lines

@@ -1,6 +1,12 @@
-"""Text into token ids and back, for generate, generate --ranks and chat."""
+"""Text into token ids and back, for generate, generate --ranks and chat: the prompt's length, the notes printed
+under the text, and JSON that stays JSON."""
 
+import json
+import math
 import sys
+
+from ..errors import KitError
+from ..i18n import say
 
 
 def text_codec(tok, ck):
@@ -29,3 +35,41 @@ def streamer(decode):
             shown = text
 
     return show
+
+
+def json_line(obj) -> str:
+    """obj as one line of JSON, a float that is NaN or infinite as null: JSON has no such numbers, and a learner's
+    NaN logits must not make the output unreadable to the tool that asked for it."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def check_length(n_prompt: int, max_new_tokens: int, max_seq_len: int) -> None:
+    """A KitError unless the prompt and the new tokens fit in the model's max_seq_len."""
+    if n_prompt + max_new_tokens > max_seq_len:
+        raise KitError(f"the prompt has {n_prompt} tokens; with --max-new-tokens {max_new_tokens} that passes "
+                       f"max_seq_len {max_seq_len}: shorten the prompt or generate fewer tokens")
+
+
+def notes(ck, dtype) -> list[str]:
+    """What to keep in mind when reading the text: random weights write random text, and in bf16 (dtype, what the
+    weights are computed in) a correct implementation may part from the reference."""
+    import torch
+
+    from ..paths import MODELS
+
+    lines = []
+    if ck.folder.resolve().parent == MODELS.resolve():
+        lines.append(say("cli.generate.random_weights"))
+    if dtype == torch.bfloat16:
+        lines.append(say("cli.generate.bfloat16"))
+    return lines

@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -199,7 +200,22 @@ def _check_not_pointer(path: Path) -> None:
 
 
 def meta_shards(folder: Path) -> list[Path]:
-    return sorted(folder.glob("consolidated.*.pth"))
+    """The folder's consolidated.*.pth files, sorted; a KitError for a folder of that name."""
+    paths = sorted(folder.glob("consolidated.*.pth"))
+    for path in paths:
+        if path.is_dir():
+            raise KitError(say("formats.checkpoint.shard_folder", path=path))
+    return paths
+
+
+def saved_as(path: Path) -> str | None:
+    """The name torch.save gave a file, which it keeps inside (the root folder of its zip archive): consolidated.01
+    for a file saved as consolidated.01.pth, whatever it is called now; None when it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()[0].split("/")[0]
+    except (zipfile.BadZipFile, OSError, IndexError):
+        return None
 
 
 def _read_meta_weights(folder: Path, args: ModelArgs) -> dict[str, torch.Tensor]:
@@ -223,6 +239,9 @@ def read_shards(folder: Path, args: ModelArgs) -> list[dict[str, torch.Tensor]]:
         raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, but not {', '.join(expected[:2])}, ...: "
                        f"{missing[0]} is missing or misnamed; download every shard (run `llama3-grader checkpoint verify`)")
     files = [load_pth(p) for p in paths]
+    problems = shard_file_problems(paths, files, args)
+    if problems:
+        raise KitError(f"{folder}: {problems[0]}")
     problems = shard_problems(files, args, names)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -280,6 +299,29 @@ class Merged(Mapping):
 
     def __len__(self) -> int:
         return len(self.shards[0])
+
+
+def shard_file_problems(paths: list[Path], shards: list[Mapping[str, torch.Tensor]], args) -> list[str]:
+    """What is wrong with a model's files as a whole, each with what to do: as many files as the model was split into
+    (told by the rows of the embedding table each one holds), each under the name it was saved as, one dtype."""
+    problems = []
+    rows = shards[0].get("tok_embeddings.weight")
+    rows = rows.shape[0] if rows is not None and rows.dim() == 2 else 0
+    if rows and args.vocab_size % rows == 0 and args.vocab_size // rows != len(shards):
+        total, names = args.vocab_size // rows, [p.name for p in paths]
+        expected = [f"consolidated.{i:02d}.pth" for i in range(total)]
+        missing, extra = [n for n in expected if n not in names], [n for n in names if n not in expected]
+        key = "formats.checkpoint.shards_missing" if missing else "formats.checkpoint.shards_extra"
+        key = "formats.checkpoint.shards_whole" if total == 1 else key
+        problems.append(say(key, n=len(shards), total=total, rows=rows, vocab_size=args.vocab_size,
+                            names=", ".join(missing or extra), first=names[0]))
+    for path in paths:
+        name = saved_as(path)
+        if name is not None and name != path.stem and re.fullmatch(r"consolidated\.\d+", name):
+            problems.append(say("formats.checkpoint.shard_renamed", file=path.name, saved=f"{name}.pth"))
+    everything = {f"{p.name}: {name}": t for p, shard in zip(paths, shards) for name, t in shard.items()}
+    problems += dtype_problems(everything)
+    return problems
 
 
 def shard_problems(shards: list[Mapping[str, torch.Tensor]], args, names: list[str]) -> list[str]:
@@ -445,6 +487,41 @@ def check_shapes(weights: dict[str, torch.Tensor], args: ModelArgs, folder: Path
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise KitError(f"{folder}: {problems[0]}{more}: weights and config come from different models; "
                        "run `llama3-grader checkpoint verify` for the full list")
+    problems = dtype_problems(weights)
+    if problems:
+        raise KitError(f"{folder}: {problems[0]}")
+
+
+def dtype_problems(weights: Mapping[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors whose dtype is not the one most of them have, each with what to do: a checkpoint
+    holds one dtype."""
+    counts = {}
+    for t in weights.values():
+        if t.is_floating_point():
+            counts[t.dtype] = counts.get(t.dtype, 0) + 1
+    if len(counts) < 2:
+        return []
+    common = str(max(counts, key=counts.get)).removeprefix("torch.")
+    return [say("formats.checkpoint.dtype", name=name, dtype=str(t.dtype).removeprefix("torch."), common=common)
+            for name, t in weights.items() if t.is_floating_point() and str(t.dtype).removeprefix("torch.") != common]
+
+
+NONFINITE_CHUNK = 1 << 24  # elements checked at a time: no boolean copy of a whole matrix
+
+
+def nonfinite(weights: Mapping[str, torch.Tensor], advance=lambda nbytes: None) -> dict[str, int]:
+    """{name: how many of its values are NaN or infinite} for the tensors that hold any; each storage read once."""
+    found = {}
+    for name, t in unique_tensors(dict(weights)).items():
+        flat, bad = t.reshape(-1), 0
+        for start in range(0, flat.numel(), NONFINITE_CHUNK):
+            chunk = flat[start : start + NONFINITE_CHUNK]
+            if t.is_floating_point() and not torch.isfinite(chunk).all():
+                bad += int(chunk.numel() - torch.isfinite(chunk).sum())
+            advance(chunk.numel() * chunk.element_size())
+        if bad:
+            found[name] = bad
+    return found
 
 
 def tokenizer_path(folder: Path) -> Path:
@@ -486,6 +563,22 @@ def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = Non
     if dtype is not None:
         weights = cast(weights, dtype)
     return Checkpoint(folder, layout, args, weights, tokenizer)
+
+
+def check(folder: str | Path | None = None, rope_scale_factor: float | str | None = None) -> tuple[ModelArgs, torch.dtype]:
+    """(args, dtype) of a checkpoint after every check load makes (a model in several files is checked file by file,
+    never merged) and every value read once: what a process that starts ranks checks before they load their shares."""
+    folder = resolve(folder)
+    layout = detect_layout(folder)
+    if layout != "meta" or len(meta_shards(folder)) < 2:
+        ck = load(folder, rope_scale_factor=rope_scale_factor)
+        page_in(ck.weights, folder)
+        return ck.args, ck.dtype
+    args = read_args(folder, layout, rope_scale_factor)
+    _check_vocab(args, tokenizer_path(folder), folder)
+    files = read_shards(folder, args)
+    page_in({f"consolidated.{i:02d}.pth: {name}": t for i, f in enumerate(files) for name, t in f.items()}, folder)
+    return args, files[0]["tok_embeddings.weight"].dtype
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -555,12 +648,13 @@ def unique_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def page_in(weights: dict[str, torch.Tensor]) -> None:
-    """Read every page of memory-mapped weights once, with a progress bar, so the first forward is not the one that waits."""
-    unique = {t.untyped_storage().data_ptr(): t for t in weights.values()}
-    total = sum(t.untyped_storage().nbytes() for t in unique.values())
+def page_in(weights: dict[str, torch.Tensor], folder: Path | str = "") -> None:
+    """Read every value of memory-mapped weights once, with a progress bar, so the first forward is not the one that
+    waits; a KitError for values that are NaN or infinite (a damaged file), which no implementation can run."""
+    total = sum(t.numel() * t.element_size() for t in unique_tensors(weights).values())
     with bar("reading weights", total, bytes_=True) as progress:
-        for t in unique.values():
-            flat = t.reshape(-1).view(torch.uint8)
-            flat[:: 4096].sum()
-            progress.advance(progress.task_ids[0], t.untyped_storage().nbytes())
+        bad = nonfinite(weights, lambda nbytes: progress.advance(progress.task_ids[0], nbytes))
+    if bad:
+        name, n = next(iter(bad.items()))
+        raise KitError(say("formats.checkpoint.not_finite", folder=folder or "the checkpoint", name=name, n=n,
+                           tensors=len(bad)))

@@ -230,8 +230,9 @@ def _check_types(tensors, path: Path) -> None:
         tried.add(t.tensor_type)
 
 
-def dequantize(t, advance=lambda n: None):
-    """One GGUF tensor as a bf16 torch tensor of torch's shape, dequantized CHUNK elements at a time."""
+def dequantize(t, advance=lambda n: None, path: Path | str = "the GGUF"):
+    """One GGUF tensor as a bf16 torch tensor of torch's shape, dequantized CHUNK elements at a time; a KitError for
+    values that are NaN or infinite (a damaged file)."""
     import numpy as np
     import torch
 
@@ -245,6 +246,8 @@ def dequantize(t, advance=lambda n: None):
         parts = [(slice(i, i + step), t.data[i : i + step]) for i in range(0, shape[0], step)]
     for rows, data in parts:
         values = np.require(gguf.quants.dequantize(data, t.tensor_type), np.float32, ("C", "W"))  # writable: torch wants it
+        if not np.isfinite(values).all():
+            raise KitError(say("formats.gguf.not_finite", path=path, name=t.name))
         out[rows] = torch.from_numpy(values).reshape(out[rows].shape)
         advance(values.size)
     return out
@@ -338,7 +341,7 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
     weights = {}
     with bar("dequantizing", n_elements) as progress:
         for meta, t in sources.items():
-            weights[meta] = dequantize(t, lambda n: progress.advance(progress.task_ids[0], n))
+            weights[meta] = dequantize(t, lambda n: progress.advance(progress.task_ids[0], n), gguf_path)
     tied = "output.weight" not in weights
     if tied:
         weights["output.weight"] = weights["tok_embeddings.weight"]  # one tensor, stored once (as Meta's 3.2 files)
