@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from .errors import KitError
+from .files import write_atomically
 
 INSTALL = "pictures need matplotlib: pip install -e \".[pictures]\""
 ROPE_PANELS = 8  # frequencies drawn, from the fastest to the slowest
@@ -110,5 +111,5 @@ def png(fig) -> bytes:
 
 
 def save(fig, path: Path) -> Path:
-    path.write_bytes(png(fig))
+    write_atomically(path, png(fig))
     return path

@@ -235,6 +235,7 @@ def run(args) -> int:
 
 
 def _run(args, impl: str) -> int:
+    from .textio import check_length
     from ..formats import checkpoint
     from ..engine.calls import GradeFailure, NotStarted
     from ..progress import console
@@ -258,9 +259,7 @@ def _run(args, impl: str) -> int:
             ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
             checkpoint.page_in(ck.weights)
             prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
-            if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
-                raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
-                               f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or decode fewer tokens")
+            check_length(len(prompt_ids), args.new_tokens + 1, ck.args.max_seq_len, "--new-tokens")
             if args.int8:
                 from . import bench_int8 as kind
 

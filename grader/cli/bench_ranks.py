@@ -93,12 +93,15 @@ def measure(folder, impl: str, prompt_ids: list[int], new_tokens: int, repeats: 
 
 
 def run(args, impl: str, progress) -> dict:
+    from .textio import check_length
     from ..formats import checkpoint, shards, tokenizer
 
     folder = checkpoint.resolve(args.checkpoint)
-    model_args = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor)
-    shards.check_rank_count(model_args, args.ranks, str(folder))
+    shards.check_rank_count(checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor),
+                            args.ranks, str(folder))
+    model_args, _ = checkpoint.check(folder, args.rope_scale_factor)  # what one process checks, before the ranks start
     prompt_ids = tokenizer.load(checkpoint.tokenizer_path(folder)).encode(args.prompt)
+    check_length(len(prompt_ids), args.new_tokens + 1, model_args.max_seq_len, "--new-tokens")
     if args.threads is not None and args.threads < 1:
         raise KitError(f"--threads must be at least 1, got {args.threads}")
     return measure(folder, impl, prompt_ids, args.new_tokens, args.repeats, args.ranks, args.threads or 1, progress)

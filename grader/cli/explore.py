@@ -48,6 +48,7 @@ def run(args) -> int:
     from ..formats import checkpoint
 
     ck = checkpoint.load(args.checkpoint)
+    checkpoint.page_in(ck.weights, ck.folder)
     impl = impls.choice(args.impl)
     numbers = [args.number] if args.number else sorted(NAMES)
     try:
@@ -58,12 +59,13 @@ def run(args) -> int:
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
     from .. import pictures
+    from ..files import make_folder
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_folder(args.out.expanduser())
     for r in results:
         print(f"{r.title}\n{r.table}\n")
     for r in results:
-        path = pictures.save(r.draw(), args.out / r.file_name)
+        path = pictures.save(r.draw(), args.out.expanduser() / r.file_name)
         print(say("cli.explore.wrote", lang=getattr(args, "lang", None), path=path))
     return 0
 

@@ -2,14 +2,13 @@
 
 import argparse
 import datetime
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..learner import curriculum, workspace
 from ..errors import KitError
+from ..files import write_atomically
 from ..i18n import LANGS, say
 
 
@@ -36,7 +35,10 @@ def run(args) -> int:
         print(say("cli.reset.unchanged", lang=lang))
         return 1
     backup = back_up(target) if target.is_file() else None
-    write_atomically(target, stub)
+    try:
+        write_atomically(target, stub)
+    except OSError as e:
+        raise KitError(say("cli.reset.not_written", lang=lang, path=workspace.show(target), why=e.strerror or e)) from None
     if backup:
         print(say("cli.reset.restored_backup", lang=lang, stub=e.stub, backup=workspace.show(backup)))
     else:
@@ -63,9 +65,3 @@ def back_up(path: Path) -> Path:
     shutil.copy2(path, copy)
     return copy
 
-
-def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

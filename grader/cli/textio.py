@@ -53,11 +53,12 @@ def _finite(obj):
     return obj
 
 
-def check_length(n_prompt: int, max_new_tokens: int, max_seq_len: int) -> None:
-    """A KitError unless the prompt and the new tokens fit in the model's max_seq_len."""
-    if n_prompt + max_new_tokens > max_seq_len:
-        raise KitError(f"the prompt has {n_prompt} tokens; with --max-new-tokens {max_new_tokens} that passes "
-                       f"max_seq_len {max_seq_len}: shorten the prompt or generate fewer tokens")
+def check_length(n_prompt: int, n_new: int, max_seq_len: int, option: str = "--max-new-tokens") -> None:
+    """A KitError unless the prompt and the n_new tokens made after it (at most; option sets them) fit in the
+    model's max_seq_len: generate, chat and bench check the same, with one process or many."""
+    if n_prompt + n_new > max_seq_len:
+        raise KitError(say("cli.textio.too_long", n_prompt=n_prompt, n_new=n_new, max_seq_len=max_seq_len,
+                           option=option))
 
 
 def notes(ck, dtype) -> list[str]:

@@ -132,7 +132,8 @@ def rope_factor_override(value: float | str | None = None) -> float | None:
     except ValueError:
         factor = float("nan")
     if not factor > 0:
-        raise KitError(f"RoPE scale factor {raw!r} is not a positive number: use e.g. 32 (Llama 3.2 1B/3B) or 8 (Llama 3.1)")
+        raise KitError(f"RoPE scale factor {metadata.shown(raw)} is not a positive number: use e.g. 32 (Llama 3.2 1B/3B) "
+                       "or 8 (Llama 3.1)")
     return factor
 
 
@@ -588,7 +589,7 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
         return dtype
     name = DTYPE_ALIASES.get(str(dtype).lower().removeprefix("torch."), str(dtype).lower().removeprefix("torch."))
     if name not in DTYPES:
-        raise KitError(f"unknown dtype {dtype!r}: use --dtype {' or --dtype '.join(DTYPES)}")
+        raise KitError(f"unknown dtype {metadata.shown(dtype)}: use --dtype {' or --dtype '.join(DTYPES)}")
     return DTYPES[name]
 
 

@@ -288,13 +288,16 @@ def tokenizer_files(reader, name: str, path: Path) -> tuple[str, dict]:
             try:
                 raw = bytes(decoder[c] for c in token)
             except KeyError:
-                raise KitError(f"{path}: token {i} {token!r} is not in GPT-2's byte-level alphabet: the tokenizer is corrupt") from None
+                raise KitError(f"{path}: token {i} {metadata.shown(token)} is not in GPT-2's byte-level alphabet: the "
+                               "tokenizer is corrupt") from None
             if raw in seen:
-                raise KitError(f"{path}: token {i} {token!r} repeats an earlier token's bytes: the tokenizer is corrupt")
+                raise KitError(f"{path}: token {i} {metadata.shown(token)} repeats an earlier token's bytes: the "
+                               "tokenizer is corrupt")
             seen.add(raw)
             lines.append(f"{base64.b64encode(raw).decode()} {i}\n")
         else:
-            raise KitError(f"{path}: token {i} {token!r} has type {kind}, which the importer does not handle (only normal and control tokens)")
+            raise KitError(f"{path}: token {i} {metadata.shown(token)} has type {metadata.shown(kind)}, which the importer "
+                           "does not handle (only normal and control tokens)")
     def token_id(key, default=KeyError):
         return _field(reader, f"tokenizer.ggml.{key}", path, default, metadata.token_id, len(tokens))
 
@@ -325,7 +328,7 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
 
     from solutions.ex02_checkpoint import model_args
 
-    from .writers import check_free_space, save_meta
+    from .writers import bytes_written, check_free_space, save_meta
     from ..progress import bar
 
     reader = open_gguf(gguf_path)
@@ -336,8 +339,10 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
     if len(tokenizer_params["special_tokens"]) + ranks.count("\n") != args.vocab_size:
         raise KitError(f"{gguf_path} has vocab_size {args.vocab_size} but its tokenizer has a different number of tokens: download it again")
     sources = plan(reader, args, gguf_path)
-    n_elements = sum(math.prod(int(n) for n in t.shape) for t in sources.values())
-    check_free_space(folder, 2 * n_elements)
+    sizes = {meta: 2 * math.prod(int(n) for n in t.shape) for meta, t in sources.items()}  # bf16
+    n_elements = sum(sizes.values()) // 2
+    tokenizer_bytes = len(ranks.encode()) + len(json.dumps(tokenizer_params, indent=2, ensure_ascii=False).encode())
+    check_free_space(folder, bytes_written(sizes) + tokenizer_bytes)
     weights = {}
     with bar("dequantizing", n_elements) as progress:
         for meta, t in sources.items():

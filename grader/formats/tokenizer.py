@@ -121,7 +121,7 @@ def read_params(path: Path) -> dict:
     if not isinstance(special, dict):
         raise KitError(say("formats.tokenizer.mapping", where=path, value=metadata.shown(special)))
     for text, i in special.items():
-        metadata.whole(i, f"special_tokens[{text!r}]", path, 0)
+        metadata.whole(i, f"special_tokens[{metadata.shown(text)}]", path, 0)
     metadata.optional(metadata.whole, params["bos_id"], "bos_id", path, 0)
     if not isinstance(params["stop_ids"], list):
         raise KitError(say("formats.tokenizer.id_list", where=path, value=metadata.shown(params["stop_ids"])))

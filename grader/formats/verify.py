@@ -15,11 +15,10 @@ import datetime
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import KitError
+from ..files import write_atomically
 from ..i18n import say
 
 CHUNK = 8 << 20
@@ -368,10 +367,7 @@ def _remember(result: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = _load_cache()
         data[result["folder"]] = result
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verify-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(data, indent=1).encode())
     except OSError:
         pass  # a read-only cache folder costs the scoreboard its memory, nothing more
 
