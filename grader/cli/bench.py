@@ -16,7 +16,6 @@ for a while slows every contender alike; ratios are medians of each round's own 
                         ratios.sampling_overhead is the time it adds per token against greedy decoding
 """
 
-import json
 import platform
 import statistics
 import sys
@@ -235,51 +234,60 @@ def run(args) -> int:
 
 
 def _run(args, impl: str) -> int:
-    from .textio import check_length
+    import contextlib
+
+    from rich.markup import escape
+
+    from .textio import check_length, json_line
     from ..formats import checkpoint
     from ..engine.calls import GradeFailure, NotStarted
+    from ..i18n import say
     from ..progress import console
-
-    show = console.is_terminal and not args.json
-
-    def progress(message: str) -> None:
-        if show:
-            console.print(f"[dim]bench {message}[/dim]")
 
     if args.int8 and args.ranks is not None:
         raise KitError("--int8 and --ranks are two benches: run one, then the other")
+    show = console.is_terminal and not args.json
+    measuring = escape(say("cli.bench.measuring", impl=impl, folder=checkpoint.resolve(args.checkpoint).name))
+    status = console.status(measuring) if show else contextlib.nullcontext()  # one line, rewritten, then gone
+
+    def progress(message: str) -> None:
+        if show:
+            status.update(f"{measuring}: [dim]{message}[/dim]")
+
     kind = None  # the module of --int8 or --ranks, whose report prints its figures
     try:
-        if args.ranks is not None:
-            from . import bench_ranks as kind
+        with status:
+            if args.ranks is not None:
+                from . import bench_ranks as kind
 
-            result = kind.run(args, impl, progress)
-        else:
-            dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
-            ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
-            checkpoint.page_in(ck.weights)
-            prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
-            check_length(len(prompt_ids), args.new_tokens + 1, ck.args.max_seq_len, "--new-tokens")
-            if args.int8:
-                from . import bench_int8 as kind
-
-                result = kind.measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, progress)
+                result = kind.run(args, impl, progress)
             else:
-                result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers, progress)
+                dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
+                ck = checkpoint.load(args.checkpoint, dtype, args.rope_scale_factor)
+                checkpoint.page_in(ck.weights, ck.folder)
+                prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
+                check_length(len(prompt_ids), args.new_tokens + 1, ck.args.max_seq_len, "--new-tokens")
+                if args.int8:
+                    from . import bench_int8 as kind
+
+                    result = kind.measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, progress)
+                else:
+                    result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers,
+                                     progress)
     except NotStarted as e:
         raise KitError(f"{e} (or bench the reference with --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
-    print(json.dumps(result) if args.json else (kind or sys.modules[__name__]).report(result))
+    print(json_line(result) if args.json else (kind or sys.modules[__name__]).report(result))
     return 0
 
 
 def report(r: dict) -> str:
     """The figures as a few aligned lines."""
     ratios, hf = r["ratios"], r["transformers"]
-    gb = 1e9
+    size = timing.size
     lines = [
-        f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {r['checkpoint_bytes'] / gb:.2f} GB), "
+        f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {size(r['checkpoint_bytes'])}), "
         f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
         f"  prefill                {r['prefill_ms']:9.1f} ms" + (f"      transformers {hf['prefill_ms']:9.1f} ms" if hf else ""),
         f"  decode, KV cache       {r['decode_tok_s']:9.2f} tok/s"
@@ -290,7 +298,7 @@ def report(r: dict) -> str:
         f"{ratios['sampling_overhead']:+.1%} per token)" if r["decode_sampled_tok_s"] else "  decode, sampling: exercise 13 not done",
         f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
         f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read, "
-        f"{r['weight_bytes_per_token'] / gb:.2f} GB per token)",
-        f"  peak RSS               {r['peak_rss_bytes'] / gb:9.2f} GB      ({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)",
+        f"{size(r['weight_bytes_per_token'])} per token)",
+        f"  peak RSS               {size(r['peak_rss_bytes']):>12}      ({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)",
     ]
     return "\n".join(lines)

