@@ -155,7 +155,8 @@ def test_a_corrupt_progress_file_is_kept_before_it_is_replaced(root, capsys):
     history.record_passes(["ex02_checkpoint"])
     kept = [p for p in root.iterdir() if p.name.startswith(".llama3-progress.json.corrupt")]
     assert len(kept) == 1 and kept[0].read_text() == '{"first_passed": {"ex01_tokenizer": "2024-01-0'
-    assert json.loads(progress.read_text())["first_passed"] == {"ex02_checkpoint": history.datetime.date.today().isoformat()}
+    today = history.datetime.date.today().isoformat()
+    assert json.loads(progress.read_text())["first_passed"] == {"ex02_checkpoint": today}
     assert kept[0].name in capsys.readouterr().err
 
 

@@ -299,6 +299,7 @@ def report(r: dict) -> str:
         f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
         f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read, "
         f"{size(r['weight_bytes_per_token'])} per token)",
-        f"  peak RSS               {size(r['peak_rss_bytes']):>12}      ({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)",
+        f"  peak RSS               {size(r['peak_rss_bytes']):>12}      "
+        f"({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)",
     ]
     return "\n".join(lines)

@@ -137,7 +137,8 @@ def report(r: dict) -> str:
     b, q = r["bf16"], r["int8"]
     ratios = r["ratios"]
     return "\n".join([
-        f"bench --int8: {whose(r['impl'])} int8 model against the reference in {r['dtype']} on {r['checkpoint']}, {r['threads']} thread(s), "
+        f"bench --int8: {whose(r['impl'])} int8 model against the reference in {r['dtype']} on {r['checkpoint']}, "
+        f"{r['threads']} thread(s), "
         f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
         f"                         {r['dtype']:>14}   {'int8':>14}",
         f"  decode, KV cache       {b['decode_tok_s']:8.2f} tok/s   {q['decode_tok_s']:8.2f} tok/s   ({ratios['int8_vs_bf16_decode']:.2f}x)",

@@ -110,7 +110,8 @@ def run(args, impl: str, progress) -> dict:
 def report(r: dict) -> str:
     from .timing import whose
 
-    lines = [f"bench --ranks: {whose(r['impl'])} parallel_generate on {r['checkpoint']}, {r['threads_per_rank']} thread(s) per rank, "
+    lines = [f"bench --ranks: {whose(r['impl'])} parallel_generate on {r['checkpoint']}, "
+             f"{r['threads_per_rank']} thread(s) per rank, "
              f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}"]
     for key in sorted(k for k in r if k.endswith("_ranks")):
         x = r[key]

@@ -67,7 +67,8 @@ def run_make(args) -> int:
         shards.check_rank_count(model_args(params), args.shards, f"the {args.preset} preset", "--shards")
     writers.check_out_folder(out, args.force)
     shapes = checkpoint.expected_shapes(model_args(params))
-    sizes = {n: 2 * math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and args.preset in presets.TIED)}
+    tied = args.preset in presets.TIED
+    sizes = {n: 2 * math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and tied)}
     nbytes = sum(sizes.values())
     writers.check_free_space(out, writers.bytes_written(sizes, TOKENIZER))
     with writers.partial_folder(out) as work:

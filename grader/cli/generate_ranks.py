@@ -47,7 +47,8 @@ def run(args, impl: str) -> int:
 
     folder = checkpoint.resolve(args.checkpoint)
     if args.distributed:  # one of many processes, maybe on many machines: each reads its share only
-        model_args, file_dtype = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor), None
+        model_args = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor)
+        file_dtype = None
     else:  # what one process checks, checked here before the ranks start
         model_args, file_dtype = checkpoint.check(folder, args.rope_scale_factor)
     path = checkpoint.tokenizer_path(folder)
@@ -55,7 +56,7 @@ def run(args, impl: str) -> int:
     try:
         tok = invoke(impls.module, impl, "ex01_tokenizer")
         fn = invoke(impls.module, impl, "ex17_tensor_parallel").parallel_generate
-        ck = types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path, folder=folder)  # for text_codec
+        ck = types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path, folder=folder)  # text_codec's
         encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
         if not prompt_ids:

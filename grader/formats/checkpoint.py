@@ -132,8 +132,8 @@ def rope_factor_override(value: float | str | None = None) -> float | None:
     except ValueError:
         factor = float("nan")
     if not factor > 0:
-        raise KitError(f"RoPE scale factor {metadata.shown(raw)} is not a positive number: use e.g. 32 (Llama 3.2 1B/3B) "
-                       "or 8 (Llama 3.1)")
+        raise KitError(f"RoPE scale factor {metadata.shown(raw)} is not a positive number: use e.g. 32 "
+                       "(Llama 3.2 1B/3B) or 8 (Llama 3.1)")
     return factor
 
 
@@ -566,7 +566,8 @@ def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = Non
     return Checkpoint(folder, layout, args, weights, tokenizer)
 
 
-def check(folder: str | Path | None = None, rope_scale_factor: float | str | None = None) -> tuple[ModelArgs, torch.dtype]:
+def check(folder: str | Path | None = None,
+          rope_scale_factor: float | str | None = None) -> tuple[ModelArgs, torch.dtype]:
     """(args, dtype) of a checkpoint after every check load makes (a model in several files is checked file by file,
     never merged) and every value read once: what a process that starts ranks checks before they load their shares."""
     folder = resolve(folder)

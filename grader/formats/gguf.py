@@ -296,8 +296,8 @@ def tokenizer_files(reader, name: str, path: Path) -> tuple[str, dict]:
             seen.add(raw)
             lines.append(f"{base64.b64encode(raw).decode()} {i}\n")
         else:
-            raise KitError(f"{path}: token {i} {metadata.shown(token)} has type {metadata.shown(kind)}, which the importer "
-                           "does not handle (only normal and control tokens)")
+            raise KitError(f"{path}: token {i} {metadata.shown(token)} has type {metadata.shown(kind)}, which the "
+                           "importer does not handle (only normal and control tokens)")
     def token_id(key, default=KeyError):
         return _field(reader, f"tokenizer.ggml.{key}", path, default, metadata.token_id, len(tokens))
 

@@ -260,7 +260,8 @@ def _check_shard_shapes(folder: Path, rope_scale_factor, show_progress: bool) ->
                            f"{gaps[0]} is missing")
     counts = shards.rank_counts(args, len(paths))
     if not problems and len(paths) not in counts:
-        problems.append(f"{len(paths)} shards do not split this model evenly (it splits over {', '.join(map(str, counts))})")
+        problems.append(f"{len(paths)} shards do not split this model evenly (it splits over "
+                        f"{', '.join(map(str, counts))})")
     problems = problems or checkpoint.shard_problems(files, args, names)
     if problems:
         return {"checked": True, "problems": problems, "values": [], "note": ""}
@@ -268,7 +269,8 @@ def _check_shard_shapes(folder: Path, rope_scale_factor, show_progress: bool) ->
     tensors = len(checkpoint.expected_shapes(args))
     n_params = sum(math.prod(s) for n, s in checkpoint.expected_shapes(args).items() if n != "output.weight" or "output.weight" in files[0])
     return {"checked": True, "problems": problems, "values": values, "tensors": tensors, "parameters": n_params,
-            "note": f"{len(paths)} shards of {tensors} tensors each, {n_params / 1e9:.2f} B parameters, match params.json"}
+            "note": f"{len(paths)} shards of {tensors} tensors each, {n_params / 1e9:.2f} B parameters, "
+                    "match params.json"}
 
 
 def _check_shapes(folder: Path, layout: str, rope_scale_factor, show_progress: bool = False) -> dict:
@@ -334,7 +336,8 @@ def report(r: dict) -> str:
         lines.append(f"  {'ok' if not s['problems'] else 'DIFFERS':8} shapes: " + (s["note"] or "; ".join(s["problems"][:3])))
         if not s["problems"]:
             finite = say("formats.verify.all_finite")
-            lines.append(f"  {'ok' if not s['values'] else 'DIFFERS':8} values: " + ("; ".join(s["values"][:3]) or finite))
+            values = "; ".join(s["values"][:3]) or finite
+            lines.append(f"  {'ok' if not s['values'] else 'DIFFERS':8} values: {values}")
     else:
         lines.append(f"  {'':8} shapes: {s['note']}")
     head = {GENUINE: "GENUINE", MATCHES: "OK", DIFFERS: "DIFFERS", UNKNOWN: "UNVERIFIED"}[r["verdict"]]

@@ -32,7 +32,8 @@ def check_out_folder(out: Path, force: bool | None = False) -> None:
     if out.exists() and not out.is_dir():
         raise KitError(f"{out} is a file: pass a folder for --out")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise KitError(say("formats.writers.not_empty_force" if force is False else "formats.writers.not_empty", out=out))
+        key = "formats.writers.not_empty_force" if force is False else "formats.writers.not_empty"
+        raise KitError(say(key, out=out))
     make_folder(out.parent)
 
 
