@@ -45,9 +45,12 @@ def layer_tensors(rng, n_layers: int = N_LAYERS) -> dict[str, np.ndarray]:
 
 def write_gguf(path: Path, *, arch: str = "llama", untied: bool = False, types: dict[str, object] | None = None,
                pre: str = "smollm", tokenizer_model: str = "gpt2", extra_tensors: dict[str, np.ndarray] | None = None,
-               rope_scaling: str | None = None, n_tensor_layers: int = N_LAYERS, seed: int = 0) -> dict[str, np.ndarray]:
+               rope_scaling: str | None = None, n_tensor_layers: int = N_LAYERS, seed: int = 0,
+               fields: dict[str, tuple | None] | None = None, poison: str | None = None) -> dict[str, np.ndarray]:
     """A llama GGUF of the tiny shape: token_embd Q8_0, matrices Q4_1, norms F32 (as SmolLM2's file), or the types
-    given by GGUF name. Returns the float32 values written, by GGUF name and torch's shape."""
+    given by GGUF name. fields replaces metadata: key -> (value, GGUFValueType[, sub_type]), or None to leave the key
+    out; poison names a tensor whose first value is NaN. Returns the float32 values written, by GGUF name and torch's
+    shape."""
     rng = np.random.default_rng(seed)
     tokens = vocab()
     types = types or {}
@@ -57,6 +60,8 @@ def write_gguf(path: Path, *, arch: str = "llama", untied: bool = False, types: 
     if untied:
         tensors["output.weight"] = rng.standard_normal((len(tokens), DIM), dtype=np.float32) / np.sqrt(DIM)
     tensors |= extra_tensors or {}
+    if poison:
+        tensors[poison].reshape(-1)[0] = np.nan
 
     w = gguf.GGUFWriter(path, arch)
     w.add_name("Tiny test llama")
@@ -81,6 +86,11 @@ def write_gguf(path: Path, *, arch: str = "llama", untied: bool = False, types: 
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
     w.add_add_bos_token(False)
+    for key, value in (fields or {}).items():
+        if value is None:
+            del w.kv_data[0][key]
+        else:
+            w.add_key_value(key, *value)
     written = {}
     for name, values in tensors.items():
         qtype = types.get(name, Q.F32 if values.ndim == 1 else Q.Q8_0 if name == "token_embd.weight" else Q.Q4_1)

@@ -196,7 +196,7 @@ def test_more_layers_than_params_say(capsys, meta):
 
 def test_fewer_layers_than_params_say(capsys, meta):
     edit_json(meta / "params.json", n_layers=3)
-    assert "no tensor layers.2." in one_line_error(capsys, *generate(meta))
+    assert "n_layers 3 but the weights hold layers 0 to 1" in one_line_error(capsys, *generate(meta))
 
 
 def test_heads_that_do_not_divide(capsys, meta):

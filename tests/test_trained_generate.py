@@ -31,9 +31,9 @@ def test_the_reference_says_paris(capsys, dtype):
         assert key in out
 
 
-def test_the_streamed_text(capsys):
+def test_the_streamed_text_follows_the_prompt(capsys):
     assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE, "--max-new-tokens", "2") == 0
-    assert capsys.readouterr().out == " Paris.\n"
+    assert capsys.readouterr().out == FRANCE + " Paris.\n"
 
 
 def test_smollm2_s_stop_ids_reach_the_implementation(capsys, monkeypatch):

@@ -26,7 +26,6 @@ peak torch allocated on the GPU while ours decoded the warm-up tokens (weights, 
 for transformers (its own q/k copies, cache and activations, on the shared weights).
 """
 
-import json
 import platform
 import statistics
 import sys
@@ -281,42 +280,50 @@ def run(args) -> int:
 
 
 def _run(args, impl: str) -> int:
+    import contextlib
+
+    from rich.markup import escape
+
+    from .textio import check_length, json_line
+    from ..formats import checkpoint
     from ..engine.calls import GradeFailure, NotStarted
+    from ..i18n import say
     from ..progress import console
-
-    show = console.is_terminal and not args.json
-
-    def progress(message: str) -> None:
-        if show:
-            console.print(f"[dim]bench {message}[/dim]")
 
     if args.int8 and args.ranks is not None:
         raise KitError("--int8 and --ranks are two benches: run one, then the other")
     device = on_device.choice(args, "--ranks" if args.ranks is not None else "--int8" if args.int8 else None)
+    show = console.is_terminal and not args.json
+    measuring = escape(say("cli.bench.measuring", impl=impl, folder=checkpoint.resolve(args.checkpoint).name))
+    status = console.status(measuring) if show else contextlib.nullcontext()  # one line, rewritten, then gone
+
+    def progress(message: str) -> None:
+        if show:
+            status.update(f"{measuring}: [dim]{message}[/dim]")
+
     kind = None  # the module of --int8 or --ranks, whose report prints its figures
     try:
-        if args.ranks is not None:
-            from . import bench_ranks as kind
+        with status:
+            if args.ranks is not None:
+                from . import bench_ranks as kind
 
-            result = kind.run(args, impl, progress)
-        else:
-            ck = _load(args, device)
-            prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
-            if len(prompt_ids) + args.new_tokens + 1 > ck.args.max_seq_len:
-                raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --new-tokens {args.new_tokens} that passes "
-                               f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or decode fewer tokens")
-            if args.int8:
-                from . import bench_int8 as kind
-
-                result = kind.measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, progress)
+                result = kind.run(args, impl, progress)
             else:
-                result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers,
-                                 progress, device)
+                ck = _load(args, device)
+                prompt_ids = ck.tokenizer.encode(args.prompt)  # Llama 3's gives the ids of solutions' exercise 1
+                check_length(len(prompt_ids), args.new_tokens + 1, ck.args.max_seq_len, "--new-tokens")
+                if args.int8:
+                    from . import bench_int8 as kind
+
+                    result = kind.measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, progress)
+                else:
+                    result = measure(ck, impl, prompt_ids, args.new_tokens, args.repeats, not args.no_transformers,
+                                     progress, device)
     except NotStarted as e:
         raise KitError(f"{e} (or bench the reference with --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
-    print(json.dumps(result) if args.json else (kind or sys.modules[__name__]).report(result))
+    print(json_line(result) if args.json else (kind or sys.modules[__name__]).report(result))
     return 0
 
 
@@ -329,7 +336,7 @@ def _load(args, device: str):
 
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else None
     ck = checkpoint.load(args.checkpoint, dtype if device == "cpu" else None, args.rope_scale_factor)
-    checkpoint.page_in(ck.weights)
+    checkpoint.page_in(ck.weights, ck.folder)
     if device != "cpu":
         ck = dataclasses.replace(ck, weights=on_device.moved(ck.weights, device, dtype))
     return ck
@@ -339,10 +346,10 @@ def report(r: dict) -> str:
     """The figures as a few aligned lines; on a GPU, its name in the first line, the read bandwidth of its large tensor
     and the peak GPU memory of both contenders in place of the process's peak RSS."""
     ratios, hf = r["ratios"], r["transformers"]
-    gb = 1e9
+    size = timing.size
     on_gpu = r.get("device", "cpu") != "cpu"
     lines = [
-        f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {r['checkpoint_bytes'] / gb:.2f} GB), "
+        f"bench: {r['impl']} on {r['checkpoint']} ({r['layout']} layout, {r['dtype']}, {size(r['checkpoint_bytes'])}), "
         + (f"on {r['device_name']}, " if on_gpu else "")
         + f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, "
         f"medians of {r['repeats']}",
@@ -356,15 +363,15 @@ def report(r: dict) -> str:
         f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
         f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read"
         + (f" from one {r['read_bytes'] / 2**20:.0f} MiB tensor" if on_gpu else "")
-        + f", {r['weight_bytes_per_token'] / gb:.2f} GB per token"
+        + f", {size(r['weight_bytes_per_token'])} per token"
         + (f"; decode reaches {ratios['decode_vs_bandwidth_bound']:.0%})" if on_gpu else ")"),
     ]
     if on_gpu and r["peak_gpu_bytes"] is not None:
         theirs = hf and hf.get("peak_gpu_bytes")
-        lines.append(f"  peak GPU memory        {r['peak_gpu_bytes'] / gb:9.2f} GB      "
+        lines.append(f"  peak GPU memory        {size(r['peak_gpu_bytes']):>12}      "
                      f"({ratios['peak_gpu_vs_checkpoint']:.2f}x the checkpoint's bytes)"
-                     + (f"   transformers {theirs / gb:.2f} GB" if theirs else ""))
+                     + (f"   transformers {size(theirs)}" if theirs else ""))
     elif not on_gpu:
-        lines.append(f"  peak RSS               {r['peak_rss_bytes'] / gb:9.2f} GB      "
+        lines.append(f"  peak RSS               {size(r['peak_rss_bytes']):>12}      "
                      f"({ratios['peak_rss_vs_checkpoint']:.2f}x the checkpoint's bytes)")
     return "\n".join(lines)

@@ -132,18 +132,21 @@ def probe(spec: str) -> None:
 
 
 def report(r: dict) -> str:
-    gb, b, q = 1e9, r["bf16"], r["int8"]
+    from .timing import size, whose
+
+    b, q = r["bf16"], r["int8"]
     ratios = r["ratios"]
     return "\n".join([
-        f"bench --int8: {r['impl']}'s int8 model against the reference in {r['dtype']} on {r['checkpoint']}, {r['threads']} thread(s), "
+        f"bench --int8: {whose(r['impl'])} int8 model against the reference in {r['dtype']} on {r['checkpoint']}, "
+        f"{r['threads']} thread(s), "
         f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
         f"                         {r['dtype']:>14}   {'int8':>14}",
         f"  decode, KV cache       {b['decode_tok_s']:8.2f} tok/s   {q['decode_tok_s']:8.2f} tok/s   ({ratios['int8_vs_bf16_decode']:.2f}x)",
         f"  bandwidth bound        {b['bandwidth_bound_tok_s']:8.2f} tok/s   {q['bandwidth_bound_tok_s']:8.2f} tok/s",
         f"  decode / bound         {b['decode_vs_bandwidth_bound']:14.0%}   {q['decode_vs_bandwidth_bound']:14.0%}",
-        f"  bytes per token        {b['weight_bytes_per_token'] / gb:11.2f} GB   {q['weight_bytes_per_token'] / gb:11.2f} GB   "
+        f"  bytes per token        {size(b['weight_bytes_per_token']):>14}   {size(q['weight_bytes_per_token']):>14}   "
         f"({ratios['int8_vs_bf16_bytes_per_token']:.2f}x)",
-        f"  peak RSS (alone)       {b['peak_rss_bytes'] / gb:11.2f} GB   {q['peak_rss_bytes'] / gb:11.2f} GB   "
+        f"  peak RSS (alone)       {size(b['peak_rss_bytes']):>14}   {size(q['peak_rss_bytes']):>14}   "
         f"({ratios['int8_vs_bf16_peak_rss']:.2f}x)",
         f"  prefill                {b['prefill_ms']:11.1f} ms   {q['prefill_ms']:11.1f} ms",
         f"  quantizing took {r['quantize_s']:.1f} s",

@@ -93,19 +93,25 @@ def measure(folder, impl: str, prompt_ids: list[int], new_tokens: int, repeats: 
 
 
 def run(args, impl: str, progress) -> dict:
+    from .textio import check_length
     from ..formats import checkpoint, shards, tokenizer
 
     folder = checkpoint.resolve(args.checkpoint)
-    model_args = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor)
-    shards.check_rank_count(model_args, args.ranks, str(folder))
+    shards.check_rank_count(checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor),
+                            args.ranks, str(folder))
+    model_args, _ = checkpoint.check(folder, args.rope_scale_factor)  # what one process checks, before the ranks start
     prompt_ids = tokenizer.load(checkpoint.tokenizer_path(folder)).encode(args.prompt)
+    check_length(len(prompt_ids), args.new_tokens + 1, model_args.max_seq_len, "--new-tokens")
     if args.threads is not None and args.threads < 1:
         raise KitError(f"--threads must be at least 1, got {args.threads}")
     return measure(folder, impl, prompt_ids, args.new_tokens, args.repeats, args.ranks, args.threads or 1, progress)
 
 
 def report(r: dict) -> str:
-    lines = [f"bench --ranks: {r['impl']}'s parallel_generate on {r['checkpoint']}, {r['threads_per_rank']} thread(s) per rank, "
+    from .timing import whose
+
+    lines = [f"bench --ranks: {whose(r['impl'])} parallel_generate on {r['checkpoint']}, "
+             f"{r['threads_per_rank']} thread(s) per rank, "
              f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}"]
     for key in sorted(k for k in r if k.endswith("_ranks")):
         x = r[key]

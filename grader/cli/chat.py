@@ -1,6 +1,6 @@
 """`llama3-grader chat`: a conversation with the implementation under test on an Instruct checkpoint. Exercise 14's Chat
 keeps the KV cache across turns (each turn feeds only its new tokens), the reply streams as it is written, Ctrl-C
-stops a reply and keeps the conversation, Ctrl-D (or /quit) ends it."""
+stops a reply and keeps the conversation, /new starts a new one, Ctrl-D (or /quit) ends it."""
 
 import argparse
 import sys
@@ -12,7 +12,7 @@ from . import on_device
 # The system message a model's chat template adds when the first message is not a system one (SmolLM2's GGUF
 # tokenizer.chat_template): the chat starts with it, so the model reads what its template gives.
 DEFAULT_SYSTEM = {"SmolLM2-135M-Instruct": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}
-QUIT = "/quit"
+QUIT, NEW = "/quit", "/new"
 
 
 def register(sub) -> None:
@@ -45,6 +45,7 @@ def run(args) -> int:
         raise KitError(f"--max-new-tokens must be at least 1 and below --max-seq-len ({args.max_new_tokens}, {args.max_seq_len})")
     device = on_device.choice(args)
     ck = checkpoint.load(args.checkpoint)
+    checkpoint.page_in(ck.weights, ck.folder)
     chat_format = ck.tokenizer.chat_format
     if chat_format is None:
         raise KitError(f"{ck.folder} has no chat format its tokenizer knows: chat needs an Instruct model's tokenizer "
@@ -61,19 +62,24 @@ def run(args) -> int:
 
 
 def _converse(impl: str, ck, weights, chat_format: str, system: str | None, settings, args, lang) -> int:
-    """The loop of questions and replies until Ctrl-D or /quit."""
+    """The loop of questions and replies until Ctrl-D or /quit; /new starts a new conversation."""
     from ..engine import impl as impls
     from ..engine.calls import invoke
     from .generate import sampler
 
     tok = invoke(impls.module, impl, "ex01_tokenizer")
     encoding = invoke(tok.load_tokenizer, ck.tokenizer_path) if ck.tokenizer.is_llama3 else ck.tokenizer.encoding
-    chat = invoke(invoke(impls.module, impl, "ex14_chat").Chat, weights, ck.args, encoding, chat_format,
-                  ck.tokenizer.stop_ids, args.max_seq_len, system)
+    chat_class = invoke(impls.module, impl, "ex14_chat").Chat
+
+    def new_chat():
+        return invoke(chat_class, weights, ck.args, encoding, chat_format, ck.tokenizer.stop_ids, args.max_seq_len,
+                      system)
+
+    chat = new_chat()
     pick_token = sampler(impl, settings)
     with_system = say("cli.chat.system", lang=lang, system=system) if system else ""
     print(say("cli.chat.started", lang=lang, impl=impl, folder=ck.folder, chat_format=chat_format,
-              system=with_system, quit=QUIT), flush=True)
+              system=with_system, quit=QUIT, new=NEW), flush=True)
     while True:
         try:
             line = input(say("cli.chat.prompt", lang=lang))
@@ -82,32 +88,38 @@ def _converse(impl: str, ck, weights, chat_format: str, system: str | None, sett
             return 0
         if line.strip() == QUIT:
             return 0
-        reply(chat, line, args.max_new_tokens, pick_token, encoding.decode, lang)
+        if line.strip() == NEW:
+            chat = new_chat()
+            print(say("cli.chat.new", lang=lang), flush=True)
+        elif line.strip():
+            reply(chat, line, args.max_new_tokens, pick_token, encoding.decode, lang)
 
 
 def reply(chat, content: str, max_new_tokens: int, pick_token, decode, lang) -> None:
-    """Stream one reply. Ctrl-C closes it (the conversation keeps what was written); a ValueError of Chat (an empty message,
-    a conversation grown too long) is shown in one line, and the conversation goes on."""
+    """Stream one reply after "llama> ", which is printed with the first token (or when Ctrl-C stops the reply before
+    it): Ctrl-C closes the reply (the conversation keeps what was written); a ValueError of Chat (a conversation grown
+    too long) is one line that says how to start a new one, and the conversation goes on."""
     from ..engine.calls import GradeFailure, NotStarted, learner_error_message, not_started_message
     from .textio import streamer
 
-    print("llama> ", end="", flush=True)
     show, ids, steps = streamer(decode), [], None
     try:
         steps = chat.ask(content, max_new_tokens, pick_token)
         for token, _ in steps:
+            if not ids:
+                print("llama> ", end="", flush=True)
             ids.append(token)
             show(ids)
     except KeyboardInterrupt:
         if hasattr(steps, "close"):
             steps.close()
-        print(say("cli.chat.stopped", lang=lang), flush=True)
+        print(("" if ids else "llama> ") + say("cli.chat.stopped", lang=lang), flush=True)
         return
     except ValueError as e:
-        print(f"\nllama3-grader: {e}", file=sys.stderr, flush=True)
+        print(("\n" if ids else "") + say("cli.chat.refused", lang=lang, error=e, new=NEW), file=sys.stderr, flush=True)
         return
     except NotImplementedError as e:
         raise NotStarted(not_started_message(chat.ask, e)) from None
     except Exception as e:
         raise GradeFailure(learner_error_message(e, chat.ask)) from None
-    print(flush=True)
+    print("" if ids else "llama> ", flush=True)

@@ -67,9 +67,13 @@ def run_make(args) -> int:
         shards.check_rank_count(model_args(params), args.shards, f"the {args.preset} preset", "--shards")
     writers.check_out_folder(out, args.force)
     shapes = checkpoint.expected_shapes(model_args(params))
-    nbytes = 2 * sum(math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and args.preset in presets.TIED))
-    writers.check_free_space(out, nbytes)
-    presets.make(args.preset, out, args.layout, tokenizer=TOKENIZER, checklist=args.layout == "meta", n_shards=args.shards)
+    tied = args.preset in presets.TIED
+    sizes = {n: 2 * math.prod(s) for n, s in shapes.items() if not (n == "output.weight" and tied)}
+    nbytes = sum(sizes.values())
+    writers.check_free_space(out, writers.bytes_written(sizes, TOKENIZER))
+    with writers.partial_folder(out) as work:
+        presets.make(args.preset, work, args.layout, tokenizer=TOKENIZER, checklist=args.layout == "meta",
+                     n_shards=args.shards)
     files = f", {args.shards} shards" if args.shards > 1 else ""
     print(f"wrote {args.preset} ({nbytes / 1e9:.2f} GB of random bf16 weights{files}) in {args.layout} layout to {out}")
     print(f"use it with: --checkpoint {out}   or   export LLAMA3_CHECKPOINT={out}")
@@ -84,23 +88,25 @@ def run_convert(args) -> int:
     if out.resolve() == ck.folder.resolve():
         raise KitError("--out is the folder being converted: write to a new folder")
     writers.check_out_folder(out, args.force)
-    writers.check_free_space(out, ck.nbytes)
     if args.shard_size <= 0:
         raise KitError(f"--shard-size must be positive, got {args.shard_size}")
+    sizes = {n: t.numel() * t.element_size() for n, t in checkpoint.unique_tensors(ck.weights).items()}
+    writers.check_free_space(out, writers.bytes_written(sizes, ck.tokenizer_path))
     tied = ck.tied
     params = original_params(ck)
     weights = ck.weights
     if tied:
         weights = {**weights, "output.weight": weights["tok_embeddings.weight"]}  # stored once
-    if args.to_layout == "meta":
-        from ..formats.presets import write_checklist
+    with writers.partial_folder(out) as work:
+        if args.to_layout == "meta":
+            from ..formats.presets import write_checklist
 
-        writers.save_meta(out, weights, params, tokenizer=ck.tokenizer_path)
-        write_checklist(out)  # as Meta ships it: `checkpoint verify` then guards the new files
-    else:
-        config = hf_layout.config(ck.args, tied, ck.dtype)
-        writers.save_hf(out, hf_layout.to_hf(weights, ck.args, tied), config, params,
-                        tokenizer=ck.tokenizer_path, shard_bytes=int(args.shard_size * 1e9))
+            writers.save_meta(work, weights, params, tokenizer=ck.tokenizer_path)
+            write_checklist(work)  # as Meta ships it: `checkpoint verify` then guards the new files
+        else:
+            config = hf_layout.config(ck.args, tied, ck.dtype)
+            writers.save_hf(work, hf_layout.to_hf(weights, ck.args, tied), config, params,
+                            tokenizer=ck.tokenizer_path, shard_bytes=int(args.shard_size * 1e9))
     print(f"converted {ck.folder} ({ck.layout} layout) to {args.to_layout} layout in {out}")
     return 0
 

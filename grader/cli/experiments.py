@@ -129,10 +129,10 @@ def chat(mod, ck, lang=None, device="cpu"):
 def experiments(mod, ck, lang=None, device="cpu"):
     """Exercise 15: the four experiments of `llama3-grader explore`."""
     from solutions.ex11_forward import forward
-    from .explore import explore
+    from .explore import explore, telling_head
 
-    for r in explore(mod, forward, ck, _long_prompt(ck),
-                     [1, 2, 3, 4], layer=min(5, ck.args.n_layers - 1), device=device):
+    layer, head = telling_head(ck.args)
+    for r in explore(mod, forward, ck, _long_prompt(ck), [1, 2, 3, 4], layer, head, device=device):
         yield f"{r.title}\n{r.table}", r.draw()
 
 

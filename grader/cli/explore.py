@@ -14,6 +14,7 @@ from . import on_device
 NAMES = {1: "attention", 2: "predictions", 3: "unmasked", 4: "rope"}
 DEFAULT_PROMPT = "The capital of France is Paris, and the capital of Italy is"
 ROPE_POSITIONS = 64
+TELLING = (5, 2)  # the layer and head whose map shows the attention sink on SmolLM2 (docs/experiments.md)
 
 
 @dataclass
@@ -35,8 +36,8 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="the text to look at")
-    p.add_argument("--layer", type=int, default=0, help="the layer of the attention map (default 0)")
-    p.add_argument("--head", type=int, default=0, help="the head of the attention map (default 0)")
+    p.add_argument("--layer", type=int, help=f"the layer of the attention map (default {TELLING[0]}, or the last)")
+    p.add_argument("--head", type=int, help=f"the head of the attention map (default {TELLING[1]}, or the last)")
     p.add_argument("--top-k", type=int, default=5, help="predictions per position (default 5)")
     p.add_argument("--out", type=Path, default=Path("pictures"), help="folder for the PNGs (default: ./pictures)")
     on_device.add_argument(p)
@@ -48,27 +49,38 @@ def run(args) -> int:
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
     from ..formats import checkpoint
+    from .. import pictures
 
     device = on_device.choice(args)
+    pictures.require()  # before any table is printed
     ck = checkpoint.load(args.checkpoint)
+    checkpoint.page_in(ck.weights, ck.folder)
     impl = impls.choice(args.impl)
+    layer, head = telling_head(ck.args)
     numbers = [args.number] if args.number else sorted(NAMES)
     try:
         mod, fwd = (invoke(impls.module, impl, name) for name in ("ex15_experiments", "ex11_forward"))
-        results = explore(mod, fwd.forward, ck, args.prompt, numbers, args.layer, args.head, args.top_k, device)
+        results = explore(mod, fwd.forward, ck, args.prompt, numbers, layer if args.layer is None else args.layer,
+                          head if args.head is None else args.head, args.top_k, device)
     except NotStarted as e:
         raise KitError(f"{e} (or explore with the reference: --impl solutions)") from None
     except GradeFailure as e:
         raise KitError(" ".join(str(e).split())) from None
-    from .. import pictures
+    from ..files import make_folder
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_folder(args.out.expanduser())
     for r in results:
         print(f"{r.title}\n{r.table}\n")
     for r in results:
-        path = pictures.save(r.draw(), args.out / r.file_name)
+        path = pictures.save(r.draw(), args.out.expanduser() / r.file_name)
         print(say("cli.explore.wrote", lang=getattr(args, "lang", None), path=path))
     return 0
+
+
+def telling_head(args) -> tuple[int, int]:
+    """The default (layer, head) of the attention map: the one the docs show, or the model's last where it has
+    fewer."""
+    return min(TELLING[0], args.n_layers - 1), min(TELLING[1], args.n_heads - 1)
 
 
 def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, head: int = 0, k: int = 5,
@@ -147,10 +159,11 @@ def predictions_table(probs, ids, labels: list[str], piece) -> str:
 
 
 def rope_table(freqs_cis) -> str:
-    """Every eighth frequency: radians per position, positions per full turn."""
+    """The pairs the picture draws: radians per position, positions per full turn."""
     import math
 
+    from ..pictures import rope_shown
+
     freqs = freqs_cis[1].angle().abs()  # [head_dim // 2]: the angle at position 1 is the frequency
-    step = max(1, len(freqs) // 8)
-    return "\n".join(f"  pair {i:3d}: {float(f):.4g} rad per position, a full turn every {2 * math.pi / float(f):.4g} positions"
-                     for i, f in list(enumerate(freqs))[::step])
+    return "\n".join(f"  pair {i:3d}: {float(freqs[i]):.4g} rad per position, a full turn every "
+                     f"{2 * math.pi / float(freqs[i]):.4g} positions" for i in rope_shown(len(freqs)))

@@ -1,13 +1,14 @@
 """`llama3-grader generate`: the implementation under test answering a prompt, end to end."""
 
-import json
+import math
 import sys
 
 from ..errors import KitError
 from . import on_device
+from ..formats.metadata import shown
+from ..i18n import say
 
 DEFAULT_PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
-PAGE_IN_ABOVE = 256 * 2**20  # bytes: show a progress bar while reading weights larger than this
 
 
 def register(sub) -> None:
@@ -37,18 +38,21 @@ def add_sampling_arguments(p, effect: str) -> None:
 
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
+SEEDS = 2**63  # torch.Generator.manual_seed takes 0 .. 2**63 - 1 everywhere
 
 
 def sampling(args) -> dict | None:
     """The sampler's settings when a sampling option is given (temperature 1 unless set), else None: greedy."""
     if all(getattr(args, name, None) is None for name in SAMPLING_OPTIONS):
         return None
-    if args.temperature is not None and args.temperature < 0:
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise KitError(f"--temperature must be 0 (greedy) or more, got {args.temperature:g}")
     if args.top_k is not None and args.top_k < 1:
         raise KitError(f"--top-k must be at least 1, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise KitError(f"--top-p must be above 0 and at most 1, got {args.top_p:g}")
+    if args.seed is not None and not 0 <= args.seed < SEEDS:
+        raise KitError(say("cli.generate.seed", seed=shown(args.seed), top=SEEDS - 1))
     return {"temperature": 1.0 if args.temperature is None else args.temperature, "top_k": args.top_k, "top_p": args.top_p,
             "seed": args.seed or 0}
 
@@ -78,6 +82,8 @@ def run(args) -> int:
     settings = sampling(args)
     if args.max_new_tokens < 1:
         raise KitError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.ranks is not None and args.ranks < 1:
+        raise KitError(say("cli.generate.ranks", ranks=args.ranks))
     if args.ranks is not None or args.distributed:
         on_device.choice(args, cpu_only="--ranks" if args.ranks is not None else "--distributed")
         if settings is not None:
@@ -96,12 +102,11 @@ def _run(args, impl: str, settings: dict | None, device: str) -> int:
     from ..formats import checkpoint
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted, invoke
-    from .textio import streamer, text_codec
+    from .textio import check_length, json_line, notes, streamer, text_codec
 
     ck = checkpoint.load(args.checkpoint, rope_scale_factor=args.rope_scale_factor)
     dtype = checkpoint.parse_dtype(args.dtype) if args.dtype else ck.dtype
-    if ck.nbytes > PAGE_IN_ABOVE:
-        checkpoint.page_in(ck.weights)
+    checkpoint.page_in(ck.weights, ck.folder)
     devices.reset_peak_memory(device)
     weights = on_device.weights(ck, dtype, device)  # no copy of the model in a wider dtype, on the CPU or the device
     try:
@@ -111,11 +116,11 @@ def _run(args, impl: str, settings: dict | None, device: str) -> int:
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
             raise KitError(f"the prompt is empty and {ck.tokenizer.name} has no BOS token to start from: pass --prompt TEXT")
-        if len(prompt_ids) + args.max_new_tokens > ck.args.max_seq_len:
-            raise KitError(f"the prompt has {len(prompt_ids)} tokens; with --max-new-tokens {args.max_new_tokens} that passes "
-                           f"max_seq_len {ck.args.max_seq_len}: shorten the prompt or generate fewer tokens")
+        check_length(len(prompt_ids), args.max_new_tokens, ck.args.max_seq_len)
         generated, top10 = [], []
         show = streamer(decode)
+        if not args.json:
+            print(args.prompt, end="", flush=True)
         with devices.on(device), torch.inference_mode():  # a tensor made without a device lands on it
             for token, logits in invoke(generate, prompt_ids, weights, ck.args, args.max_new_tokens, stop_ids, **extra):
                 if not generated:
@@ -132,32 +137,12 @@ def _run(args, impl: str, settings: dict | None, device: str) -> int:
         raise KitError(" ".join(str(e).split())) from None
     peak = devices.peak_memory(device)
     if args.json:
-        print(json.dumps({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
-                          "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
-                          "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings, "device": device,
-                          "peak_gpu_bytes": peak, "checkpoint_bytes": ck.nbytes}, ensure_ascii=False))
+        print(json_line({"checkpoint": str(ck.folder), "impl": impl, "dtype": str(dtype).removeprefix("torch."),
+                         "prompt": args.prompt, "prompt_ids": prompt_ids, "generated_ids": generated, "text": text,
+                         "top10": top10, "tokenizer": ck.tokenizer.name, "sampling": settings, "device": device,
+                         "peak_gpu_bytes": peak, "checkpoint_bytes": ck.nbytes}))
     else:
         print()
         for line in notes(ck, dtype, device, peak):
             print(line, file=sys.stderr)
     return 0
-
-
-def notes(ck, dtype, device: str = "cpu", peak: int | None = None) -> list[str]:
-    """What to keep in mind when reading the text: random weights write random text, and in bf16 (dtype, what the
-    weights are computed in) a correct implementation may part from the reference; off the CPU, where it ran and
-    the GPU memory it took at most."""
-    import torch
-
-    from ..i18n import say
-    from ..paths import MODELS
-
-    lines = []
-    if ck.folder.resolve().parent == MODELS.resolve():
-        lines.append(say("cli.generate.random_weights"))
-    if dtype == torch.bfloat16:
-        lines.append(say("cli.generate.bfloat16"))
-    if peak is not None:
-        lines.append(say("cli.generate.on_device", device=on_device.gpu_name(device), peak_gb=peak / 1e9,
-                         checkpoint_gb=ck.nbytes / 1e9))
-    return lines

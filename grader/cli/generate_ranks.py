@@ -10,8 +10,8 @@ of a group that torchrun started, on one machine or several:
 and rank 0 prints what generate prints. Tokens come out at the end, not streamed."""
 
 import datetime
-import json
 import os
+import sys
 import types
 
 from ..errors import KitError
@@ -40,23 +40,28 @@ def rank_generate(parallel_generate, folder, prompt_ids, max_new_tokens, stop_to
 
 
 def run(args, impl: str) -> int:
-    from .textio import text_codec
+    from .textio import check_length, json_line, notes, text_codec
     from ..engine import impl as impls, ranks
     from ..engine.calls import GradeFailure, NotStarted, invoke
     from ..formats import checkpoint, shards, tokenizer as tokenizers
 
     folder = checkpoint.resolve(args.checkpoint)
-    model_args = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor)
+    if args.distributed:  # one of many processes, maybe on many machines: each reads its share only
+        model_args = checkpoint.read_args(folder, checkpoint.detect_layout(folder), args.rope_scale_factor)
+        file_dtype = None
+    else:  # what one process checks, checked here before the ranks start
+        model_args, file_dtype = checkpoint.check(folder, args.rope_scale_factor)
     path = checkpoint.tokenizer_path(folder)
     dtype = str(checkpoint.parse_dtype(args.dtype)).removeprefix("torch.") if args.dtype else ""
     try:
         tok = invoke(impls.module, impl, "ex01_tokenizer")
         fn = invoke(impls.module, impl, "ex17_tensor_parallel").parallel_generate
-        ck = types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path)  # what text_codec reads
+        ck = types.SimpleNamespace(tokenizer=tokenizers.load(path), tokenizer_path=path, folder=folder)  # text_codec's
         encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
             raise KitError("the prompt is empty and this tokenizer has no BOS token to start from: pass --prompt TEXT")
+        check_length(len(prompt_ids), args.max_new_tokens, model_args.max_seq_len)
         kwargs = {"folder": str(folder), "prompt_ids": prompt_ids, "max_new_tokens": args.max_new_tokens,
                   "stop_tokens": list(stop_ids), "dtype": dtype}
         if args.distributed:
@@ -74,10 +79,12 @@ def run(args, impl: str) -> int:
     if rank != 0:
         return 0
     if args.json:
-        print(json.dumps({"checkpoint": str(folder), "impl": impl, "ranks": n, "prompt": args.prompt, "prompt_ids": prompt_ids,
-                          **result, "text": text, "tokenizer": tokenizers.load(path).name}, ensure_ascii=False))
+        print(json_line({"checkpoint": str(folder), "impl": impl, "ranks": n, "prompt": args.prompt,
+                         "prompt_ids": prompt_ids, **result, "text": text, "tokenizer": tokenizers.load(path).name}))
     else:
-        print(text)
+        print(args.prompt + text)
+        for line in notes(ck, checkpoint.parse_dtype(dtype) if dtype else file_dtype):
+            print(line, file=sys.stderr)
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..learner import curriculum, workspace
 from ..errors import KitError
+from ..files import make_folder, write_atomically
 from .. import i18n
 from ..i18n import LANGS, say
 from ..paths import ROOT
@@ -41,14 +42,13 @@ def run(args) -> int:
     if not args.all and args.number is None:
         raise KitError(say("cli.notebook.number_or_all", lang=lang))
     chosen = curriculum.exercises() if args.all else [curriculum.get(args.number, lang)]
-    out = args.out or workspace.notebooks()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder((args.out or workspace.notebooks()).expanduser())
     for e in chosen:
         path = out / file_name(e, lang)
         if path.exists():
             print(say("cli.notebook.kept", lang=lang, path=path))
             continue
-        nbformat.write(build(e, lang), str(path))
+        write_atomically(path, nbformat.writes(build(e, lang)).encode("utf-8"))
         print(say("cli.notebook.wrote", lang=lang, path=path))
     return 0
 

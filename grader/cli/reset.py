@@ -1,15 +1,15 @@
-"""`llama3-grader reset N`: put exercise N's stub back as shipped, after keeping a copy of your file."""
+"""`llama3-grader reset N`: put exercise N's stub back as shipped, after keeping a copy of your file; its hints start
+over."""
 
 import argparse
 import datetime
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..learner import curriculum, workspace
 from ..errors import KitError
+from ..files import write_atomically
 from ..i18n import LANGS, say
 
 
@@ -22,13 +22,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..learner import pristine
+    from ..learner import history, pristine
 
     lang = args.lang
     e = curriculum.get(args.number, lang)
     target = workspace.exercises() / e.stub
     stub = pristine.read(e.stub)
     if target.is_file() and target.read_bytes() == stub:
+        history.see_hints(e.module, 0)
         print(say("cli.reset.already", lang=lang, stub=e.stub))
         return 0
     question = say("cli.reset.confirm", lang=lang, stub=e.stub, backups=workspace.backups().name)
@@ -36,7 +37,12 @@ def run(args) -> int:
         print(say("cli.reset.unchanged", lang=lang))
         return 1
     backup = back_up(target) if target.is_file() else None
-    write_atomically(target, stub)
+    try:
+        write_atomically(target, stub)
+    except OSError as error:
+        raise KitError(say("cli.reset.not_written", lang=lang, path=workspace.show(target),
+                           why=error.strerror or error)) from None
+    history.see_hints(e.module, 0)
     if backup:
         print(say("cli.reset.restored_backup", lang=lang, stub=e.stub, backup=workspace.show(backup)))
     else:
@@ -63,9 +69,3 @@ def back_up(path: Path) -> Path:
     shutil.copy2(path, copy)
     return copy
 
-
-def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)

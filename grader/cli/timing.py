@@ -1,5 +1,5 @@
 """What the bench modules share: an implementation's generator timed token by token, the passes that measure the
-kernel and bandwidth bounds, and the peak resident memory of this process.
+kernel and bandwidth bounds, the peak resident memory of this process, and how their reports write sizes and names.
 
 A GPU runs asynchronously: a clock read after a launch measures the launch, not the work. So on a device every time
 is taken with the device synchronized before and after (a token), or between two CUDA events recorded around the
@@ -8,6 +8,16 @@ work (the passes); on the CPU the clock alone, as before."""
 import resource
 import sys
 import time
+
+
+def size(nbytes: float) -> str:
+    """Bytes as a person reads them: 16.5 MB below a gigabyte, 2.47 GB above."""
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
+def whose(impl: str) -> str:
+    """The possessive of an implementation's name: exercises', solutions'."""
+    return impl + ("'" if impl.endswith("s") else "'s")
 
 
 def peak_rss_bytes() -> int:

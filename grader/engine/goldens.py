@@ -17,6 +17,7 @@ from .calls import Call, Golden, GradeFailure, Ref, differences
 from .checking import run_call
 from .compare import TOLERANCES
 from ..errors import KitError
+from ..files import make_folder
 from ..i18n import say
 from ..paths import ROOT
 from ..progress import track
@@ -50,7 +51,7 @@ def build_into_cache(model) -> None:
     """Build model's goldens into model.golden_dir atomically: in a folder beside it, renamed when complete, so another
     process grading at the same time never reads half of them."""
     final = model.golden_dir
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(final.parent, cache=True)
     with tempfile.TemporaryDirectory(prefix=f".{final.name}.", dir=final.parent) as tmp:
         build(model, Path(tmp) / "goldens")
         try:
@@ -198,27 +199,41 @@ def read(golden_dir: Path, module: str) -> list[Golden]:
     return goldens
 
 
+def _fix(golden_dir: Path, path: Path) -> str:
+    """What to do about a damaged file of a golden folder: git restores the kit's own, the next grading rebuilds the
+    cache's."""
+    if golden_dir.resolve().is_relative_to(ROOT):
+        return say("goldens.restore", path=path.resolve().relative_to(ROOT))
+    return say("goldens.rebuild", folder=golden_dir)
+
+
 def verify(golden_dir: Path, model=None) -> list[str]:
-    """Problems with a golden folder: files missing, altered or unreadable; the checkpoint changed. Empty if fine."""
+    """Problems with a golden folder, each saying what to do: files missing, altered, unreadable or unknown to the
+    manifest; the checkpoint changed. Empty if fine."""
     manifest_path = golden_dir / MANIFEST
     if not manifest_path.is_file():
-        return [f"{manifest_path} is missing"]
-    manifest = json.loads(manifest_path.read_text())
+        return [say("goldens.problem_missing", path=manifest_path, fix=_fix(golden_dir, manifest_path))]
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        entries = {name: entry["sha256"] for name, entry in manifest["files"].items()}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return [say("goldens.manifest_corrupt", path=manifest_path, why=why, fix=_fix(golden_dir, manifest_path))]
     problems = []
-    for name, entry in manifest["files"].items():
+    for name, sha256 in entries.items():
         path = golden_dir / name
         if not path.is_file():
-            problems.append(f"{path} is missing")
-        elif _sha256_file(path) != entry["sha256"]:
-            problems.append(f"{path} is altered (sha256 differs from {MANIFEST})")
+            problems.append(say("goldens.problem_missing", path=path, fix=_fix(golden_dir, path)))
+        elif _sha256_file(path) != sha256:
+            problems.append(say("goldens.problem_altered", path=path, fix=_fix(golden_dir, path)))
         else:
             try:
                 read(golden_dir, name.removesuffix(".safetensors"))
             except KitError as e:
                 problems.append(str(e))
     for path in sorted(golden_dir.glob("*.safetensors")):
-        if path.name not in manifest["files"]:
-            problems.append(f"{path} is not in {MANIFEST}")
+        if path.name not in entries:
+            problems.append(say("goldens.problem_unknown", path=path, folder=golden_dir))
     if model is not None and checkpoint_sha256(model.checkpoint.weights) != manifest["checkpoint"]["sha256"]:
         problems.append(f"{model.folder} is not the checkpoint these goldens were built from (tensor sha256 differs)")
     return problems

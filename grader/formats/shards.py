@@ -15,6 +15,7 @@ import torch
 
 from . import checkpoint
 from ..errors import KitError
+from ..i18n import say
 
 
 def rank_counts(args, largest: int = 8) -> list[int]:
@@ -27,7 +28,10 @@ def rank_counts(args, largest: int = 8) -> list[int]:
 
 def check_rank_count(args, n: int, what: str = "this model", option: str = "--ranks") -> None:
     """A KitError, saying which counts work, unless n ranks split the model evenly."""
-    if n < 1 or n not in rank_counts(args, max(n, 1)):
+    if n < 1:
+        raise KitError(say("formats.shards.at_least_one", option=option, n=n,
+                           works=", ".join(map(str, rank_counts(args)))))
+    if n not in rank_counts(args, n):
         works = ", ".join(map(str, rank_counts(args, max(8, n))))
         raise KitError(f"{what} does not split over {n} ranks ({args.n_heads} heads, {args.n_kv_heads} K/V heads, "
                        f"hidden size {args.hidden_dim}, vocabulary {args.vocab_size}): use {option} {works}")

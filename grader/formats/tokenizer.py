@@ -13,7 +13,9 @@ from tiktoken.load import load_tiktoken_bpe
 
 from solutions import ex01_tokenizer as llama3
 
+from . import metadata
 from ..errors import KitError
+from ..i18n import say
 
 LLAMA3 = "Llama 3"
 PARAMS = "tokenizer_params.json"
@@ -88,12 +90,24 @@ def load(tokenizer_path: Path) -> Tokenizer:
         return Tokenizer(LLAMA3, encoding, llama3.BOS_ID, llama3.STOP_TOKENS,
                          llama3.special_tokens(encoding.n_vocab - llama3.NUM_SPECIAL_TOKENS), "llama3")
     p = read_params(params_path)
-    encoding = tiktoken.Encoding(name=p["name"], pat_str=p["pattern"], mergeable_ranks=load_tiktoken_bpe(str(tokenizer_path)),
-                                 special_tokens=p["special_tokens"])
+    try:
+        ranks = load_tiktoken_bpe(str(tokenizer_path))
+        encoding = tiktoken.Encoding(name=p["name"], pat_str=p["pattern"], mergeable_ranks=ranks,
+                                     special_tokens=p["special_tokens"])
+    except ValueError as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise KitError(say("formats.tokenizer.pattern", where=params_path, why=metadata.shown(why))) from None
+    for key in ("bos_id", "stop_ids"):
+        for i in [p[key]] if key == "bos_id" else p[key]:
+            metadata.optional(metadata.token_id, i, key, params_path, encoding.n_vocab)
     return Tokenizer(p["name"], encoding, p["bos_id"], tuple(p["stop_ids"]), dict(p["special_tokens"]), p["chat_format"])
 
 
+CHAT_FORMATS = (None, "llama3", "chatml")
+
+
 def read_params(path: Path) -> dict:
+    """tokenizer_params.json, every value of the right type (load checks the ids against the vocabulary)."""
     try:
         params = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -101,6 +115,20 @@ def read_params(path: Path) -> dict:
     missing = [k for k in PARAMS_KEYS if not isinstance(params, dict) or k not in params]
     if missing:
         raise KitError(f"{path} lacks {', '.join(missing)}: import the model again")
+    metadata.text(params["name"], "name", path)
+    metadata.text(params["pattern"], "pattern", path)
+    special = params["special_tokens"]
+    if not isinstance(special, dict):
+        raise KitError(say("formats.tokenizer.mapping", where=path, value=metadata.shown(special)))
+    for text, i in special.items():
+        metadata.whole(i, f"special_tokens[{metadata.shown(text)}]", path, 0)
+    metadata.optional(metadata.whole, params["bos_id"], "bos_id", path, 0)
+    if not isinstance(params["stop_ids"], list):
+        raise KitError(say("formats.tokenizer.id_list", where=path, value=metadata.shown(params["stop_ids"])))
+    for i in params["stop_ids"]:
+        metadata.whole(i, "stop_ids", path, 0)
+    if params["chat_format"] not in CHAT_FORMATS:
+        raise KitError(say("formats.tokenizer.chat_format", where=path, value=metadata.shown(params["chat_format"])))
     return params
 
 

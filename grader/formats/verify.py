@@ -15,11 +15,11 @@ import datetime
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import KitError
+from ..files import write_atomically
+from ..i18n import say
 
 CHUNK = 8 << 20
 CACHE_FILE = "verify.json"
@@ -183,11 +183,11 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
     else:
         problems += partial  # with Meta's params and tokenizer, other weights are most likely a broken download
 
-    shapes = _check_shapes(folder, layout, rope_scale_factor)
-    if shapes["problems"]:
-        problems += [f"shapes: {p}" for p in shapes["problems"]]
+    shapes = _check_shapes(folder, layout, rope_scale_factor, show_progress)
+    problems += [f"shapes: {p}" for p in shapes["problems"]]
+    problems += [f"values: {p}" for p in shapes["values"]]
 
-    failed = any(e["ok"] is False for e in files) or bool(shapes["problems"])
+    failed = any(e["ok"] is False for e in files) or bool(shapes["problems"] or shapes["values"])
     if failed or (partial and not checklist_ok):
         verdict = DIFFERS
     elif model is not None:
@@ -228,36 +228,58 @@ def _n_shards(checklist: dict[str, str]) -> int:
     return sum(Path(n).match("consolidated.*.pth") for n in checklist)
 
 
-def _check_shard_shapes(folder: Path, rope_scale_factor) -> dict:
-    """Every tensor of every shard against its share of the model params.json describes."""
+def _values(weights: dict, show_progress: bool) -> list[str]:
+    """A problem for every tensor that holds values that are NaN or infinite (every value is read)."""
+    from . import checkpoint
+    from ..progress import bar
+
+    total = sum(t.numel() * t.element_size() for t in checkpoint.unique_tensors(weights).values())
+    with bar("checking values", total, bytes_=True) as progress:
+        if not show_progress:
+            progress.stop()
+        bad = checkpoint.nonfinite(weights, lambda nbytes: progress.advance(progress.task_ids[0], nbytes))
+    return [say("formats.verify.not_finite", name=name, n=n) for name, n in bad.items()]
+
+
+def _check_shard_shapes(folder: Path, rope_scale_factor, show_progress: bool) -> dict:
+    """The files as a whole (count, names, dtype), then every tensor of every shard against its share of the model
+    params.json describes, then their values."""
     from . import checkpoint, shards
 
-    paths = checkpoint.meta_shards(folder)
     try:
+        paths = checkpoint.meta_shards(folder)
         args = checkpoint.read_args(folder, "meta", rope_scale_factor)
         files = [checkpoint.load_pth(p) for p in paths]
     except KitError as e:
-        return {"checked": True, "problems": [str(e)], "note": ""}
+        return {"checked": True, "problems": [str(e)], "values": [], "note": ""}
     names = [p.name for p in paths]
-    problems = checkpoint.shard_problems(files, args, names)
+    problems = checkpoint.shard_file_problems(paths, files, args)
     gaps = sorted(set(f"consolidated.{i:02d}.pth" for i in range(len(paths))) - set(names))
     if gaps:
-        problems.insert(0, f"the shards are not numbered consolidated.00.pth to consolidated.{len(paths) - 1:02d}.pth: {gaps[0]} is missing")
+        problems.insert(0, f"the shards are not numbered consolidated.00.pth to consolidated.{len(paths) - 1:02d}.pth: "
+                           f"{gaps[0]} is missing")
     counts = shards.rank_counts(args, len(paths))
-    if len(paths) not in counts:
-        problems.insert(0, f"{len(paths)} shards do not split this model evenly (it splits over {', '.join(map(str, counts))})")
+    if not problems and len(paths) not in counts:
+        problems.append(f"{len(paths)} shards do not split this model evenly (it splits over "
+                        f"{', '.join(map(str, counts))})")
+    problems = problems or checkpoint.shard_problems(files, args, names)
+    if problems:
+        return {"checked": True, "problems": problems, "values": [], "note": ""}
+    values = _values({f"{n}: {k}": t for n, f in zip(names, files) for k, t in f.items()}, show_progress)
     tensors = len(checkpoint.expected_shapes(args))
     n_params = sum(math.prod(s) for n, s in checkpoint.expected_shapes(args).items() if n != "output.weight" or "output.weight" in files[0])
-    return {"checked": True, "problems": problems, "tensors": tensors, "parameters": n_params,
-            "note": f"{len(paths)} shards of {tensors} tensors each, {n_params / 1e9:.2f} B parameters, match params.json" if not problems else ""}
+    return {"checked": True, "problems": problems, "values": values, "tensors": tensors, "parameters": n_params,
+            "note": f"{len(paths)} shards of {tensors} tensors each, {n_params / 1e9:.2f} B parameters, "
+                    "match params.json"}
 
 
-def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
-    """Names and shapes of the tensors against the params (memory-mapped; only headers are read)."""
+def _check_shapes(folder: Path, layout: str, rope_scale_factor, show_progress: bool = False) -> dict:
+    """Names, shapes and dtypes of the tensors against the params (memory-mapped: only headers are read), then their
+    values."""
     from . import checkpoint, tokenizer as tokenizers
 
-    if layout == "meta" and len(checkpoint.meta_shards(folder)) > 1:
-        return _check_shard_shapes(folder, rope_scale_factor)
+    if layout == "meta" and len(list(folder.glob("consolidated.*.pth"))) > 1:
+        return _check_shard_shapes(folder, rope_scale_factor, show_progress)
     try:
         args = checkpoint.read_args(folder, layout, rope_scale_factor)
         weights = checkpoint.read_weights(folder, layout, args)
@@ -268,13 +290,17 @@ def _check_shapes(folder: Path, layout: str, rope_scale_factor) -> dict:
         n_words = tokenizers.n_words(tokenizer)
         if n_words != args.vocab_size:
             problems.append(f"vocab_size {args.vocab_size} but {tokenizer.name} has {n_words} tokens")
+        problems += checkpoint.dtype_problems(weights)
     except KitError as e:
-        return {"checked": True, "problems": [str(e)], "note": ""}
+        return {"checked": True, "problems": [str(e)], "values": [], "note": ""}
+    if problems:
+        return {"checked": True, "problems": problems, "values": [], "note": ""}
+    values = _values(weights, show_progress)
     expected = checkpoint.expected_shapes(args)
     n_params = sum(t.numel() for t in checkpoint.unique_tensors({k: weights[k] for k in expected if k in weights}).values())
     params_file = "params.json" if layout == "meta" else "config.json"
-    return {"checked": True, "problems": problems, "tensors": len(expected), "parameters": n_params,
-            "note": f"{len(expected)} tensors, {n_params / 1e9:.2f} B parameters, match {params_file}" if not problems else ""}
+    return {"checked": True, "problems": problems, "values": values, "tensors": len(expected), "parameters": n_params,
+            "note": f"{len(expected)} tensors, {n_params / 1e9:.2f} B parameters, match {params_file}"}
 
 
 def _summary(r: dict) -> str:
@@ -308,6 +334,10 @@ def report(r: dict) -> str:
     s = r["shapes"]
     if s.get("checked"):
         lines.append(f"  {'ok' if not s['problems'] else 'DIFFERS':8} shapes: " + (s["note"] or "; ".join(s["problems"][:3])))
+        if not s["problems"]:
+            finite = say("formats.verify.all_finite")
+            values = "; ".join(s["values"][:3]) or finite
+            lines.append(f"  {'ok' if not s['values'] else 'DIFFERS':8} values: {values}")
     else:
         lines.append(f"  {'':8} shapes: {s['note']}")
     head = {GENUINE: "GENUINE", MATCHES: "OK", DIFFERS: "DIFFERS", UNKNOWN: "UNVERIFIED"}[r["verdict"]]
@@ -340,10 +370,7 @@ def _remember(result: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = _load_cache()
         data[result["folder"]] = result
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verify-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(data, indent=1).encode())
     except OSError:
         pass  # a read-only cache folder costs the scoreboard its memory, nothing more
 

@@ -1,8 +1,12 @@
-"""Checkpoint folders written in Meta's layout or Hugging Face's (checkpoint.py reads them): where they may go, and
+"""Checkpoint folders written in Meta's layout or Hugging Face's (checkpoint.py reads them): where they may go, how
+much space they take, the partial folder they are written into and renamed from (never half a folder), and
 params.json with consolidated.*.pth, or config.json with model*.safetensors, streamed tensor by tensor."""
 
 import json
+import os
 import shutil
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -12,12 +16,15 @@ from solutions.ex02_checkpoint import model_args
 from . import shards
 from . import tokenizer as tokenizers
 from ..errors import KitError
+from ..files import make_folder
+from ..i18n import say
 from ..paths import ROOT
 from ..progress import bar
 
 
-def check_out_folder(out: Path, force: bool = False) -> None:
-    """A folder to write a checkpoint into: outside the repository, and empty unless force."""
+def check_out_folder(out: Path, force: bool | None = False) -> None:
+    """A folder to write a checkpoint into: outside the repository, and empty unless force (None: the verb has no
+    --force), in a folder that can be written."""
     out = out.expanduser()
     if out.resolve().is_relative_to(ROOT):
         raise KitError(f"{out} is inside the kit's repository: write checkpoints elsewhere (e.g. /tmp or ~/models) "
@@ -25,10 +32,26 @@ def check_out_folder(out: Path, force: bool = False) -> None:
     if out.exists() and not out.is_dir():
         raise KitError(f"{out} is a file: pass a folder for --out")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise KitError(f"{out} is not empty: pass an empty or new folder (or --force to write over it)")
+        key = "formats.writers.not_empty_force" if force is False else "formats.writers.not_empty"
+        raise KitError(say(key, out=out))
+    make_folder(out.parent)
+
+
+SMALL_FILES = 1 << 20  # bytes allowed for params.json, config.json, checklist.chk, NOTICE and the index
+PER_TENSOR = 4096  # bytes a tensor's record may add in a .pth or .safetensors file, beyond its data
+
+
+def bytes_written(weights: dict[str, int] | int, tokenizer: Path | None = None) -> int:
+    """What writing a checkpoint puts on disk, at most: the weights' bytes (a total, or bytes by tensor), a record per
+    tensor, the tokenizer's files, the small files."""
+    data = weights if isinstance(weights, int) else sum(weights.values())
+    records = 0 if isinstance(weights, int) else PER_TENSOR * len(weights)
+    files = [tokenizer, Path(tokenizer).with_name(tokenizers.PARAMS)] if tokenizer is not None else []
+    return data + records + sum(f.stat().st_size for f in files if f.is_file()) + SMALL_FILES
 
 
 def check_free_space(out: Path, nbytes: int) -> None:
+    """A KitError unless out's disk has room for nbytes, and a little more."""
     parent = out.expanduser()
     while not parent.exists():
         parent = parent.parent
@@ -36,6 +59,35 @@ def check_free_space(out: Path, nbytes: int) -> None:
     if free < nbytes * 1.05:
         raise KitError(f"{out} needs {nbytes / 1e9:.1f} GB but its disk has {free / 1e9:.1f} GB free: "
                        "choose --out on another disk or free space")
+
+
+@contextmanager
+def partial_folder(out: Path):
+    """A new folder beside out to write everything into. When the block ends, it becomes out (its files are moved into
+    out when out holds other files, with --force); when anything stops the block (a full disk, Ctrl-C), it is removed
+    and out is left as it was. A write that fails is a KitError that says so."""
+    out = out.expanduser()
+    make_folder(out.parent)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}-{time.time_ns()}"
+    work.mkdir()
+    try:
+        try:
+            yield work
+        except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+            shutil.rmtree(work, ignore_errors=True)
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            free = shutil.disk_usage(out.parent).free
+            raise KitError(say("formats.writers.failed", out=out, why=why, free=free / 1e9)) from None
+        if out.is_dir() and any(out.iterdir()):
+            for path in work.iterdir():
+                if (out / path.name).is_dir() and path.is_dir():
+                    shutil.rmtree(out / path.name)
+                os.replace(path, out / path.name)
+            work.rmdir()
+        else:
+            os.replace(work, out)  # a new out, or an empty one
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _params_text(params: dict | str) -> str:

@@ -1,14 +1,15 @@
 """Your progress file, .llama3-progress.json in the kit's folder (git-ignored): the day each exercise first passed,
 how many of its hints you have seen, and the exercise the scoreboard last showed as next. Written atomically; a
-missing or corrupt file reads as empty, and the next grading writes it afresh."""
+missing or corrupt file reads as empty, and the next grading writes it afresh, after keeping the corrupt one."""
 
 import datetime
 import json
 import os
 import sys
-import tempfile
 
 from . import workspace
+from ..files import write_atomically
+from ..i18n import say
 
 
 def load() -> dict:
@@ -31,17 +32,30 @@ def load() -> dict:
 
 
 def save(data: dict) -> None:
-    """Write via a temporary file and os.replace, so a crash never leaves half a file. A folder that cannot be
-    written is reported on stderr, not raised: progress is a convenience."""
+    """Write atomically (a crash never leaves half a file), after keeping a corrupt file as it was. A folder that
+    cannot be written is reported on stderr, not raised: progress is a convenience."""
     path = workspace.history()
+    text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".llama3-progress-", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        keep_if_corrupt(path)
+        write_atomically(path, text.encode("utf-8"))
     except OSError as e:
-        print(f"llama3-grader: could not save your progress to {path}: {e}", file=sys.stderr)
+        print(say("learner.history.not_saved", path=path, why=e), file=sys.stderr)
+
+
+def keep_if_corrupt(path) -> None:
+    """A progress file that does not read as a JSON object is renamed to <name>.corrupt-<time>, and a line says so."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict):
+        return
+    kept = path.with_name(f"{path.name}.corrupt-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    os.replace(path, kept)
+    print(say("learner.history.kept_corrupt", path=path.name, kept=kept.name), file=sys.stderr)
 
 
 def record_passes(modules: list[str]) -> dict[str, str]:
