@@ -15,7 +15,7 @@ import pytest
 from grader.learner import curriculum
 
 from cli_kit import call, command, env, kit
-from learners import SOLUTIONS
+from learners import SOLUTIONS, with_override
 
 LATENCY_LIMIT = 30.0  # seconds from a save to its re-grade; generous for a loaded CI machine (the goal is 5 s)
 
@@ -79,6 +79,25 @@ def test_watch_regrades_on_save_and_moves_on(tmp_path, how):
         watch.stop()
         os.close(keyboard)
         os.close(terminal)
+
+
+def test_watch_survives_a_segmentation_fault_and_grades_the_fix(tmp_path):
+    """The learner's code runs in a child process: a crash is one failure on watch's screen, and watch goes on."""
+    root = kit(tmp_path)
+    crash = with_override("ex01_tokenizer", {"special_tokens": "lambda: __import__('ctypes').string_at(0)"})
+    (root / "exercises" / "ex01_tokenizer.py").write_text(crash)
+    watch = Watch(root)
+    try:
+        watch.until("✗ test_special_tokens[")
+        watch.until("segmentation fault in special_tokens (")
+        watch.until("q quits")
+        save_solution(root, "ex01_tokenizer")
+        watch.until("✓ Exercise 1 · Tokenizer passes")
+        watch.until("Exercise 2 · Checkpoint and config: 0/")
+        watch.process.send_signal(signal.SIGINT)
+        assert watch.process.wait(timeout=30) == 0
+    finally:
+        watch.stop()
 
 
 def test_watch_ends_when_every_exercise_passes(root, capsys, monkeypatch):
