@@ -181,29 +181,32 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(("pymp-", "llama3-kit-")))
 
 
-KILLED = {
-    "pytest": ["-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", "exercises/", "-k",
-               "test_your_own_sharding_and_generation_give_the_single_process_tokens"],
-    "the scoreboard": command()[1:],
-    "generate --ranks 2": command("generate", "--ranks", "2", "--max-new-tokens", "4")[1:],
+KILLED = {  # what each command runs when it is killed: exercise 17's ranks, or the worker in exercise 1
+    "pytest": (["-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", "exercises/", "-k",
+                "test_your_own_sharding_and_generation_give_the_single_process_tokens"], "spins_on_every_rank"),
+    "the scoreboard": (command()[1:], "spins"),
+    "generate --ranks 2": (command("generate", "--ranks", "2", "--max-new-tokens", "4")[1:], "spins_on_every_rank"),
+    "pytest, in exercise 1": (["-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", "exercises/",
+                               "-k", "test_special_tokens"], "spins"),
 }
 
 
 def start_spinning(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
-    """The command, with exercise 17's parallel_generate spinning on every rank; once every rank spins."""
-    root = faulty_tree(tmp_path, ("spins_on_every_rank",), ("ex01_tokenizer",))
+    """The command, once the learner's code it runs spins (on every rank, for exercise 17)."""
+    args, plant = KILLED[name]
+    root = faulty_tree(tmp_path, (plant,), ("ex01_tokenizer",) if plant != "spins" else ())
     temp, marker = tmp_path / "tmp", tmp_path / "spinning"
     temp.mkdir()
-    process = subprocess.Popen([sys.executable, *KILLED[name]], cwd=root, start_new_session=True,
+    process = subprocess.Popen([sys.executable, *args], cwd=root, start_new_session=True,
                                env={**env(root), "TMPDIR": str(temp), "LLAMA3_KIT_TEST_SPINNING": str(marker),
                                     "PYTHONPATH": str(root)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not marker.exists():
-        assert process.poll() is None, f"{name} ended ({process.returncode}) before its ranks spun"
-        assert time.monotonic() < deadline, f"{name}: no rank spun within 300 s"
+        assert process.poll() is None, f"{name} ended ({process.returncode}) before the learner's code spun"
+        assert time.monotonic() < deadline, f"{name}: the learner's code did not spin within 300 s"
         time.sleep(0.2)
-    time.sleep(1)  # the other rank too
+    time.sleep(1)  # the other ranks too
     return process, temp
 
 
@@ -219,7 +222,7 @@ def ended(process: subprocess.Popen, temp: Path, within: float = 15) -> None:
 
 
 @linux_only
-@pytest.mark.parametrize("name", list(KILLED))
+@pytest.mark.parametrize("name", ["pytest", "the scoreboard", "generate --ranks 2"])
 def test_after_kill_9_nothing_of_the_command_remains(tmp_path, name):
     process, temp = start_spinning(tmp_path, name)
     assert len(session(process.pid)) >= 4, "the command, the server that forks, the worker or the ranks"
@@ -240,7 +243,7 @@ def test_after_sigterm_nothing_of_the_command_remains(tmp_path):
 def test_ctrl_c_still_stops_the_run(tmp_path):
     """Ctrl-C in a terminal sends SIGINT to every process of the foreground group: pytest stops, as it would
     without a worker, and its worker and ranks end with it."""
-    process, temp = start_spinning(tmp_path, "pytest")
+    process, temp = start_spinning(tmp_path, "pytest, in exercise 1")
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=30) == 2  # pytest's "interrupted"
     ended(process, temp)

@@ -120,8 +120,8 @@ def spy(fn: Callable, name: str):
 class Graded:
     """A module as the tests see it: calling a function that is not started raises NotStarted at once; a function
     that ran past the time limit once (timed_out, shared by the run's tests) fails at once after that; a numpy
-    array returned for a tensor is named. In a worker, each call tells the grading process which function runs, so
-    that a crash or a time-out inside a C call names it."""
+    array returned for a tensor is named. In a worker, each call notes which function runs, so that a crash or a
+    time-out inside a C call names it."""
 
     def __init__(self, mod: ModuleType, timed_out: dict | None = None, test: str = ""):
         self._mod, self._timed_out, self._test = mod, {} if timed_out is None else timed_out, test
@@ -142,7 +142,7 @@ class Graded:
         def guarded(*args, **kwargs):
             if key in self._timed_out:
                 raise TimeLimitExceeded(self._timed_out[key])
-            sandbox.tell("function", key)
+            sandbox.running(function=key)
             try:
                 result = value(*args, **kwargs)
             except NotImplementedError as e:

@@ -66,14 +66,14 @@ def pytest_configure(config):
         # generation 20 times (231 s against 11 s). A large real checkpoint keeps them all.
         config.llama3_threads = torch.get_num_threads()
         torch.set_num_threads(1)
+    if _isolated(config):
+        sandbox.prepare()  # the server that forks workers imports torch and the grader while this process collects
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session):
-    """The worker ends before the results are written (the cache's last failures, --junitxml), so that this process's
-    are the ones kept."""
-    if getattr(session.config, "llama3_sandbox", None) is not None:
-        session.config.llama3_sandbox.close()
+def _isolated(config) -> bool:
+    """Whether graded tests run in a worker: in the grading process, unless a debugger needs them in this one."""
+    return (_grades_exercises(config) and not sandbox.in_worker() and not config.getoption("collectonly")
+            and not (config.getoption("usepdb") or config.getoption("trace")))
 
 
 def pytest_unconfigure(config):
@@ -119,7 +119,7 @@ def pytest_collection(session):
     except KitError as e:
         prefix = "LLAMA3_CHECKPOINT: " if models.real_from_env() is not None and "fixtures/" not in str(e) else ""
         raise pytest.UsageError(prefix + str(e)) from None
-    if not (config.getoption("usepdb") or config.getoption("trace")):  # a debugger needs the tests in this process
+    if _isolated(config):
         config.llama3_sandbox = sandbox.Sandbox(config, _memory_limit(config), _shower(config))
         config.llama3_sandbox.start()  # it collects the tests while this process does
 
@@ -176,7 +176,7 @@ class GoldenCases:
         failures: list[GradeFailure] = []
         not_run = 0
         for i, golden in enumerate(self.goldens):
-            sandbox.tell("case", f"{golden.call.function} ({self.model.name}, {golden.call.case})")
+            sandbox.running(case=f"{golden.call.function} ({self.model.name}, {golden.call.case})")
             try:
                 check(target, golden, self.model, self.device)
             except TimeLimitExceeded:
@@ -248,7 +248,7 @@ class Chain:
         key = (fn.__module__, fn.__name__)
         if key in self.timed_out:
             raise TimeLimitExceeded(self.timed_out[key])
-        sandbox.tell("function", key)
+        sandbox.running(function=key)
         try:
             return invoke(fn, *args, **kwargs)
         except NotStarted as e:

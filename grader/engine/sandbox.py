@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,17 +41,59 @@ _CRASHES = {getattr(signal, name) for name in ("SIGSEGV", "SIGBUS", "SIGILL", "S
 _SIGKILL = getattr(signal, "SIGKILL", None)
 
 _conn = None  # in a worker: its connection to the grading process
+_state = None  # in a worker: the _State it shares with the grading process
 
 
 def in_worker() -> bool:
     return _conn is not None
 
 
+def prepare() -> None:
+    """Start the server that forks workers, which imports torch and the grader meanwhile."""
+    children.context()
+
+
 def tell(*message) -> None:
-    """In a worker, tell the grading process (what the learner's code is running, a time-out, a note); elsewhere
-    nothing."""
+    """In a worker, tell the grading process (a function that ran past the time limit, a note); elsewhere nothing."""
     if _conn is not None:
         _conn.send(message)
+
+
+def running(function: tuple[str, str] | None = None, case: str | None = None) -> None:
+    """In a worker, note what the learner's code runs now, (module, function) or a golden case's label, where the
+    grading process reads it if the worker dies or is stuck; elsewhere nothing. (Shared memory: no message, no wait.)"""
+    if _state is not None:
+        _state.note(function, case)
+
+
+class _State:
+    """What the grading process and its worker share without messages: the phase of the test the worker runs, since
+    when, and what the learner's code runs."""
+
+    SIZE = 1024
+
+    def __init__(self, ctx):
+        self.phase = ctx.RawValue("i", -1)  # 0 setup, 1 call, 2 teardown
+        self.since = ctx.RawValue("d", 0.0)  # time.monotonic() when the phase began (the clock is the machine's)
+        self.trail = ctx.RawArray("c", self.SIZE)  # "module\x1ffunction\x1fcase"
+
+    def begin(self, phase: int) -> None:
+        self.phase.value, self.since.value = phase, time.monotonic()
+        if phase == 0:
+            self.trail.value = b""
+
+    def note(self, function: tuple[str, str] | None, case: str | None) -> None:
+        module, name, label = (self.trail.value.decode(errors="replace").split("\x1f") + ["", "", ""])[:3]
+        if function is not None:
+            module, name = function
+        if case is not None:
+            label = case
+        self.trail.value = "\x1f".join([module, name, label]).encode()[:self.SIZE - 1]
+
+    def read(self) -> dict:
+        """{"function": (module, name), "case": label}, with what is known."""
+        module, name, label = (self.trail.value.decode(errors="replace").split("\x1f") + ["", "", ""])[:3]
+        return {**({"function": (module, name)} if name else {}), **({"case": label} if label else {})}
 
 
 def note(text: str) -> None:
@@ -122,45 +165,57 @@ class Sandbox:
         self.worker = None
 
     def start(self) -> None:
+        """Start a worker; it is forked once the server has imported torch and the grader, while this process goes
+        on (collecting the tests): run() waits for it."""
         ctx = children.context()
         self.conn, conn = ctx.Pipe()
         self.errors, errors = ctx.Pipe(duplex=False)
+        self.state = _State(ctx)
         params = self.config.invocation_params
         self.worker = ctx.Process(target=_work, name="llama3-kit grading",
-                                  args=(conn, errors, list(map(str, params.args)), str(params.dir), dict(os.environ),
-                                        self.memory, dict(self.timed_out)))
-        self.worker.start()
-        conn.close()
-        errors.close()
+                                  args=(conn, errors, self.state, list(map(str, params.args)), str(params.dir),
+                                        dict(os.environ), self.memory, dict(self.timed_out)))
         self.output, self.peak, self.ready = bytearray(), 0, False
+        self._starting = threading.Thread(target=self._fork, args=(conn, errors), name="llama3-kit worker start")
+        self._starting.start()
+
+    def _fork(self, conn, errors) -> None:
+        try:
+            self.worker.start()
+        except BaseException as e:  # noqa: BLE001 (reported by run, in the grading process's thread)
+            self.broken = say("sandbox.could_not_start", detail=f"{type(e).__name__}: {e}")
+        finally:
+            conn.close()
+            errors.close()
 
     def run(self, item, nextitem, limit: float) -> list:
         """item's reports (setup, call, teardown), run by the worker; a worker that dies or outruns limit fails it."""
+        if self.worker is None and not self.broken:
+            self.start()
+        self._starting.join()
         if self.broken:
             return [failed(item, "setup", self.broken)]
-        if self.worker is None:
-            self.start()
         try:
             try:
                 self.conn.send((item.nodeid, nextitem.nodeid if nextitem is not None else None))
             except OSError:  # it ended between two tests
-                return [self._died(item, [], {})]
+                return [self._died(item)]
             return self._follow(item, limit)
         except BaseException:
             self.kill()  # Ctrl-C, or the grader's own fault: no worker is left running
             raise
 
     def _follow(self, item, limit: float) -> list:
-        reports: list = []
-        trail: dict = {}  # what the learner's code is running: "function" (module, name) and "case"
-        began, next_peak = time.monotonic(), 0.0
+        """Wait for the worker's reports of item; the worker wakes this process only when it is done (or has a
+        time-out or a note to tell), and a reading every PEAK_EVERY seconds watches its time and memory."""
+        started = time.monotonic()
         while True:
             now = time.monotonic()
-            if now >= next_peak:
-                self.peak, next_peak = max(self.peak, _peak(self.worker.pid)), now + PEAK_EVERY
+            self.peak = max(self.peak, _peak(self.worker.pid))
+            began = max(started, self.state.since.value)  # the phase's: each has its own time limit
             left = began + limit + min(limit, HARD_MARGIN) - now if limit > 0 else PEAK_EVERY
             if left <= 0:
-                return reports + [self._stop(item, reports, trail, limit)]
+                return [self._stop(item, limit)]
             ready = multiprocessing.connection.wait([self.conn, self.errors, self.worker.sentinel],
                                                     min(left, PEAK_EVERY))
             if self.errors in ready:
@@ -169,25 +224,20 @@ class Sandbox:
                 try:
                     message = self.conn.recv()
                 except (EOFError, OSError):
-                    return reports + [self._died(item, reports, trail)]
+                    return [self._died(item)]
                 kind = message[0]
                 self.ready = True
                 if kind == "done":
-                    return reports
-                if kind == "report":
-                    reports.append(self.config.hook.pytest_report_from_serializable(config=self.config,
-                                                                                    data=message[1]))
-                    began = time.monotonic()  # the next phase has its own time limit
-                elif kind in ("function", "case"):
-                    trail[kind] = message[1]
-                elif kind == "timed_out":
+                    return [self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+                            for data in message[1]]
+                if kind == "timed_out":
                     self.timed_out[message[1]] = message[2]
                 elif kind == "note":
                     self.show(message[1])
                 elif kind == "missing":
                     return [failed(item, "setup", say("sandbox.not_collected", test=item.nodeid))]
             elif self.worker.sentinel in ready and not self.conn.poll():
-                return reports + [self._died(item, reports, trail)]
+                return [self._died(item)]
 
     def _read_output(self) -> None:
         try:
@@ -213,7 +263,8 @@ class Sandbox:
         self.worker = None
         return code, output
 
-    def _died(self, item, reports: list, trail: dict):
+    def _died(self, item):
+        phase, trail = self._phase(), self.state.read()
         code, output = self._ended()
         what = _what(trail, item)
         if not self.ready:
@@ -229,11 +280,12 @@ class Sandbox:
             message = say("sandbox.signal", what=what, signal=signal.Signals(-code).name) + _where(output)
         else:
             message = say("sandbox.exited", what=what, code=code)
-        return failed(item, _phase(reports), message)
+        return failed(item, phase, message)
 
-    def _stop(self, item, reports: list, trail: dict, limit: float):
+    def _stop(self, item, limit: float):
         """The worker outran the time limit where its signal could not stop it: it says where, then it is killed; the
         function it was running fails at once in its later tests, as after any time-out."""
+        phase, trail = self._phase(), self.state.read()
         mark = len(self.output)
         if hasattr(signal, "SIGUSR1"):
             os.kill(self.worker.pid, signal.SIGUSR1)  # faulthandler writes where each thread is
@@ -249,10 +301,13 @@ class Sandbox:
             module, name = trail["function"]
             self.timed_out.setdefault((module, name), timed_out_message(name, item.name))
         where = _where(output)
-        phase = _phase(reports)
         if phase != "call":  # the time limit's signal covers the call only
             return failed(item, phase, say("plugin.time_limit", limit=f"{limit:g}") + where)
         return failed(item, phase, say("sandbox.c_call", what=_what(trail, item), limit=f"{limit:g}") + where)
+
+    def _phase(self) -> str:
+        """The phase of its test the worker is in."""
+        return ("setup", "call", "teardown")[self.state.phase.value] if self.state.phase.value >= 0 else "setup"
 
     def kill(self) -> None:
         if self.worker is not None:
@@ -276,13 +331,6 @@ def failed(item, when: str, message: str):
     now = time.time()
     return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", message, when,
                              [], 0.0, now, now, user_properties=[("status", "failing"), ("mistake", None)])
-
-
-def _phase(reports: list) -> str:
-    """The phase a worker was in, after these reports of its test."""
-    if not reports:
-        return "setup"
-    return "call" if reports[-1].when == "setup" and reports[-1].passed else "teardown"
 
 
 def _what(trail: dict, item) -> str:
@@ -335,8 +383,9 @@ class _TimedOut(dict):
 class _Worker:
     """The worker's pytest plugin: run the tests the grading process names, and send it their reports."""
 
-    def __init__(self, conn, timed_out: dict):
-        self.conn, self.timed_out = conn, timed_out
+    def __init__(self, conn, state: _State, timed_out: dict):
+        self.conn, self.state, self.timed_out = conn, state, timed_out
+        self.reports: list = []
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config):
@@ -345,9 +394,6 @@ class _Worker:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session):
-        """The grading process writes the results (and closes the worker before it does); the worker posts nothing."""
-        if hasattr(session.config.option, "pastebin"):
-            session.config.option.pastebin = None
         items = {item.nodeid: item for item in session.items}
         tell("ready")
         while (job := self.conn.recv()) is not None:
@@ -360,17 +406,32 @@ class _Worker:
             for name in ("last_type", "last_value", "last_traceback", "last_exc"):  # a failure's frames and tensors
                 if hasattr(sys, name):
                     setattr(sys, name, None)
-            tell("done")
-        return True
+            self.state.phase.value = -1
+            tell("done", self.reports)
+            self.reports = []
+        os._exit(0)  # the grading process writes the results; nothing is left to do here
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        self.state.begin(0)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        self.state.begin(1)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item):
+        self.state.begin(2)
 
     def pytest_runtest_logreport(self, report):
-        tell("report", self.config.hook.pytest_report_to_serializable(config=self.config, report=report))
+        self.reports.append(self.config.hook.pytest_report_to_serializable(config=self.config, report=report))
 
 
-def _work(conn, errors, args: list[str], folder: str, env: dict, memory: int | None, timed_out: dict) -> None:
+def _work(conn, errors, state: _State, args: list[str], folder: str, env: dict, memory: int | None,
+          timed_out: dict) -> None:
     """The worker: pytest on args in folder, with the grading process's environment, its memory capped, its own
     output going nowhere and any crash's traceback to errors; then it runs the tests it is sent."""
-    global _conn
+    global _conn, _state
     children.started()
     os.environ.clear()
     os.environ.update(env)
@@ -386,8 +447,8 @@ def _work(conn, errors, args: list[str], folder: str, env: dict, memory: int | N
     faulthandler.enable(file=fd)
     if hasattr(faulthandler, "register") and hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=fd)  # every thread: the signal may land on any of them
-    _conn = conn
-    pytest.main(args, plugins=[_Worker(conn, timed_out)])
+    _conn, _state = conn, state
+    pytest.main(args, plugins=[_Worker(conn, state, timed_out)])
 
 
 def _cap(memory: int) -> None:
