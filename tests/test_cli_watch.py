@@ -15,7 +15,7 @@ import pytest
 from grader.learner import curriculum
 
 from cli_kit import call, command, env, kit
-from learners import SOLUTIONS
+from learners import SOLUTIONS, with_override
 
 LATENCY_LIMIT = 30.0  # seconds from a save to its re-grade; generous for a loaded CI machine (the goal is 5 s)
 
@@ -56,12 +56,18 @@ def save_solution(root, module: str) -> float:
 
 @pytest.mark.parametrize("how", ["notifications", "polling"])
 def test_watch_regrades_on_save_and_moves_on(tmp_path, how):
-    """With notifications it is stopped with Ctrl-C; with polling, by pressing q in its terminal."""
+    """With notifications it is stopped with Ctrl-C; with polling, by pressing q in its terminal. With notifications,
+    the first exercise first crashes the process that runs it (a segmentation fault): one failure, and watch goes on."""
     root = kit(tmp_path)
+    if how == "notifications":
+        crash = with_override("ex01_tokenizer", {"special_tokens": "lambda: __import__('ctypes').string_at(0)"})
+        (root / "exercises" / "ex01_tokenizer.py").write_text(crash)
     keyboard, terminal = pty.openpty()
     watch = Watch(root, *(["--poll"] if how == "polling" else []), stdin=terminal if how == "polling" else None)
     try:
-        watch.until("Exercise 1 · Tokenizer: 0/")
+        watch.until("Exercise 1 · Tokenizer: ")
+        if how == "notifications":
+            watch.until("segmentation fault in special_tokens (")
         watch.until(f"q quits ({how})")
         saved = save_solution(root, "ex01_tokenizer")
         latency = watch.until("✓ Exercise 1 · Tokenizer passes") - saved

@@ -120,7 +120,8 @@ def spy(fn: Callable, name: str):
 class Graded:
     """A module as the tests see it: calling a function that is not started raises NotStarted at once; a function
     that ran past the time limit once (timed_out, shared by the run's tests) fails at once after that; a numpy
-    array returned for a tensor is named."""
+    array returned for a tensor is named. In a worker, each call notes which function runs, so that a crash or a
+    time-out inside a C call names it."""
 
     def __init__(self, mod: ModuleType, timed_out: dict | None = None, test: str = ""):
         self._mod, self._timed_out, self._test = mod, {} if timed_out is None else timed_out, test
@@ -129,6 +130,7 @@ class Graded:
         return f"<{self._mod.__name__}>"
 
     def __getattr__(self, name: str):
+        from . import sandbox
         from .calls import NotStarted, TimeLimitExceeded, not_started_message, numpy_problem, timed_out_message
 
         value = getattr(self._mod, name)
@@ -140,6 +142,7 @@ class Graded:
         def guarded(*args, **kwargs):
             if key in self._timed_out:
                 raise TimeLimitExceeded(self._timed_out[key])
+            sandbox.running(function=key)
             try:
                 result = value(*args, **kwargs)
             except NotImplementedError as e:

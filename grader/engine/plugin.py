@@ -1,20 +1,21 @@
-"""The pytest plugin: --impl, --checkpoint and --time-limit; the impl and golden fixtures; one clean message
-per failed graded test; deterministic hypothesis."""
+"""The pytest plugin: --impl, --checkpoint, --device, --time-limit and --memory-limit; the impl and golden fixtures;
+the graded tests run in a worker process (grader.engine.sandbox); one clean message per failed graded test;
+deterministic hypothesis."""
 
 import os
 import re
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
 
-from . import goldens, impl as impls, models
+from . import goldens, impl as impls, models, ranks, sandbox
 from .calls import (Golden, GradeFailure, NotStarted, Ref, TimeLimitExceeded, import_failure_message, in_learner_code,
-                    invoke, learner_error_message, not_started_message)
+                    invoke, learner_error_message, not_started_message, timed_out_message)
 from .checking import check
 from .. import devices
 from ..errors import KitError
@@ -41,6 +42,9 @@ def pytest_addoption(parser):
                     help="grade on cpu (the default), cuda, mps or auto (CUDA, then MPS, then the CPU); or set "
                          "LLAMA3_KIT_DEVICE. The goldens were computed on the CPU; golden tests run on the device")
     group.addoption("--time-limit", type=float, default=None, help=f"seconds per test (default {DEFAULT_TIME_LIMIT:g})")
+    group.addoption("--memory-limit", type=float, default=None, metavar="GB",
+                    help="gigabytes of memory your code may take (0: no limit), or set LLAMA3_KIT_MEMORY_LIMIT; by "
+                         f"default {sandbox.MEMORY_SHARE:.0%} of the machine's on the CPU, none on a GPU")
     parser.addini("llama3_time_limit", "seconds per graded test", default=str(DEFAULT_TIME_LIMIT))
 
 
@@ -62,9 +66,19 @@ def pytest_configure(config):
         # generation 20 times (231 s against 11 s). A large real checkpoint keeps them all.
         config.llama3_threads = torch.get_num_threads()
         torch.set_num_threads(1)
+    if _isolated(config):
+        sandbox.prepare()  # the server that forks workers imports torch and the grader while this process collects
+
+
+def _isolated(config) -> bool:
+    """Whether graded tests run in a worker: in the grading process, unless a debugger needs them in this one."""
+    return (_grades_exercises(config) and not sandbox.in_worker() and not config.getoption("collectonly")
+            and not (config.getoption("usepdb") or config.getoption("trace")))
 
 
 def pytest_unconfigure(config):
+    if getattr(config, "llama3_sandbox", None) is not None:
+        config.llama3_sandbox.close()
     if hasattr(config, "llama3_threads"):
         torch.set_num_threads(config.llama3_threads)
 
@@ -91,7 +105,7 @@ def pytest_collection(session):
     """Before collecting graded tests: build the real checkpoint's goldens if needed (once, into the cache), and
     check every golden folder, so that a bad checkpoint or a damaged golden is one line, not a collection error."""
     config = session.config
-    if not _grades_exercises(config):
+    if not _grades_exercises(config) or sandbox.in_worker():
         return
     try:
         for model in graded_models():
@@ -105,6 +119,36 @@ def pytest_collection(session):
     except KitError as e:
         prefix = "LLAMA3_CHECKPOINT: " if models.real_from_env() is not None and "fixtures/" not in str(e) else ""
         raise pytest.UsageError(prefix + str(e)) from None
+    if _isolated(config):
+        config.llama3_sandbox = sandbox.Sandbox(config, _memory_limit(config), _shower(config))
+        config.llama3_sandbox.start()  # it collects the tests while this process does
+
+
+def _memory_limit(config) -> int | None:
+    """Bytes of address space a worker may take: --memory-limit or LLAMA3_KIT_MEMORY_LIMIT (GB), else a share of the
+    machine's memory on the CPU (on a GPU a limit of address space would keep CUDA from starting); the real
+    checkpoint's files come on top, as they are memory-mapped."""
+    option = config.getoption("memory_limit")
+    env = os.environ.get("LLAMA3_KIT_MEMORY_LIMIT")
+    try:
+        gb = option if option is not None else float(env) if env else None
+    except ValueError:
+        raise pytest.UsageError(say("plugin.bad_memory_limit", value=env)) from None
+    if gb is None and config.llama3_device != "cpu":
+        return None
+    mapped = sum(p.stat().st_size for model in graded_models() if not model.is_tiny and model.folder.is_dir()
+                 for pattern in ("*.pth", "*.safetensors") for p in model.folder.glob(pattern))
+    return sandbox.memory_limit(gb, mapped)
+
+
+def _shower(config):
+    """How a worker's note reaches the person: a line of pytest's output."""
+    def show(text: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(text)
+
+    return show
 
 
 def exercise_module(test_module_name: str) -> str:
@@ -119,19 +163,38 @@ class GoldenCases:
     model: object
     goldens: list[Golden]
     device: str = "cpu"
+    timed_out: dict = field(default_factory=dict)  # shared by the run's tests: (module, function) -> why not run
+    test: str = ""  # the test's name, e.g. test_rms_norm[tiny-llama3]
 
     def check(self, target) -> None:
-        """Run every case; fail with the first failure that names a known mistake, else the first failure."""
+        """Run every case; fail with the first failure that names a known mistake, else the first failure. After
+        ranks waited in vain in a collective, the function's other cases and tests fail at once, as after a time-out.
+        Only the failures' messages are kept, not the frames (and tensors) of the code that failed."""
+        key = (getattr(target, "__module__", None), getattr(target, "__name__", None))
+        if key in self.timed_out:
+            raise TimeLimitExceeded(self.timed_out[key])
         failures: list[GradeFailure] = []
-        for golden in self.goldens:
+        not_run = 0
+        for i, golden in enumerate(self.goldens):
+            sandbox.running(case=f"{golden.call.function} ({self.model.name}, {golden.call.case})")
             try:
                 check(target, golden, self.model, self.device)
+            except TimeLimitExceeded:
+                self.timed_out.setdefault(key, timed_out_message(key[1], self.test))
+                raise
             except GradeFailure as e:
-                failures.append(e)
+                first = sandbox.out_of_memory(e.__context__, key[1])
+                failures.append(GradeFailure(str(e) if first is None else first + _after_first_line(str(e)),
+                                             mistake=e.mistake))
+                if isinstance(e, ranks.CollectiveWait):
+                    self.timed_out[key] = say("plugin.waited_before", function=key[1], test=self.test)
+                    not_run = len(self.goldens) - i - 1
+                    break
         if failures:
             first = next((f for f in failures if f.mistake), failures[0])
             more = ("\n" + say("plugin.more_cases_fail", n=len(failures) - 1, total=len(self.goldens))
                     if len(failures) > 1 else "")
+            more += "\n" + say("plugin.cases_not_run", n=not_run, total=len(self.goldens)) if not_run else ""
             raise GradeFailure(str(first) + more, mistake=first.mistake)
 
     def kwargs(self, golden: Golden) -> dict:
@@ -149,7 +212,9 @@ def pytest_generate_tests(metafunc):
         found = [g for g in goldens.read(model.golden_dir, module) if g.call.function == marker.args[0]]
         skip = [] if found else [pytest.mark.skip(reason=say("plugin.no_golden_calls", model=model.folder.name,
                                                                function=marker.args[0]))]
-        params.append(pytest.param(GoldenCases(model, found, metafunc.config.llama3_device), id=model.name, marks=skip))
+        cases = GoldenCases(model, found, metafunc.config.llama3_device, metafunc.config.llama3_timed_out,
+                            f"{metafunc.function.__name__}[{model.name}]")
+        params.append(pytest.param(cases, id=model.name, marks=skip))
     metafunc.parametrize("golden", params)
 
 
@@ -170,23 +235,31 @@ def impl(request):
 class Chain:
     """The implementation under test, not isolated: end-to-end tests chain the learner's own exercises."""
 
-    def __init__(self, impl: str, own: str, timed_out: dict):
-        self.impl, self.own, self.timed_out = impl, own, timed_out
+    def __init__(self, impl: str, own: str, timed_out: dict, test: str = ""):
+        self.impl, self.own, self.timed_out, self.test = impl, own, timed_out, test
 
     def __getattr__(self, module: str):
         """chain.ex01_tokenizer is the learner's module."""
         return invoke(impls.module, self.impl, module)
 
     def run(self, fn, *args, **kwargs):
-        """invoke fn; an earlier exercise that is not started skips the test instead of failing it."""
-        if (fn.__module__, fn.__name__) in self.timed_out:
-            raise TimeLimitExceeded(self.timed_out[fn.__module__, fn.__name__])
+        """invoke fn; an earlier exercise that is not started skips the test instead of failing it. After ranks
+        waited in vain in a collective, fn fails at once in the tests that follow."""
+        key = (fn.__module__, fn.__name__)
+        if key in self.timed_out:
+            raise TimeLimitExceeded(self.timed_out[key])
+        sandbox.running(function=key)
         try:
             return invoke(fn, *args, **kwargs)
         except NotStarted as e:
             if f"/{self.own}.py" in str(e):
                 raise
             pytest.skip(say("plugin.chain_not_started", why=e))
+        except ranks.CollectiveWait:
+            # what waited is the learner's function that fn runs on the ranks: the first one among the arguments
+            name = next((a.__name__ for a in args if callable(a) and hasattr(a, "__name__")), fn.__name__)
+            self.timed_out[key] = say("plugin.waited_before", function=name, test=self.test)
+            raise
 
 
 @pytest.fixture
@@ -199,7 +272,7 @@ def chain(request) -> Chain:
         name, error = next(iter(broken.items()))
         why = import_failure_message(f"{impl}/{name}.py", error).splitlines()[0]
         pytest.skip(say("plugin.chain_does_not_import", why=why))
-    return Chain(impl, own, request.config.llama3_timed_out)
+    return Chain(impl, own, request.config.llama3_timed_out, request.node.name)
 
 
 def _why_not_llama3_8b() -> str | None:
@@ -240,24 +313,55 @@ def _time_limit(item) -> float:
     return limit * REAL_TIME_FACTOR if real else limit
 
 
-@pytest.hookimpl(hookwrapper=True)
+def _graded(item) -> bool:
+    return getattr(item, "module", None) is not None and item.module.__name__.rsplit(".", 1)[-1].startswith("test_ex")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A graded test runs in the worker (grader.engine.sandbox); this process reports what it reports."""
+    box = getattr(item.config, "llama3_sandbox", None)
+    if box is None or not _graded(item):
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in box.run(item, nextitem if nextitem is not None and _graded(nextitem) else None, _time_limit(item)):
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """In the worker, a KeyboardInterrupt is the learner's code's (Ctrl-C goes to the grading process): a failure."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as e:
+        if not sandbox.in_worker():
+            raise
+        raise GradeFailure(learner_error_message(e)) from None
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     limit = _time_limit(item)
-    graded = item.module is not None and item.module.__name__.rsplit(".", 1)[-1].startswith("test_ex")
-    if not graded or limit <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    timed = _graded(item) and limit > 0 and threading.current_thread() is threading.main_thread()
 
     def expire(signum, frame):
         raise TimeLimitExceeded(say("plugin.time_limit", limit=f"{limit:g}"))
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, limit)
+    if timed:
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        yield
+        return (yield)
+    except KeyboardInterrupt as e:
+        if not sandbox.in_worker():
+            raise
+        raise GradeFailure(learner_error_message(e)) from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _message(error: BaseException) -> tuple[str, str] | None:
@@ -267,9 +371,16 @@ def _message(error: BaseException) -> tuple[str, str] | None:
         return (str(error) if isinstance(error, NotStarted) else not_started_message(None, error)), "not started"
     if isinstance(error, (GradeFailure, TimeLimitExceeded)):
         return str(error), "failing"
-    if isinstance(error, Exception) and in_learner_code(error):
-        return learner_error_message(error), "failing"
+    if isinstance(error, (Exception, SystemExit)) and in_learner_code(error):
+        message = learner_error_message(error)
+        first = sandbox.out_of_memory(error, say("calls.your_code"))
+        return (message if first is None else first + _after_first_line(message)), "failing"
     return None
+
+
+def _after_first_line(message: str) -> str:
+    """The rest of a message from its first line break on (the learner's line, where it names one)."""
+    return message[message.find("\n"):] if "\n" in message else ""
 
 
 @pytest.hookimpl(tryfirst=True)

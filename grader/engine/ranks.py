@@ -1,12 +1,14 @@
 """Run a function on N ranks: N processes on this machine in one torch.distributed process group (gloo), each
 calling the same job, as tensor-parallel code runs under torchrun.
 
-The processes are forked from a clean server process (multiprocessing's forkserver, with torch imported once), so a
-group starts in well under a second; a group of each size stays up for the jobs that follow and is closed by
-close_all(). A learner's fault on any rank is one GradeFailure (or NotStarted) in the calling process, with the
-rank and the learner's line: an exception, a rank that dies, a collective that not every rank joins (gloo gives up
-after COLLECTIVE_TIMEOUT seconds), or no answer within the job's timeout. After a fault the group is terminated and
-the next job starts a fresh one, so nothing is ever left waiting."""
+The processes are forked from a clean server process (grader.engine.children, with torch imported once), so a group
+starts in well under a second, and they die with the process that started them; a group of each size stays up for
+the jobs that follow and is closed by close_all(). The ranks meet through a store that this process serves, and talk
+over gloo, both on the loopback interface only: nothing listens on the network. A learner's fault on any rank is one
+GradeFailure (or NotStarted) in the calling process, with the rank and the learner's line: an exception, a rank that
+dies, a collective that not every rank joins (gloo gives up after COLLECTIVE_TIMEOUT seconds; CollectiveWait), or no
+answer within the job's timeout. After a fault the group is terminated and the next job starts a fresh one, so
+nothing is ever left waiting."""
 
 import ast
 import datetime
@@ -17,9 +19,8 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
-import shutil
+import socket
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -28,13 +29,15 @@ from pathlib import Path
 
 import torch
 
+from . import children, sandbox
 from .calls import GradeFailure, NotStarted, learner_error_message, not_started_message, tensors_in
 from ..i18n import say
 
 COLLECTIVE_TIMEOUT = 20.0  # seconds a rank waits in a collective for the others before gloo raises
 JOB_TIMEOUT = 120.0  # seconds the caller waits for every rank's answer
 GRACE = 1.0  # after one rank fails, seconds to wait for the others' reports before the group is terminated
-PRELOAD = ["torch", "torch.distributed", "grader.specs"]
+WAITING_NOTE = 2.0  # seconds after some ranks finished a job and others did not, before a line says they wait
+LOOPBACK = "127.0.0.1"
 GLOO_WORDS = ("gloo", "Connection reset", "Connection closed", "Timed out waiting")
 
 
@@ -106,13 +109,18 @@ def _run_job(job: dict) -> tuple:
         return ("failing", learner_error_message(e, target), _is_collective_failure(e))
 
 
-def _serve(rank: int, world_size: int, init_method: str, timeout: float, conn) -> None:
-    """A rank: join the group, then run jobs until told to stop."""
+def _serve(rank: int, world_size: int, port: int, timeout: float, conn) -> None:
+    """A rank: join the group (its store at LOOPBACK:port, gloo on the loopback interface), then run jobs until told
+    to stop."""
     import torch.distributed as dist
 
+    children.started()
     torch.set_num_threads(1)  # the ranks share the machine's cores
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=timeout))
+    if (interface := loopback_interface()) is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = interface  # else gloo listens where the hostname resolves, maybe the LAN
+    limit = datetime.timedelta(seconds=timeout)
+    store = dist.TCPStore(LOOPBACK, port, world_size, is_master=False, timeout=limit)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size, timeout=limit)
     try:
         while (job := conn.recv()) is not None:
             conn.send(_run_job(job))
@@ -122,27 +130,43 @@ def _serve(rank: int, world_size: int, init_method: str, timeout: float, conn) -
         dist.destroy_process_group()
 
 
-def _context():
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(PRELOAD)
-    return ctx
+def loopback_interface() -> str | None:
+    """The name of the loopback network interface ("lo" on Linux, "lo0" on macOS), or None if there is none."""
+    names = [name for _, name in socket.if_nameindex()] if hasattr(socket, "if_nameindex") else []
+    return next((name for name in ("lo", "lo0") if name in names), None)
+
+
+def _store(world_size: int, timeout: float):
+    """The group's store (a TCPStore that this process serves) and its port, listening on LOOPBACK only: the store is
+    handed a socket bound there, as with a port alone it would listen on every interface."""
+    import torch.distributed as dist
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(world_size)
+        port = listener.getsockname()[1]
+        store = dist.TCPStore(LOOPBACK, port, world_size, is_master=True, timeout=datetime.timedelta(seconds=timeout),
+                              wait_for_workers=False, master_listen_fd=listener.fileno())
+    except BaseException:
+        listener.close()
+        raise
+    listener.detach()  # the store closes it
+    return store, port
 
 
 class Group:
     """world_size ranks in one gloo process group, waiting for jobs."""
 
     def __init__(self, world_size: int, collective_timeout: float | None = None):
-        ctx = _context()
+        ctx = children.context()
         collective_timeout = collective_timeout or COLLECTIVE_TIMEOUT
-        self.world_size = world_size
-        self._dir = tempfile.mkdtemp(prefix="llama3-kit-ranks-")
-        init_method = "file://" + os.path.join(self._dir, "store")
+        self.world_size, self._collective_timeout = world_size, collective_timeout
+        self._store, port = _store(world_size, collective_timeout)
         self._conns, self._procs = [], []
         for rank in range(world_size):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_serve, args=(rank, world_size, init_method, collective_timeout, child), daemon=True,
+            p = ctx.Process(target=_serve, args=(rank, world_size, port, collective_timeout, child), daemon=True,
                             name=f"llama3-kit rank {rank}/{world_size}")
             p.start()
             child.close()
@@ -154,7 +178,7 @@ class Group:
         try:
             for conn in self._conns:
                 conn.send(job)
-            replies = self._collect(timeout)
+            replies = self._collect(timeout, job["target"]["name"])
         except BaseException:
             self.close()
             raise
@@ -165,16 +189,23 @@ class Group:
             self.close()  # some rank may still wait in a collective
         raise _failure(job, replies, self.world_size, timeout)
 
-    def _collect(self, timeout: float) -> dict:
-        """rank -> reply, until every rank answered, or GRACE after the first fault, or timeout."""
+    def _collect(self, timeout: float, who: str) -> dict:
+        """rank -> reply, until every rank answered, or GRACE after the first fault, or timeout. When some ranks
+        finished and the others have not after WAITING_NOTE seconds, a line says what they wait for."""
         replies: dict[int, tuple] = {}
         deadline = time.monotonic() + timeout
+        note_at = None  # when to say that ranks wait, once some finished
         waiting = {**{c: r for r, c in enumerate(self._conns)}, **{p.sentinel: r for r, p in enumerate(self._procs)}}
         while len(replies) < self.world_size:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if note_at is not None and now >= note_at:
+                note_at = None
+                self._say_waiting(who, replies)
+            left = deadline - now
             if left <= 0:
                 break
-            for ready in multiprocessing.connection.wait(list(waiting), left):
+            wake = left if note_at is None else min(left, max(0.0, note_at - now))
+            for ready in multiprocessing.connection.wait(list(waiting), wake):
                 rank = waiting.pop(ready)
                 if rank in replies:
                     continue
@@ -188,7 +219,17 @@ class Group:
                     replies[rank] = ("died", self._procs[rank].exitcode)
                 if replies[rank][0] != "ok" and replies[rank][0] != "not started":
                     deadline = min(deadline, time.monotonic() + GRACE)
+                elif replies[rank][0] == "ok" and len(replies) == 1:
+                    note_at = time.monotonic() + WAITING_NOTE
         return replies
+
+    def _say_waiting(self, who: str, replies: dict) -> None:
+        finished = [r for r, reply in sorted(replies.items()) if reply[0] == "ok"]
+        if not finished or len(replies) == self.world_size:
+            return
+        silent = [r for r in range(self.world_size) if r not in replies]
+        sandbox.note(say("ranks.waiting", who=who, silent=", ".join(map(str, silent)), world_size=self.world_size,
+                         finished=", ".join(map(str, finished)), timeout=f"{self._collective_timeout:g}"))
 
     def close(self) -> None:
         for conn in self._conns:
@@ -208,11 +249,16 @@ class Group:
         for conn in self._conns:
             conn.close()
         self._conns, self._procs = [], []
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._store = None  # it stops listening
 
     @property
     def alive(self) -> bool:
         return bool(self._procs) and all(p.is_alive() for p in self._procs)
+
+
+class CollectiveWait(GradeFailure):
+    """Ranks waited in vain: a collective that not every rank joined, or ranks that never answered. Running the same
+    function again would wait again."""
 
 
 def _gloo_reason(line: str) -> str:
@@ -250,12 +296,13 @@ def _failure(job: dict, replies: dict, world_size: int, timeout: float) -> BaseE
         others = (say("ranks.finished_without_it", ranks=", ".join(map(str, finished))) if finished else "") + (
             say("ranks.never_got_there", ranks=", ".join(map(str, silent))) if silent else "")
         failed = say("ranks.collective_failed", who=who, reason=_gloo_reason(first), others=others)
-        return GradeFailure(on(rank) + failed + (f"\n{where}" if where else "") + "\n" + say("ranks.same_collectives"))
+        where = f"\n{where}" if where else ""
+        return CollectiveWait(on(rank) + failed + where + "\n" + say("ranks.same_collectives"))
     if finished:
-        return GradeFailure(say("ranks.some_finished", who=who, finished=", ".join(map(str, finished)),
-                                world_size=world_size, silent=", ".join(map(str, silent)), timeout=f"{timeout:g}"))
-    return GradeFailure(say("ranks.no_answer", who=who, silent=", ".join(map(str, silent)), world_size=world_size,
-                            timeout=f"{timeout:g}"))
+        return CollectiveWait(say("ranks.some_finished", who=who, finished=", ".join(map(str, finished)),
+                                  world_size=world_size, silent=", ".join(map(str, silent)), timeout=f"{timeout:g}"))
+    return CollectiveWait(say("ranks.no_answer", who=who, silent=", ".join(map(str, silent)), world_size=world_size,
+                              timeout=f"{timeout:g}"))
 
 
 def stub_message(fn: Callable) -> str | None:
