@@ -23,6 +23,7 @@ import sys
 import time
 
 from ..errors import KitError
+from ..i18n import say
 from . import timing
 from .generate import DEFAULT_PROMPT
 
@@ -44,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--int8", action="store_true", help="your int8 model (exercise 16) against the bf16 reference: decode, bounds, peak RSS")
     p.add_argument("--ranks", type=int, help="your tensor-parallel generation (exercise 17) on 1 and on this many ranks, with "
                                              "the time in all-reduce (--threads is then per rank, default 1)")
+    p.add_argument("--compile", action="store_true",
+                   help="your static decode step (exercise 18) eager and compiled, beside exercise 12: tok/s, compile "
+                        "time, launches per token, bounds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -247,9 +251,15 @@ def _run(args, impl: str) -> int:
 
     if args.int8 and args.ranks is not None:
         raise KitError("--int8 and --ranks are two benches: run one, then the other")
-    kind = None  # the module of --int8 or --ranks, whose report prints its figures
+    if args.compile and (args.int8 or args.ranks is not None):
+        raise KitError(say("cli.bench_compile.alone"))
+    kind = None  # the module of --int8, --ranks or --compile, whose report prints its figures
     try:
-        if args.ranks is not None:
+        if args.compile:
+            from . import bench_compile as kind
+
+            result = kind.run(args, impl, progress)
+        elif args.ranks is not None:
             from . import bench_ranks as kind
 
             result = kind.run(args, impl, progress)
