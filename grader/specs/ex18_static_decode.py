@@ -6,7 +6,7 @@ import inspect
 
 import torch
 
-from solutions import ex07_attention, ex18_static_decode
+from solutions import ex07_attention
 from solutions.ex18_static_decode import StaticCache, compile_step, decode_step, forward, rope_tables
 
 from ..engine import impl as impls
@@ -94,9 +94,9 @@ def calls(model, acts) -> list[Call]:
     return out
 
 
-def stale_cache(StaticCache, args, max_seq_len: int, dtype: torch.dtype):
-    """A cache made by StaticCache whose buffers hold seeded values, as if from an earlier conversation: whatever
-    a forward has not written must be hidden by its mask."""
+def stale_cache(args, max_seq_len: int, dtype: torch.dtype) -> StaticCache:
+    """The reference's cache, its buffers holding seeded values as if from an earlier conversation: whatever a forward
+    has not written must be hidden by its mask."""
     cache = StaticCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, dtype)
     g = torch.Generator().manual_seed(18)
     for buffer in cache.cache_k + cache.cache_v:
@@ -154,7 +154,7 @@ def drive_attention_mask(attention_mask, prompt_len, max_seq_len):
 def drive_static_forward(forward, tokens, weights, args, chunks, max_seq_len):
     """forward over tokens in chunks at their positions, through one stale cache of max_seq_len positions and the
     reference's RoPE tables: every 251st column of each chunk's logits, and how many RoPE tables forward built."""
-    cache = stale_cache(ex18_static_decode.StaticCache, args, max_seq_len, weights["tok_embeddings.weight"].dtype)
+    cache = stale_cache(args, max_seq_len, weights["tok_embeddings.weight"].dtype)
     rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor)
     out = {}
     with impls.spy(forward, ROPE_BUILDERS[0]) as built, impls.spy(forward, ROPE_BUILDERS[1]) as built_too:
@@ -186,7 +186,7 @@ def drive_decode_steps(decode_step, prompt_ids, weights, args, steps):
     decode_step compiled, each fed the token the last one chose: what generation compares of them, what dynamo did,
     and how many RoPE tables the steps built."""
     max_seq_len = len(prompt_ids) + steps
-    cache = stale_cache(ex18_static_decode.StaticCache, args, max_seq_len, weights["tok_embeddings.weight"].dtype)
+    cache = stale_cache(args, max_seq_len, weights["tok_embeddings.weight"].dtype)
     rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor)
     input_pos = positions(0, len(prompt_ids))
     logits = forward(torch.tensor(prompt_ids), input_pos, weights, args, cache, rope)[-1]  # [vocab_size]
