@@ -113,8 +113,8 @@ def generate(
     max_seq_len = max_seq_len or len(prompt_ids) + max_new_tokens
     cache = StaticCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, dtype, device=device)
     rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor, device=device)
-    for weight in weights.values():
-        torch._dynamo.mark_static_address(weight)  # read in place by a CUDA graph, never copied into it
+    for tensor in [*weights.values(), *rope]:
+        torch._dynamo.mark_static_address(tensor)  # read in place by a CUDA graph, never copied into it
     step = compile_step(decode_step, device)
     input_pos = torch.arange(len(prompt_ids), device=device)  # [prompt_len]
     logits = forward(torch.tensor(prompt_ids, device=device), input_pos, weights, args, cache, rope)[-1]  # prefill

@@ -42,6 +42,8 @@ class StaticDecode:
                                      device=device)
         self.rope = mod.rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor,
                                     device=device)
+        for tensor in [*weights.values(), *self.rope]:  # as exercise 18's generate does
+            torch._dynamo.mark_static_address(tensor)
 
     def start(self) -> None:
         """The prompt through the implementation's forward: the first token [1] and its position [1]."""

@@ -20,6 +20,7 @@ class Compiled:
     """What the functions compiled within counting_compile() did."""
 
     asked: list[dict] = field(default_factory=list)  # the options of each torch.compile call, as the code passed them
+    made: list = field(default_factory=list)  # what each torch.compile call returned
     calls: int = 0  # calls of compiled functions begun
     recompiles: int = 0  # graphs compiled during a compiled function's calls after its first
     graphs: int = 0  # graphs compiled in all
@@ -135,7 +136,8 @@ def counting_compile(count: bool = True, fullgraph: bool = False):
         if model is None:  # @torch.compile(...) as a decorator
             return lambda fn: fake(fn, **options)
         compiled.asked.append(options)
-        return watched(model)
+        compiled.made.append(watched(model))
+        return compiled.made[-1]
 
     torch._dynamo.reset()
     counters.clear()
