@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from grader.testing import (PROMPTS, GradeFailure, counting_compile, dynamo_failure, expect_close, expect_equal,
                             needs_cuda, say, tiny)
+from solutions import ex18_static_decode as reference
 from solutions.ex11_forward import forward as full_forward
 from solutions.ex18_static_decode import StaticCache, rope_tables
 
@@ -115,42 +116,64 @@ def test_the_step_compiles_whole_and_once(impl):
                  tol="float32 layers", why=say("ex18.equals_full"))
 
 
-@pytest.mark.gpu
-def test_no_host_sync_while_decoding_on_a_gpu(impl):
-    """On CUDA: eight decode steps run under torch.cuda.set_sync_debug_mode("error"), which raises at any .item(),
-    int(), .tolist() or copy to the CPU; and generate synchronises as often for 12 new tokens as for 4."""
-    needs_cuda()
-    prompt = tiny("tiny-llama3").tokenizer.encode(PROMPTS["prompt42"])
-    weights, args, cache, rope = _setup("tiny-llama3", len(prompt) + 9, device="cuda")
-    logits = impl.forward(torch.tensor(prompt, device="cuda"), torch.arange(len(prompt), device="cuda"), weights,
-                          args, cache, rope)[-1]
+def _first_sync(decode_step, forward, prompt: list[int], steps: int = 8) -> str | None:
+    """The first host sync of steps decode steps on CUDA, compiled by dynamo alone and run under
+    torch.cuda.set_sync_debug_mode("error"), as "step N: error"; None if there was none."""
+    weights, args, cache, rope = _setup("tiny-llama3", len(prompt) + steps + 1, device="cuda")
+    logits = forward(torch.tensor(prompt, device="cuda"), torch.arange(len(prompt), device="cuda"), weights, args,
+                     cache, rope)[-1]
     token, input_pos = logits.argmax(-1, keepdim=True), torch.tensor([len(prompt)], device="cuda")
     with counting_compile():
-        step = torch.compile(inspect.unwrap(impl.decode_step))
-        token, logits = step(token, input_pos, weights, args, cache, rope)  # compiles
+        step = torch.compile(inspect.unwrap(decode_step))
+        token, _ = step(token, input_pos, weights, args, cache, rope)  # compiles
         input_pos += 1
-        for i in range(8):
+        for i in range(steps):
             torch.cuda.set_sync_debug_mode("error")
             try:
-                token, logits = step(token.clone(), input_pos, weights, args, cache, rope)
+                token, _ = step(token.clone(), input_pos, weights, args, cache, rope)
                 input_pos += 1
             except RuntimeError as e:
-                raise GradeFailure(say("ex18.gpu_sync", step=i + 1, error=str(e).splitlines()[0])) from None
+                if "synchroniz" not in str(e):
+                    raise
+                return f"{i + 1}: {str(e).splitlines()[0]}"
             finally:
                 torch.cuda.set_sync_debug_mode(0)
+    return None
+
+
+def _syncs(generate, prompt: list[int]) -> tuple[int, int]:
+    """Host syncs of generate on CUDA (torch.compile by dynamo alone) for 4 and for 12 new tokens, once compiled."""
+    model = tiny("tiny-llama3")
+    weights, args = {k: w.to("cuda") for k, w in model.weights("float32").items()}, model.checkpoint.args
 
     def syncs(n: int) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                impl.generate(prompt, weights, args, n)
+                generate(prompt, weights, args, n)
             finally:
                 torch.cuda.set_sync_debug_mode(0)
         return sum("synchronizing" in str(w.message) for w in caught)
 
     with counting_compile():
         syncs(4)  # compiles
-        few, more = syncs(4), syncs(12)
+        return syncs(4), syncs(12)
+
+
+@pytest.mark.gpu
+def test_no_host_sync_while_decoding_on_a_gpu(impl):
+    """On CUDA: eight decode steps run under torch.cuda.set_sync_debug_mode("error"), which raises at any .item(),
+    int(), .tolist() or copy to the CPU; and generate synchronises as often for 12 new tokens as for 4. (Where the
+    reference itself synchronises, on some torch version, nothing can be judged: the test skips, saying so.)"""
+    needs_cuda()
+    prompt = tiny("tiny-llama3").tokenizer.encode(PROMPTS["prompt42"])
+    reference_syncs = _first_sync(reference.decode_step, reference.forward, prompt)
+    if reference_syncs or len(set(_syncs(reference.generate, prompt))) > 1:
+        pytest.skip(say("ex18.reference_syncs", torch=torch.__version__))
+    found = _first_sync(impl.decode_step, impl.forward, prompt)
+    if found:
+        raise GradeFailure(say("ex18.gpu_sync", step=found.split(":")[0], error=found.partition(": ")[2]))
+    few, more = _syncs(impl.generate, prompt)
     expect_equal("host syncs of generate for 12 new tokens", more, few,
                  why=say("ex18.generate_syncs", few=few, more=more))
