@@ -1,6 +1,8 @@
 """What a graded test needs, in one module: checks that fail with a full report, seeded inputs, the tiny models and
-their golden calls, the prompts and the published facts (docs/facts.md), and the ranks of exercise 17."""
+their golden calls, the prompts and the published facts (docs/facts.md), the ranks of exercise 17, and torch.compile
+as exercise 18's tests run it."""
 
+import pytest
 import torch
 
 from .engine import goldens, ranks
@@ -8,12 +10,15 @@ from .engine.calls import Golden
 from .engine.compare import GradeFailure, mismatch, tolerance, value_mismatch
 from .engine.models import tiny
 from .formats.tokenizer import with_chatml
+from .i18n import say
 from .paths import MODELS, TOKENIZER
+from .specs.compiled import counting_compile, dynamo_failure
 from .specs.ex17_tensor_parallel import rank_own_generate
 from .specs.inputs import PROMPT42_IDS, PROMPTS, RELEASED
 
-__all__ = ["GradeFailure", "MODELS", "PROMPT42_IDS", "PROMPTS", "RELEASED", "TOKENIZER", "close_ranks", "expect_close",
-           "expect_equal", "golden_case", "own_generation_on_ranks", "randn", "tiny", "with_chatml"]
+__all__ = ["GradeFailure", "MODELS", "PROMPT42_IDS", "PROMPTS", "RELEASED", "TOKENIZER", "close_ranks",
+           "counting_compile", "dynamo_failure", "expect_close", "expect_equal", "golden_case", "needs_cuda",
+           "own_generation_on_ranks", "randn", "say", "tiny", "with_chatml"]
 
 
 def randn(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -53,3 +58,9 @@ def own_generation_on_ranks(parallel_generate, world_size: int, model: str, prom
 
 
 close_ranks = ranks.close_all
+
+
+def needs_cuda() -> None:
+    """Skip the calling test where torch sees no CUDA device (such tests are also marked gpu)."""
+    if not torch.cuda.is_available():
+        pytest.skip(say("testing.needs_cuda"))

@@ -160,4 +160,4 @@ def check_experiment(e, nb) -> None:
     assert text.startswith(e.heading(None)) or "练习" in text.partition("\n")[0], text[:200]
     assert "not started" not in text and len(text.splitlines()) > 5, text[:500]
     images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
-    assert len(images) == {13: 1, 14: 0, 15: 4, 16: 1, 17: 0}[e.id], [o.get("output_type") for o in outputs]
+    assert len(images) == {13: 1, 14: 0, 15: 4, 16: 1, 17: 0, 18: 0}[e.id], [o.get("output_type") for o in outputs]

@@ -79,7 +79,8 @@ def test_untouched_stubs_fail_every_graded_test_as_not_started(stub_results, ref
         assert r["message"].startswith("not started: implement "), r["message"]
         assert f"exercises/{r['exercise']}.py" in r["message"], r["message"]
     skipped = [r for r in stub_results if r["outcome"] == "skipped"]
-    reasons = ("chains your earlier exercises", "LLAMA3_CHECKPOINT", "has no golden calls of")  # the last: ex01 on the trained model
+    reasons = ("chains your earlier exercises", "LLAMA3_CHECKPOINT", "has no golden calls of",  # ex01 on the trained model
+               "needs CUDA")  # a gpu-marked graded test, here where there is none
     assert all(any(reason in r["message"] for reason in reasons) for r in skipped), [r["message"] for r in skipped]
 
 
@@ -258,5 +259,7 @@ def test_an_exercise_that_does_not_import_fails_alone(unimportable_results):
             assert r["outcome"] == "skipped" and "one does not import: exercises/ex04_rms_norm.py cannot be imported" in r["message"], r
         elif "the_real_model" in r["nodeid"]:
             assert r["outcome"] == "skipped" and "LLAMA3_CHECKPOINT" in r["message"], r
+        elif "on_a_gpu" in r["nodeid"] and r["outcome"] == "skipped":
+            assert "needs CUDA" in r["message"], r
         else:
             assert r["outcome"] == "passed", r

@@ -32,6 +32,7 @@ import sys
 import time
 
 from ..errors import KitError
+from ..i18n import say
 from . import on_device, timing
 from .generate import DEFAULT_PROMPT
 
@@ -56,6 +57,9 @@ def register(sub) -> None:
     p.add_argument("--ranks", type=int,
                    help="your tensor-parallel generation (exercise 17) on 1 and on this many ranks, with the time in "
                         "all-reduce (--threads is then per rank, default 1; on the CPU over gloo)")
+    p.add_argument("--compile", action="store_true",
+                   help="your static decode step (exercise 18) eager and compiled, beside exercise 12: tok/s, compile "
+                        "time, launches per token, bounds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -287,11 +291,12 @@ def _run(args, impl: str) -> int:
     from .textio import check_length, json_line
     from ..formats import checkpoint
     from ..engine.calls import GradeFailure, NotStarted
-    from ..i18n import say
     from ..progress import console
 
     if args.int8 and args.ranks is not None:
         raise KitError("--int8 and --ranks are two benches: run one, then the other")
+    if args.compile and (args.int8 or args.ranks is not None):
+        raise KitError(say("cli.bench_compile.alone"))
     device = on_device.choice(args, "--ranks" if args.ranks is not None else "--int8" if args.int8 else None)
     show = console.is_terminal and not args.json
     measuring = escape(say("cli.bench.measuring", impl=impl, folder=checkpoint.resolve(args.checkpoint).name))
@@ -301,10 +306,14 @@ def _run(args, impl: str) -> int:
         if show:
             status.update(f"{measuring}: [dim]{message}[/dim]")
 
-    kind = None  # the module of --int8 or --ranks, whose report prints its figures
+    kind = None  # the module of --int8, --ranks or --compile, whose report prints its figures
     try:
         with status:
-            if args.ranks is not None:
+            if args.compile:
+                from . import bench_compile as kind
+
+                result = kind.run(args, impl, progress, device)
+            elif args.ranks is not None:
                 from . import bench_ranks as kind
 
                 result = kind.run(args, impl, progress)

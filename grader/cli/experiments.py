@@ -6,6 +6,7 @@ and pictures inline. Exercise 17's ranks run on the CPU, over gloo."""
 import importlib
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ..errors import KitError
@@ -208,6 +209,64 @@ def parallel(mod, ck, lang=None, device="cpu"):
         ranks.close_all()
 
 
+def static_decode(mod, ck, lang=None):
+    """Exercise 18: what dynamo makes of your decode step over DYNAMO_STEPS steps, then tokens per second of exercise
+    12's loop, of your step eagerly and of your step through dynamo alone (inductor's code generation takes minutes on
+    a CPU: `llama3-grader bench --compile` measures it, and CUDA graphs on a GPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if ck.nbytes <= ONE_THREAD_BYTES:  # as the grader does: threads that wait for each other would be timed
+        torch.set_num_threads(1)
+    try:
+        yield from _static_decode(mod, ck, lang)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _static_decode(mod, ck, lang):
+    import inspect
+
+    import torch
+
+    from ..engine.calls import invoke
+    from ..specs.compiled import counting_compile
+    from .bench_compile import StaticDecode, exercise12_tok_s, seconds
+    from solutions.ex12_generation import generate
+
+    ids, n = ck.tokenizer.encode(_long_prompt(ck)), TIMED_TOKENS
+    max_seq_len = len(ids) + DYNAMO_STEPS + 1
+
+    def run(step) -> StaticDecode:
+        return invoke(StaticDecode, mod, ck.weights, ck.args, ids, max_seq_len, "cpu", step)
+
+    def tok_s(decode: StaticDecode) -> float:
+        invoke(decode.start)
+        return n / invoke(seconds, decode, n, "cpu")
+
+    with torch.no_grad(), counting_compile() as compiled:
+        traced = run(torch.compile(inspect.unwrap(mod.decode_step)))
+        invoke(traced.start)
+        trace_s = invoke(seconds, traced, 1, "cpu")
+        invoke(seconds, traced, DYNAMO_STEPS - 1, "cpu")
+        report = compiled.report()
+        graphs, operations = compiled.graphs, compiled.operations
+        speeds = {"exercise 12": exercise12_tok_s(generate, ids, ck.weights, ck.args, n, "cpu"),
+                  "eager": tok_s(run(mod.decode_step)), "dynamo": tok_s(traced)}
+    breaks = "".join(f"\n    {reason}" for reason in report["graph_breaks"])
+    again = ", ".join(report["recompiled_because"]) or say("cli.experiments.static.nothing", lang=lang)
+    yield say("cli.experiments.static.dynamo", lang=lang, steps=DYNAMO_STEPS, graphs=graphs, operations=operations,
+              seconds=trace_s, breaks=len(report["graph_breaks"]), again=again) + breaks, None
+    yield say("cli.experiments.static.speeds", lang=lang, n=n, dtype=str(ck.dtype).removeprefix("torch."),
+              threads=torch.get_num_threads(), ex12=speeds["exercise 12"], eager=speeds["eager"],
+              dynamo=speeds["dynamo"]), None
+
+
+DYNAMO_STEPS = 16  # decode steps exercise 18's experiment runs compiled
+TIMED_TOKENS = 8  # tokens each of its speeds is measured over
+ONE_THREAD_BYTES = 1 << 30  # checkpoints up to this size are timed on one thread
+
+
 def _long_prompt(ck) -> str:
     return _prompt(ck) + ("" if ck.tokenizer.is_llama3 else " Paris, and the capital of Italy is")
 
@@ -220,4 +279,4 @@ def _float32(ck, device: str = "cpu"):
     return weights(ck, torch.float32, device)
 
 
-RUNNERS = {13: sampling, 14: chat, 15: experiments, 16: int8, 17: parallel}
+RUNNERS = {13: sampling, 14: chat, 15: experiments, 16: int8, 17: parallel, 18: static_decode}

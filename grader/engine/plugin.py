@@ -51,6 +51,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "goldens(function): parametrise the test over the golden calls of function")
     config.addinivalue_line("markers", "real: needs a real checkpoint (LLAMA3_CHECKPOINT)")
+    config.addinivalue_line("markers", "gpu: needs CUDA; skips without it (pytest -m gpu on a machine with a GPU)")
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:libcst.*")  # noise from hypothesis' imports
     try:
         config.llama3_impl = impls.choice(config.getoption("impl"))
