@@ -70,7 +70,7 @@ def test_q_dot_k_depends_only_on_the_offset(impl, seed, m, n, shift):
     positions), and moving k alone changes it (RoPE does encode the offset)."""
     q, k = randn(seed, 1, 1, 16), randn(seed + 1, 1, 1, 16)
     freqs_cis = reference.precompute_freqs_cis(16, 100, 10000.0)
-    dot = lambda a, b: (impl.apply_rope(q, freqs_cis[a:a + 1]) * impl.apply_rope(k, freqs_cis[b:b + 1])).sum().reshape(1)  # noqa: E731
+    dot = lambda a, b: (impl.apply_rope(q, freqs_cis[a:a + 1]) * impl.apply_rope(k, freqs_cis[b:b + 1])).sum().reshape(1)
     at_mn = dot(m, n)
     expect_close(f"your q.k at positions ({m + shift}, {n + shift})", dot(m + shift, n + shift), at_mn, tol="float32 layers",
                  why=f"positions ({m}, {n}) and ({m + shift}, {n + shift}) have the same offset, so your q.k must be the same at both "

@@ -4,6 +4,7 @@ the CJK and emoji fonts installed, after matplotlib's own; a character none of t
 (\\u4f60), never as a box."""
 
 import functools
+import importlib
 import io
 import math
 import warnings
@@ -23,7 +24,7 @@ FALLBACK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Sourc
 def require() -> None:
     """A KitError that says how to install matplotlib, unless it is installed: before anything is printed."""
     try:
-        from matplotlib.figure import Figure  # noqa: F401
+        importlib.import_module("matplotlib.figure")
     except ImportError:
         raise KitError(INSTALL) from None
 

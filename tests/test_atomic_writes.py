@@ -161,8 +161,6 @@ def test_a_corrupt_progress_file_is_kept_before_it_is_replaced(root, capsys):
 
 
 def test_a_reset_that_cannot_replace_the_stub_leaves_no_temporary_file(root, monkeypatch, capsys):
-    from grader.cli import reset
-
     (root / "exercises" / "ex04_rms_norm.py").write_text("# mine\n")
 
     def refuse(src, dst):

@@ -1,6 +1,7 @@
 """`llama3-grader bench` on the tiny checkpoints: every key of its JSON report, sane figures, transformers side by side,
 and clean errors. No speed is asserted anywhere: speeds belong to the bench's report, not to pass/fail."""
 
+import importlib.util
 import json
 import statistics
 import sys
@@ -23,11 +24,7 @@ def result():
         from grader.formats import checkpoint
 
         ck = checkpoint.load(MODELS / "tiny-llama3.2")
-        with_transformers = True
-        try:
-            import transformers  # noqa: F401
-        except ImportError:
-            with_transformers = False
+        with_transformers = importlib.util.find_spec("transformers") is not None
         return bench.measure(ck, "solutions", [128000, 1820, 4320, 311], new_tokens=3, repeats=2,
                              with_transformers=with_transformers)
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ckpt_kit import copy_tiny, grader, one_line_error
+from ckpt_kit import copy_tiny, one_line_error
 from cli_kit import call
 from grader.paths import GOLDENS, MODELS
 

@@ -7,14 +7,14 @@ import io
 import pytest
 
 matplotlib = pytest.importorskip("matplotlib", reason="the pictures extra: pip install -e \".[pictures]\"")
-from matplotlib.image import imread  # noqa: E402
+from matplotlib.image import imread
 
-from cli_kit import call  # noqa: E402
-from grader import pictures  # noqa: E402
-from grader.cli import explore  # noqa: E402
-from grader.formats import checkpoint  # noqa: E402
-from solutions import ex15_experiments  # noqa: E402
-from solutions.ex11_forward import forward  # noqa: E402
+from cli_kit import call
+from grader import pictures
+from grader.cli import explore
+from grader.formats import checkpoint
+from solutions import ex15_experiments
+from solutions.ex11_forward import forward
 
 PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 

@@ -29,7 +29,6 @@ for transformers (its own q/k copies, cache and activations, on the shared weigh
 import platform
 import statistics
 import sys
-import time
 
 from ..errors import KitError
 from ..i18n import say
@@ -127,7 +126,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     args = (prompt_ids, ck.weights, ck.args)
     sampling = _sampling(impl)
     on_cpu = device == "cpu"
-    Steps = lambda *a: timing.Steps(*a, device=device)  # noqa: E731, N806
+    Steps = lambda *a: timing.Steps(*a, device=device)
 
     progress("warming up (and measuring peak memory)")
     with devices.on(device), torch.inference_mode():

@@ -81,7 +81,7 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
                     turn()
         rounds.append({k: {"decode_tok_s": steps[k].decode_tok_s(), "prefill_ms": steps[k].prefill_ms(),
                            "bandwidth_bound_tok_s": len(read_s[k]) / sum(read_s[k])} for k in models})
-    med = lambda k, key: statistics.median([x[k][key] for x in rounds])  # noqa: E731
+    med = lambda k, key: statistics.median([x[k][key] for x in rounds])
     progress("peak memory: each model alone in a fresh process")
     rss = {k: _peak_rss(ck, impl, k, prompt_ids, new_tokens) for k in models}
     result = {"impl": impl, "checkpoint": str(ck.folder), "dtype": str(ck.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),

@@ -6,7 +6,6 @@ and pictures inline. Exercise 17's ranks run on the CPU, over gloo."""
 import importlib
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from ..errors import KitError

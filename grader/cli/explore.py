@@ -103,10 +103,10 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
     if not ids:
         raise KitError("the prompt is empty: pass --prompt TEXT")
     weights = on_device.weights(ck, torch.float32, device)  # cast as each is read
-    piece = lambda i: ck.tokenizer.decode([i])  # noqa: E731
+    piece = lambda i: ck.tokenizer.decode([i])
     labels = [piece(i) for i in ids]
     results = []
-    on_cpu = lambda t: devices.to_device(t, "cpu")  # noqa: E731
+    on_cpu = lambda t: devices.to_device(t, "cpu")
     with devices.on(device), torch.inference_mode():
         tokens = torch.tensor(ids)  # [seq]
         for n in numbers:

@@ -17,8 +17,8 @@ def text_codec(tok, ck):
     if not ck.tokenizer.is_llama3:
         return ck.tokenizer.encode, ck.tokenizer.decode, ck.tokenizer.stop_ids
     tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
-    encode = lambda text: invoke(tok.encode, tokenizer, text)  # noqa: E731
-    decode = lambda ids: invoke(tok.decode, tokenizer, ids)  # noqa: E731
+    encode = lambda text: invoke(tok.encode, tokenizer, text)
+    decode = lambda ids: invoke(tok.decode, tokenizer, ids)
     return encode, decode, tok.STOP_TOKENS
 
 

@@ -227,7 +227,7 @@ def impl(request):
         mod = impls.graded_module(config.llama3_impl, name)
     except NotImplementedError as e:
         raise NotStarted(not_started_message(None, e)) from None
-    except Exception as e:  # noqa: BLE001 (a syntax error, a missing library: the learner's, reported with their line)
+    except Exception as e:  # a syntax error, a missing library: the learner's, reported with their line
         raise GradeFailure(import_failure_message(f"{config.llama3_impl}/{name}.py", e)) from None
     with impls.isolated(mod):
         yield impls.Graded(mod, config.llama3_timed_out, request.node.name)
@@ -286,14 +286,6 @@ def _why_not_llama3_8b() -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    """A real-model test is skipped before its fixtures are set up: an exercise that does not import fails in its
-    other tests, while this one needs a checkpoint first."""
-    if item.get_closest_marker("real") is not None and (why := _why_not_llama3_8b()):
-        pytest.skip(why)
-
-
 @pytest.fixture
 def llama3_8b():
     """The real checkpoint, when it has Meta-Llama-3-8B's shape: the published "42" facts are about that model."""
@@ -331,9 +323,13 @@ def pytest_runtest_protocol(item, nextitem):
     return True
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item):
-    """In the worker, a KeyboardInterrupt is the learner's code's (Ctrl-C goes to the grading process): a failure."""
+    """A real-model test is skipped before its fixtures are set up: an exercise that does not import fails in its
+    other tests, while this one needs a checkpoint first. In the worker, a KeyboardInterrupt is the learner's code's
+    (Ctrl-C goes to the grading process): a failure."""
+    if item.get_closest_marker("real") is not None and (why := _why_not_llama3_8b()):
+        pytest.skip(why)
     try:
         return (yield)
     except KeyboardInterrupt as e:

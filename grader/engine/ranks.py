@@ -105,7 +105,7 @@ def _run_job(job: dict) -> tuple:
         return ("not started", str(e))
     except GradeFailure as e:
         return ("failing", str(e), False)
-    except (Exception, SystemExit) as e:  # noqa: BLE001 (whatever the learner's code raised, reported with its line)
+    except (Exception, SystemExit) as e:  # whatever the learner's code raised, reported with its line
         return ("failing", learner_error_message(e, target), _is_collective_failure(e))
 
 

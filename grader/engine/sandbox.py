@@ -182,7 +182,7 @@ class Sandbox:
     def _fork(self, conn, errors) -> None:
         try:
             self.worker.start()
-        except BaseException as e:  # noqa: BLE001 (reported by run, in the grading process's thread)
+        except BaseException as e:  # reported by run, in the grading process's thread
             self.broken = say("sandbox.could_not_start", detail=f"{type(e).__name__}: {e}")
         finally:
             conn.close()

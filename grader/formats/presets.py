@@ -6,6 +6,10 @@ from __future__ import annotations
 import math
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 VOCAB = 128256
 PRESETS = {

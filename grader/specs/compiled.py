@@ -10,7 +10,6 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import torch
 
 RECOMPILE_LIMIT = 64  # more than the steps a graded decode runs: a recompile per token shows at every token
 

@@ -130,7 +130,7 @@ def drive_unknown_format(fn, encoding, chat_format, **chat):
             fn(encoding=encoding, messages=[{"role": "user", "content": "Hi"}], chat_format=chat_format)
     except ValueError:
         return {f"chat_format={chat_format!r}": "ValueError"}
-    except Exception as e:  # noqa: BLE001 (which one it raised is the result)
+    except Exception as e:  # which one it raised is the result
         return {f"chat_format={chat_format!r}": f"{type(e).__name__}: {str(e).strip()[:80]}"}
     return {f"chat_format={chat_format!r}": "accepted"}
 
@@ -246,7 +246,7 @@ def refuse(chat, content: str, max_new_tokens: int) -> None:
             raise named("chat_keeps_the_refused_message",
                         value_mismatch("chat.tokens after the refused message", after, before)) from None
         return
-    except Exception as e:  # noqa: BLE001 (what it did instead is the message)
+    except Exception as e:  # what it did instead is the message
         what = f"raised {type(e).__name__}: {str(e).strip()[:120]}"
     else:
         what = "yielded a token" if first is not None else "returned without an error"

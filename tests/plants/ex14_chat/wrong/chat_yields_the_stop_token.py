@@ -1,9 +1,7 @@
 """Chat.ask yields the stop token, then ends the reply: the caller shows it (in the CLI, a reply ending in
 <|im_end|>)."""
 
-import torch
-
-from solutions.ex14_chat import Chat, end_of_turn, forward
+from solutions.ex14_chat import Chat
 
 FAILURE_SAYS = "yielded the stop token"
 

@@ -1,7 +1,5 @@
 """int8_linear by dequantizing first (q * scale in float32), then one product in x's dtype."""
 
-import torch
-
 from solutions.ex16_int8 import dequantize
 
 

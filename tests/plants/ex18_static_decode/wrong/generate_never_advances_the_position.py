@@ -26,7 +26,7 @@ def generate(prompt_ids, weights, args, max_new_tokens, stop_tokens=(), max_seq_
         token, logits = token.clone(), logits.clone()
         tokens.append(token)
         all_logits.append(logits)
-        input_pos + 1  # noqa: B018 (the mistake: the sum is thrown away)
+        input_pos + 1  # the mistake: the sum is thrown away
     out = []
     for token, logits in zip(torch.cat(tokens).tolist(), all_logits):
         if token in stop_tokens:
