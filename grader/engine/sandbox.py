@@ -309,14 +309,24 @@ class Sandbox:
         """The phase of its test the worker is in."""
         return ("setup", "call", "teardown")[self.state.phase.value] if self.state.phase.value >= 0 else "setup"
 
+    def _started(self) -> bool:
+        """Whether a worker runs (or ran): once its start, in a thread, is over; a worker that never started is
+        forgotten."""
+        if self.worker is None:
+            return False
+        self._starting.join()
+        if self.worker.pid is None:
+            self.worker = None
+        return self.worker is not None
+
     def kill(self) -> None:
-        if self.worker is not None:
+        if self._started():
             self.worker.kill()
             self._ended()
 
     def close(self) -> None:
         """Let the worker finish its last teardown and end; kill it if it does not."""
-        if self.worker is None:
+        if not self._started():
             return
         try:
             self.conn.send(None)
