@@ -208,7 +208,7 @@ def parallel(mod, ck, lang=None, device="cpu"):
         ranks.close_all()
 
 
-def static_decode(mod, ck, lang=None):
+def static_decode(mod, ck, lang=None, device="cpu"):
     """Exercise 18: what dynamo makes of your decode step over DYNAMO_STEPS steps, then tokens per second of exercise
     12's loop, of your step eagerly and of your step through dynamo alone (inductor's code generation takes minutes on
     a CPU: `llama3-grader bench --compile` measures it, and CUDA graphs on a GPU)."""
@@ -218,39 +218,42 @@ def static_decode(mod, ck, lang=None):
     if ck.nbytes <= ONE_THREAD_BYTES:  # as the grader does: threads that wait for each other would be timed
         torch.set_num_threads(1)
     try:
-        yield from _static_decode(mod, ck, lang)
+        yield from _static_decode(mod, ck, lang, device)
     finally:
         torch.set_num_threads(threads)
 
 
-def _static_decode(mod, ck, lang):
+def _static_decode(mod, ck, lang, device):
     import inspect
 
     import torch
 
+    from .. import devices
     from ..engine.calls import invoke
+    from .on_device import moved
     from ..specs.compiled import counting_compile
     from .bench_compile import StaticDecode, exercise12_tok_s, seconds
     from solutions.ex12_generation import generate
 
     ids, n = ck.tokenizer.encode(_long_prompt(ck)), TIMED_TOKENS
     max_seq_len = len(ids) + DYNAMO_STEPS + 1
+    weights = ck.weights if device == "cpu" else moved(ck.weights, device)
 
     def run(step) -> StaticDecode:
-        return invoke(StaticDecode, mod, ck.weights, ck.args, ids, max_seq_len, "cpu", step)
+        return invoke(StaticDecode, mod, weights, ck.args, ids, max_seq_len, device, step)
 
     def tok_s(decode: StaticDecode) -> float:
         invoke(decode.start)
-        return n / invoke(seconds, decode, n, "cpu")
+        return n / invoke(seconds, decode, n, device)
 
-    with torch.no_grad(), counting_compile() as compiled:
+    with devices.on(device), torch.no_grad(), counting_compile() as compiled:
         traced = run(torch.compile(inspect.unwrap(mod.decode_step)))
         invoke(traced.start)
-        trace_s = invoke(seconds, traced, 1, "cpu")
-        invoke(seconds, traced, DYNAMO_STEPS - 1, "cpu")
+        trace_s = invoke(seconds, traced, 1, device)
+        invoke(seconds, traced, DYNAMO_STEPS - 1, device)
         report = compiled.report()
         graphs, operations = compiled.graphs, compiled.operations
-        speeds = {"exercise 12": exercise12_tok_s(generate, ids, ck.weights, ck.args, n, "cpu"),
+        speeds = {"exercise 12": exercise12_tok_s(generate, ids, weights, ck.args, n, device),
                   "eager": tok_s(run(mod.decode_step)), "dynamo": tok_s(traced)}
     breaks = "".join(f"\n    {reason}" for reason in report["graph_breaks"])
     again = ", ".join(report["recompiled_because"]) or say("cli.experiments.static.nothing", lang=lang)
