@@ -36,8 +36,12 @@ def _trees() -> dict:
         "reference_results": lambda mktemp: [(tree(mktemp("reference")), ("--impl", "solutions"))],
         "stub_results": lambda mktemp: [(tree(mktemp("stubs")), ())],
         "round_results": rounds,
-        "bad_results": lambda mktemp: [(tree(mktemp(kind), {m: spoiled(m, kind) for m in MODULES}), ()) for kind in BAD_KINDS],
-        "one_solution_results": lambda mktemp: [(tree(mktemp(module), {module: solution(module)}), ()) for module in MODULES],
+        "bad_results": lambda mktemp: [(tree(mktemp(kind), {m: spoiled(m, kind) for m in MODULES}), ())
+                                       for kind in BAD_KINDS],
+        "some_solutions_results": lambda mktemp: [(tree(mktemp("some"), {m: solution(m) for m in solved}), ())
+                                                  for solved in SOLVED_TOGETHER],
+        "one_solution_results": lambda mktemp: [(tree(mktemp(module), {module: solution(module)}), ())
+                                                for module in MODULES],
         "faults": faults,
         "unimportable_results": unimportable,
     }
@@ -128,7 +132,8 @@ def bad_results(graded) -> dict[str, list[dict]]:
     return dict(zip(BAD_KINDS, graded["bad_results"]))
 
 
-@pytest.mark.parametrize("kind", BAD_KINDS)
+@pytest.mark.parametrize("kind", [pytest.param(kind, marks=() if kind == "identity" else pytest.mark.slow)
+                                  for kind in BAD_KINDS])  # identity, the subtlest (RoPE at position 0 is one), quick
 def test_bad_learners_fail_every_graded_test(bad_results, kind):
     results = bad_results[kind]
     passed = [r["nodeid"] for r in results if r["outcome"] == "passed"]
@@ -136,19 +141,42 @@ def test_bad_learners_fail_every_graded_test(bad_results, kind):
     assert sum(r["outcome"] == "failed" for r in results) >= 80
 
 
+def solved_exactly(results: list[dict], solved) -> None:
+    """Every graded test of the solved exercises passes (or skips), and none of the others passes."""
+    grouped = by_exercise(results)
+    for module in solved:
+        own = grouped.pop(module)
+        failed = [r["nodeid"] + "\n" + r["message"] for r in own if r["outcome"] == "failed"]
+        assert not failed, failed
+        assert any(r["outcome"] == "passed" for r in own), f"no test of {module} passed"
+    for other, rs in grouped.items():
+        assert not any(r["outcome"] == "passed" for r in rs), f"{other} passed with only {', '.join(solved)} solved"
+
+
+SOLVED_TOGETHER = (MODULES[0::2], MODULES[1::2])  # every other exercise solved, in two trees
+
+
+@pytest.fixture(scope="module")
+def some_solutions_results(graded) -> list[list[dict]]:
+    return graded["some_solutions_results"]
+
+
+@pytest.mark.parametrize("half", [0, 1])
+def test_solutions_turn_exactly_their_exercises_green(some_solutions_results, half):
+    """Each exercise passes beside unsolved ones it may build on, and fails beside solved ones: the quick form of the
+    next test, which solves one exercise at a time (18 gradings)."""
+    solved_exactly(some_solutions_results[half], SOLVED_TOGETHER[half])
+
+
 @pytest.fixture(scope="module")
 def one_solution_results(graded) -> dict[str, list[dict]]:
     return dict(zip(MODULES, graded["one_solution_results"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_one_solution_turns_exactly_its_exercise_green(one_solution_results, module):
-    results = by_exercise(one_solution_results[module])
-    own = results.pop(module)
-    assert all(r["outcome"] in ("passed", "skipped") for r in own), [r["nodeid"] + "\n" + r["message"] for r in own if r["outcome"] == "failed"]
-    assert any(r["outcome"] == "passed" for r in own)
-    for other, rs in results.items():
-        assert not any(r["outcome"] == "passed" for r in rs), f"{other} passed with only {module} implemented"
+    solved_exactly(one_solution_results[module], [module])
 
 
 # A learner's faults, one per module (tests/plants/<module>/faults/), each asserted on below.

@@ -323,13 +323,18 @@ def pytest_runtest_protocol(item, nextitem):
     return True
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item):
+def pytest_collection_modifyitems(items):
     """A real-model test is skipped before its fixtures are set up: an exercise that does not import fails in its
-    other tests, while this one needs a checkpoint first. In the worker, a KeyboardInterrupt is the learner's code's
-    (Ctrl-C goes to the grading process): a failure."""
-    if item.get_closest_marker("real") is not None and (why := _why_not_llama3_8b()):
-        pytest.skip(why)
+    other tests, while this one needs a checkpoint first."""
+    real = [item for item in items if item.get_closest_marker("real") is not None]
+    why = _why_not_llama3_8b() if real else None
+    for item in real if why else ():
+        item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """In the worker, a KeyboardInterrupt is the learner's code's (Ctrl-C goes to the grading process): a failure."""
     try:
         return (yield)
     except KeyboardInterrupt as e:
