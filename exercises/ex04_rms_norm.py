@@ -58,7 +58,8 @@ Multiplying by the weight while still in float32 and casting at the end looks
 harmless but rounds differently, and changes the last bits of many values; doing the
 whole thing in bfloat16 is worse, though often by less than the grader can tell from
 an honest rounding difference. What the grader does recognise is leaving out eps: one
-of its inputs has tiny values, where eps decides the result. Returning float32 is also wrong: every later layer would then silently run in float32.
+of its inputs has tiny values, where eps decides the result. Returning float32 is also
+wrong: every later layer would then silently run in float32.
 
 Useful torch: Tensor.float(), Tensor.pow, Tensor.mean(dim, keepdim=True),
 torch.rsqrt (1/sqrt in one step), Tensor.type_as or Tensor.to(dtype).

@@ -133,7 +133,8 @@ def grouped_query_attention(
         - Put the head dimension first for attention and back afterwards; no loop.
         - Tensor.reshape merges the last two dimensions.
     """
-    raise NotImplementedError("not started: implement grouped_query_attention in exercises/ex08_multi_head_attention.py (exercise 8)")
+    raise NotImplementedError("not started: implement grouped_query_attention in "
+                              "exercises/ex08_multi_head_attention.py (exercise 8)")
 
 
 def self_attention(
@@ -166,4 +167,5 @@ def self_attention(
         - project_qkv, apply_rope twice, the cache if there is one,
           grouped_query_attention, then linear with wo.
     """
-    raise NotImplementedError("not started: implement self_attention in exercises/ex08_multi_head_attention.py (exercise 8)")
+    raise NotImplementedError("not started: implement self_attention in "
+                              "exercises/ex08_multi_head_attention.py (exercise 8)")

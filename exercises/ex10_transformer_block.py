@@ -106,4 +106,5 @@ def transformer_block(
         - Two lines of math, four function calls.
         - Each residual adds to the stream (x, then h), never to a normalized tensor.
     """
-    raise NotImplementedError("not started: implement transformer_block in exercises/ex10_transformer_block.py (exercise 10)")
+    raise NotImplementedError("not started: implement transformer_block in "
+                              "exercises/ex10_transformer_block.py (exercise 10)")

@@ -24,11 +24,12 @@ Positions, freqs_cis and the mask
 forward(tokens, weights, args, cache=None, start_pos=0) is told where its tokens sit:
 they are positions start_pos .. start_pos + seq - 1 of the whole sequence. Exercise 12
 calls forward with a KV cache, first for the prompt (start_pos = 0) and then one token
-at a time (start_pos = 17, 18, ...); this exercise's "cached" tests already do so. So compute freqs_cis for positions 0 .. start_pos + seq - 1
-with args.head_dim, args.rope_theta and args.rope_scale_factor, and keep only the
-rows at and after start_pos. Build the causal mask for seq queries and start_pos earlier
-positions when seq > 1; for a single token pass None (it may see everything). Pass
-cache and start_pos to every block.
+at a time (start_pos = 17, 18, ...); this exercise's "cached" tests already do so. So
+compute freqs_cis for positions 0 .. start_pos + seq - 1 with args.head_dim,
+args.rope_theta and args.rope_scale_factor, and keep only the rows at and after
+start_pos. Build the causal mask for seq queries and start_pos earlier positions when
+seq > 1; for a single token pass None (it may see everything). Pass cache and
+start_pos to every block.
 
 Why a final norm
 ----------------

@@ -132,7 +132,8 @@ class KVCache:
               per list.
             - A list comprehension creates a new tensor on each iteration.
         """
-        raise NotImplementedError("not started: implement KVCache.__init__ in exercises/ex12_generation.py (exercise 12)")
+        raise NotImplementedError("not started: implement KVCache.__init__ in "
+                                  "exercises/ex12_generation.py (exercise 12)")
 
     def update(
         self, layer_id: int, start_pos: int, k: torch.Tensor, v: torch.Tensor

@@ -236,7 +236,8 @@ def generate(
     stop_tokens=(),
     sampler: Callable[[torch.Tensor], int] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """The cached generation of exercise 12, each token chosen by sampler(logits) (greedy when None); yields (token, logits).
+    """The cached generation of exercise 12, each token chosen by sampler(logits) (greedy when None); yields
+    (token, logits).
 
     Args:
         prompt_ids, weights, args, max_new_tokens, stop_tokens: as in exercise 12.

@@ -115,7 +115,8 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
 
 
 def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
-    """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size], float32.
+    """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size],
+    float32.
 
     Args:
         tokens: [seq] token ids of the prompt.

@@ -244,7 +244,8 @@ def parallel_embed(tokens: torch.Tensor, tok_embeddings: torch.Tensor) -> torch.
           torch.where(mine, tokens - start, 0), zero the rows of the others
           (masked_fill), then dist.all_reduce.
     """
-    raise NotImplementedError("not started: implement parallel_embed in exercises/ex17_tensor_parallel.py (exercise 17)")
+    raise NotImplementedError("not started: implement parallel_embed in "
+                              "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
 def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_id: int, args, freqs_cis: torch.Tensor,
@@ -265,7 +266,8 @@ def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_
         - self_attention(x, weights, layer_id, local_args(args, world_size), ...) is this
           rank's part; all_reduce it.
     """
-    raise NotImplementedError("not started: implement parallel_attention in exercises/ex17_tensor_parallel.py (exercise 17)")
+    raise NotImplementedError("not started: implement parallel_attention in "
+                              "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
 def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor) -> torch.Tensor:
@@ -282,7 +284,8 @@ def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w
         - feed_forward(x, w1, w2, w3) is this rank's part: w2's columns take only this rank's
           hidden units; dist.all_reduce sums the parts in place.
     """
-    raise NotImplementedError("not started: implement parallel_feed_forward in exercises/ex17_tensor_parallel.py (exercise 17)")
+    raise NotImplementedError("not started: implement parallel_feed_forward in "
+                              "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
 def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, cache=None,
@@ -303,7 +306,8 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
           world_size of them with dist.all_gather(list, tensor), torch.cat on the last
           dimension, then .float().
     """
-    raise NotImplementedError("not started: implement parallel_forward in exercises/ex17_tensor_parallel.py (exercise 17)")
+    raise NotImplementedError("not started: implement parallel_forward in "
+                              "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
 def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int,
@@ -320,4 +324,5 @@ def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], a
     Hints:
         - The KVCache holds local_args(args, world_size).n_kv_heads heads of head_dim.
     """
-    raise NotImplementedError("not started: implement parallel_generate in exercises/ex17_tensor_parallel.py (exercise 17)")
+    raise NotImplementedError("not started: implement parallel_generate in "
+                              "exercises/ex17_tensor_parallel.py (exercise 17)")

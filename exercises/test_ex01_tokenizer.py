@@ -11,12 +11,14 @@ from solutions import ex01_tokenizer as reference
 PIECES = st.one_of(
     st.from_regex(r"[0-9]{1,12}", fullmatch=True),
     st.from_regex(r"[ \t\n\r]{1,6}", fullmatch=True),
-    st.sampled_from(["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]).flatmap(lambda c: st.sampled_from([c, c.upper(), c.title()])),
+    st.sampled_from(["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]).flatmap(
+        lambda c: st.sampled_from([c, c.upper(), c.title()])),
     st.from_regex(r"[!-/:-@\[-`{-~]{1,5}", fullmatch=True),
     st.from_regex(r"[A-Za-zéüñ]{1,9}", fullmatch=True),
     st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=4),
     st.sampled_from(["🦙", "🚀", "👍🏽", "🇫🇷", "❤️", "∑", "—"]),
-    st.sampled_from(["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|reserved_special_token_7|>", "<|", "|>", "<|eot_id"]),
+    st.sampled_from(["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|reserved_special_token_7|>",
+                     "<|", "|>", "<|eot_id"]),
 )
 TEXTS = st.lists(PIECES, min_size=1, max_size=12).map("".join)
 
@@ -74,7 +76,8 @@ def test_encode_and_decode_match_the_reference_on_drawn_text(impl, reference_tok
     @given(text=TEXTS)
     def check(text):
         ids = reference.encode(reference_tokenizer, text)
-        expect_equal(f"your load_tokenizer's encoding of {text!r}", mine.encode(text, allowed_special=set(), disallowed_special=()),
+        expect_equal(f"your load_tokenizer's encoding of {text!r}",
+                     mine.encode(text, allowed_special=set(), disallowed_special=()),
                      ids[1:], why="tokens from the tokenizer your load_tokenizer built")
         expect_equal(f"encode(tokenizer, {text!r})", impl.encode(reference_tokenizer, text), ids)
         expect_equal(f"decode(tokenizer, encode({text!r}))", impl.decode(reference_tokenizer, ids[1:]), text)

@@ -37,7 +37,8 @@ def test_published_ffn_sizes(impl):
     """docs/facts.md §1.2: 14336 for Llama 3 8B, 8192 for Llama 3.2 1B."""
     for name, size in (("llama3-8b", 14336), ("llama3.2-1b", 8192)):
         p = RELEASED[name]
-        expect_equal(f"ffn_hidden_dim for {name}", impl.ffn_hidden_dim(p["dim"], p["multiple_of"], p["ffn_dim_multiplier"]), size)
+        expect_equal(f"ffn_hidden_dim for {name}",
+                     impl.ffn_hidden_dim(p["dim"], p["multiple_of"], p["ffn_dim_multiplier"]), size)
 
 
 def test_load_weights_memory_maps_and_loads_weights_only(impl, monkeypatch):
@@ -52,7 +53,8 @@ def test_load_weights_memory_maps_and_loads_weights_only(impl, monkeypatch):
     monkeypatch.setattr(torch, "load", spy)
     weights = impl.load_weights(MODELS / "tiny-llama3")
     expected = real_load(MODELS / "tiny-llama3" / "consolidated.00.pth", mmap=True, weights_only=True)
-    expect_close("tok_embeddings.weight[:4]", weights["tok_embeddings.weight"][:4], expected["tok_embeddings.weight"][:4])
+    expect_close("tok_embeddings.weight[:4]", weights["tok_embeddings.weight"][:4],
+                 expected["tok_embeddings.weight"][:4])
     expect_equal("torch.load(..., mmap=)", seen.get("mmap"), True)
     expect_equal("torch.load(..., weights_only=)", seen.get("weights_only"), True)
 

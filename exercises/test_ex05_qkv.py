@@ -28,7 +28,8 @@ def test_head_h_uses_rows_h_times_head_dim(impl, seed, n_kv_heads, n_rep):
     head_dim, dim, seqlen = 4, 16, 5
     n_heads = n_kv_heads * n_rep
     x = randn(seed, seqlen, dim)
-    wq, wk, wv = randn(seed + 1, n_heads * head_dim, dim), randn(seed + 2, n_kv_heads * head_dim, dim), randn(seed + 3, n_kv_heads * head_dim, dim)
+    wq, wk, wv = (randn(seed + 1, n_heads * head_dim, dim), randn(seed + 2, n_kv_heads * head_dim, dim),
+                  randn(seed + 3, n_kv_heads * head_dim, dim))
     q, k, v = impl.project_qkv(x, wq, wk, wv, n_heads, n_kv_heads)
     expect_equal("q.shape", tuple(q.shape), (seqlen, n_heads, head_dim))
     expect_equal("k.shape", tuple(k.shape), (seqlen, n_kv_heads, head_dim))

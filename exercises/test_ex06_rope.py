@@ -46,8 +46,10 @@ def test_rope_preserves_norms(impl, seed, seqlen):
     x = randn(seed, seqlen, 3, 16)
     freqs_cis = reference.precompute_freqs_cis(16, seqlen, 500000.0)
     out = impl.apply_rope(x, freqs_cis)
-    expect_close("norms after your RoPE", out.norm(dim=-1), x.norm(dim=-1), why="a rotation must not change vector lengths")
-    expect_close("position 0 after your RoPE", out[0], x[0], why="position 0 turns by angle 0: it comes out as it went in")
+    expect_close("norms after your RoPE", out.norm(dim=-1), x.norm(dim=-1),
+                 why="a rotation must not change vector lengths")
+    expect_close("position 0 after your RoPE", out[0], x[0],
+                 why="position 0 turns by angle 0: it comes out as it went in")
     moved = (out[1:] - x[1:]).abs().amax()
     expect_equal("your RoPE moves positions 1 and later", bool(moved > 1e-3), True,
                  why=f"positions 1..{seqlen - 1} must be rotated, but they changed by at most {float(moved):.3g}")
@@ -61,7 +63,8 @@ def test_pair_0_turns_by_t_radians(impl, seed, seqlen):
     out = impl.apply_rope(x, reference.precompute_freqs_cis(16, seqlen, 500000.0))
     t = torch.arange(seqlen, dtype=torch.float32)[:, None]  # [seq, 1]
     pair0 = torch.stack([x[..., 0] * t.cos() - x[..., 1] * t.sin(), x[..., 0] * t.sin() + x[..., 1] * t.cos()], dim=-1)
-    expect_close("elements (0, 1) after RoPE", out[..., :2], pair0, why="the pair (x0, x1) at position t is rotated by t radians")
+    expect_close("elements (0, 1) after RoPE", out[..., :2], pair0,
+                 why="the pair (x0, x1) at position t is rotated by t radians")
 
 
 @given(seed=st.integers(0, 2**31), m=st.integers(0, 40), n=st.integers(0, 40), shift=st.integers(1, 40))
@@ -70,11 +73,17 @@ def test_q_dot_k_depends_only_on_the_offset(impl, seed, m, n, shift):
     positions), and moving k alone changes it (RoPE does encode the offset)."""
     q, k = randn(seed, 1, 1, 16), randn(seed + 1, 1, 1, 16)
     freqs_cis = reference.precompute_freqs_cis(16, 100, 10000.0)
-    dot = lambda a, b: (impl.apply_rope(q, freqs_cis[a:a + 1]) * impl.apply_rope(k, freqs_cis[b:b + 1])).sum().reshape(1)
+
+    def dot(a, b):
+        return (impl.apply_rope(q, freqs_cis[a:a + 1]) * impl.apply_rope(k, freqs_cis[b:b + 1])).sum().reshape(1)
+
     at_mn = dot(m, n)
-    expect_close(f"your q.k at positions ({m + shift}, {n + shift})", dot(m + shift, n + shift), at_mn, tol="float32 layers",
-                 why=f"positions ({m}, {n}) and ({m + shift}, {n + shift}) have the same offset, so your q.k must be the same at both "
-                     f"(it is {float(at_mn):.6g} at ({m}, {n}))")
+    expect_close(f"your q.k at positions ({m + shift}, {n + shift})", dot(m + shift, n + shift), at_mn,
+                 tol="float32 layers",
+                 why=f"positions ({m}, {n}) and ({m + shift}, {n + shift}) have the same offset, so your q.k must be "
+                     f"the same at both (it is {float(at_mn):.6g} at ({m}, {n}))")
     moved = dot(m, n + shift)
-    expect_equal(f"your q.k changes when only k moves from {n} to {n + shift}", bool((moved - at_mn).abs() > 1e-4 * at_mn.abs().clamp_min(1)), True,
-                 why=f"your q.k is {float(at_mn):.6g} at ({m}, {n}) and {float(moved):.6g} at ({m}, {n + shift}): RoPE must rotate by position")
+    expect_equal(f"your q.k changes when only k moves from {n} to {n + shift}",
+                 bool((moved - at_mn).abs() > 1e-4 * at_mn.abs().clamp_min(1)), True,
+                 why=f"your q.k is {float(at_mn):.6g} at ({m}, {n}) and {float(moved):.6g} at ({m}, {n + shift}): "
+                     "RoPE must rotate by position")

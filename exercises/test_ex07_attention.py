@@ -38,7 +38,8 @@ def test_causal_attention_ignores_future_tokens(impl, seed, seqlen, position):
     v2[position + 1:] = randn(seed + 4, seqlen - position - 1, 8)
     mask = causal_mask(seqlen)
     before, after = impl.attention(q, k, v, mask), impl.attention(q, k2, v2, mask)
-    expect_close(f"your rows 0..{position} with keys and values after {position} changed", after[:position + 1], before[:position + 1],
+    expect_close(f"your rows 0..{position} with keys and values after {position} changed", after[:position + 1],
+                 before[:position + 1],
                  why=f"keys and values after position {position} were changed; your rows up to it must not move")
     expect_close("your row 0", before[0], v[0], why="row 0 may see position 0 only, so all its weight is on v[0]")
 

@@ -38,5 +38,6 @@ def test_with_as_many_kv_heads_as_query_heads_it_is_plain_multi_head_attention(i
     """n_kv_heads == n_heads: each head attends on its own, and the heads are concatenated."""
     q, k, v = randn(seed, seqlen, n_heads, 8), randn(seed + 1, seqlen, n_heads, 8), randn(seed + 2, seqlen, n_heads, 8)
     mask = causal_mask(seqlen)
-    expected = torch.cat([attention(q[:, h], k[:, h], v[:, h], mask) for h in range(n_heads)], dim=-1)  # [seq, n_heads * 8]
+    # [seq, n_heads * 8]
+    expected = torch.cat([attention(q[:, h], k[:, h], v[:, h], mask) for h in range(n_heads)], dim=-1)
     expect_close("grouped_query_attention", impl.grouped_query_attention(q, k, v, mask), expected)

@@ -22,9 +22,12 @@ def test_with_wo_zero_only_the_feed_forward_adds_to_x(impl, golden):
     x, p, eps = kwargs["x"], f"layers.{kwargs['layer_id']}.", kwargs["args"].norm_eps
     wo_zero = {p + "attention.wo.weight": torch.zeros_like(kwargs["weights"][p + "attention.wo.weight"])}
     weights = ChainMap(wo_zero, kwargs["weights"])  # the model's weights with wo replaced, nothing copied
-    expected = x + feed_forward(rms_norm(x, weights[p + "ffn_norm.weight"], eps), *(weights[p + f"feed_forward.w{i}.weight"] for i in (1, 2, 3)))
-    expect_close("transformer_block with wo = 0", impl.transformer_block(**{**kwargs, "weights": weights}), expected, tol="float32 layers",
-                 why="the block must add each sublayer's output to the un-normed stream: h = x + attention(norm(x)); out = h + ffn(norm(h))")
+    expected = x + feed_forward(rms_norm(x, weights[p + "ffn_norm.weight"], eps),
+                                *(weights[p + f"feed_forward.w{i}.weight"] for i in (1, 2, 3)))
+    expect_close("transformer_block with wo = 0", impl.transformer_block(**{**kwargs, "weights": weights}), expected,
+                 tol="float32 layers",
+                 why="the block must add each sublayer's output to the un-normed stream: h = x + attention(norm(x)); "
+                     "out = h + ffn(norm(h))")
 
 
 @pytest.mark.goldens("transformer_block")
@@ -32,6 +35,7 @@ def test_a_prefix_does_not_see_later_tokens(impl, golden):
     """The block is causal: running the first 5 tokens alone gives the same first 5 rows."""
     case = golden.goldens[0]  # the first prompt, layer 0
     kwargs = golden.kwargs(case)
-    prefix = impl.transformer_block(**{**kwargs, "x": kwargs["x"][:5], "freqs_cis": kwargs["freqs_cis"][:5], "mask": kwargs["mask"][:5, :5]})
+    prefix = impl.transformer_block(**{**kwargs, "x": kwargs["x"][:5], "freqs_cis": kwargs["freqs_cis"][:5],
+                                       "mask": kwargs["mask"][:5, :5]})
     expect_close("first 5 rows", prefix, case.expected["out"][:5], tol="float32 layers",
                  why="the block on the first 5 tokens alone must give the first 5 rows of the block on all of them")

@@ -27,7 +27,8 @@ def test_a_prefix_gives_the_same_logits(impl, golden):
     case = next(g for g in golden.goldens if g.call.reduce == "logits" and g.call.kwargs["tokens"].shape[0] > 6)
     kwargs = golden.kwargs(case)
     prefix = impl.forward(**{**kwargs, "tokens": kwargs["tokens"][:6]})
-    expect_close("logits of the first 6 positions (first 1024 columns)", prefix[:, :1024], case.expected["head"][:6], tol="float32 layers")
+    expect_close("logits of the first 6 positions (first 1024 columns)", prefix[:, :1024], case.expected["head"][:6],
+                 tol="float32 layers")
 
 
 @pytest.mark.parametrize("name", ["tiny-llama3", "tiny-llama3.2"])
@@ -36,7 +37,8 @@ def test_end_to_end_with_your_own_exercises(chain, name):
     tok_mod, ckpt_mod, fwd_mod = chain.ex01_tokenizer, chain.ex02_checkpoint, chain.ex11_forward
     folder = MODELS / name
     tokenizer = chain.run(tok_mod.load_tokenizer, tiny(name).checkpoint.tokenizer_path)
-    ids = chain.run(tok_mod.encode, tokenizer, "the answer to the ultimate question of life, the universe, and everything is ")
+    ids = chain.run(tok_mod.encode, tokenizer,
+                    "the answer to the ultimate question of life, the universe, and everything is ")
     args, weights = chain.run(ckpt_mod.load_params, folder), chain.run(ckpt_mod.load_weights, folder)
     weights.setdefault("output.weight", weights["tok_embeddings.weight"])
     logits = chain.run(fwd_mod.forward, torch.tensor(ids), weights, args)

@@ -30,7 +30,8 @@ def test_cached_decoding_equals_full_recomputation(impl, prompt, n_new, name):
     ids = list(prompt)
     for i, (token, logits) in enumerate(steps):
         full = forward(torch.tensor(ids), weights, args)[-1]
-        expect_close(f"logits of step {i}", logits, full, tol="float32 layers", why="cached logits must equal recomputing the whole sequence")
+        expect_close(f"logits of step {i}", logits, full, tol="float32 layers",
+                     why="cached logits must equal recomputing the whole sequence")
         expect_equal(f"token of step {i}", token, int(full.argmax()))
         ids.append(token)
 
@@ -55,8 +56,10 @@ def test_end_to_end_with_your_own_exercises(chain, name):
 @pytest.mark.real
 def test_the_real_model_answers_42(impl, llama3_8b):
     """docs/facts.md §0: Meta-Llama-3-8B continues the 42 prompt with "42" (token 2983)."""
-    steps = list(impl.generate(PROMPT42_IDS, llama3_8b.weights(), llama3_8b.checkpoint.args, 2, (128001, 128008, 128009)))
+    steps = list(impl.generate(PROMPT42_IDS, llama3_8b.weights(), llama3_8b.checkpoint.args, 2,
+                               (128001, 128008, 128009)))
     text = llama3_8b.tokenizer.decode([t for t, _ in steps])
-    expect_equal("the first generated token", steps[0][0] if steps else None, 2983, why=f"the completion began {text!r}")
+    expect_equal("the first generated token", steps[0][0] if steps else None, 2983,
+                 why=f"the completion began {text!r}")
     if not text.startswith("42"):
         expect_equal("the completion", text[:2], "42")

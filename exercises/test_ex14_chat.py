@@ -1,4 +1,5 @@
-"""Exercise 14 graded tests: Llama 3's chat format, ChatML, and a conversation that keeps its cache. Run: pytest exercises/ -k ex14"""
+"""Exercise 14 graded tests: Llama 3's chat format, ChatML, and a conversation that keeps its cache. Run:
+pytest exercises/ -k ex14"""
 
 import functools
 
@@ -10,8 +11,8 @@ from solutions import ex14_chat as reference
 
 # docs/facts.md §4.4 (Meta's llama/test_tokenizer.py)
 PUBLISHED_DIALOG = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hi"}]
-PUBLISHED_IDS = [128000, 128006, 9125, 128007, 271, 2675, 527, 264, 11190, 18328, 13, 128009, 128006, 882, 128007, 271, 13347,
-                 128009, 128006, 78191, 128007, 271]
+PUBLISHED_IDS = [128000, 128006, 9125, 128007, 271, 2675, 527, 264, 11190, 18328, 13, 128009, 128006, 882, 128007, 271,
+                 13347, 128009, 128006, 78191, 128007, 271]
 
 
 @pytest.mark.goldens("encode_header")
@@ -51,7 +52,8 @@ def test_the_published_llama3_ids(impl):
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30).filter(str.strip)
 _message = st.fixed_dictionaries({"role": st.sampled_from(reference.ROLES), "content": _text})
-_spoil = st.sampled_from([("role", "bot"), ("role", "User"), ("role", None), ("content", ""), ("content", "  \n\t"), ("content", None)])
+_spoil = st.sampled_from([("role", "bot"), ("role", "User"), ("role", None), ("content", ""), ("content", "  \n\t"),
+                          ("content", None)])
 
 
 @given(messages=st.lists(_message, min_size=1, max_size=4), chat_format=st.sampled_from(reference.FORMATS),

@@ -35,8 +35,8 @@ def _model(name):
 
 
 @settings(max_examples=6)
-@given(prompt=st.lists(st.integers(0, 127999), min_size=1, max_size=12), name=st.sampled_from(["tiny-llama3", "tiny-llama3.2"]),
-       layer=st.integers(0, 1))
+@given(prompt=st.lists(st.integers(0, 127999), min_size=1, max_size=12),
+       name=st.sampled_from(["tiny-llama3", "tiny-llama3.2"]), layer=st.integers(0, 1))
 def test_attention_maps_are_causal_distributions(impl, prompt, name, layer):
     """Every head's map [seq, seq]: rows sum to 1, and nothing above the diagonal (a token never looks ahead)."""
     weights, args = _model(name)
@@ -44,9 +44,12 @@ def test_attention_maps_are_causal_distributions(impl, prompt, name, layer):
     n = len(prompt)
     if not isinstance(probs, torch.Tensor) or probs.shape != (args.n_heads, n, n):
         shape = list(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
-        raise GradeFailure(f"attention_probs should return [n_heads, seq, seq] = [{args.n_heads}, {n}, {n}], got {shape}")
-    expect_close("sum of every row", probs.sum(-1), torch.ones(args.n_heads, n), why="each row is a softmax over the keys")
-    expect_equal("weights above the diagonal", float(probs.triu(diagonal=1).abs().sum()), 0.0, why="the causal mask hides the future")
+        raise GradeFailure(f"attention_probs should return [n_heads, seq, seq] = [{args.n_heads}, {n}, {n}], "
+                           f"got {shape}")
+    expect_close("sum of every row", probs.sum(-1), torch.ones(args.n_heads, n),
+                 why="each row is a softmax over the keys")
+    expect_equal("weights above the diagonal", float(probs.triu(diagonal=1).abs().sum()), 0.0,
+                 why="the causal mask hides the future")
 
 
 @settings(max_examples=6)
@@ -62,8 +65,9 @@ def test_without_the_mask_one_token_sees_nothing_new_and_a_prompt_does(impl, tok
     tokens = torch.tensor(prompt)
     moved = (impl.forward_unmasked(tokens, weights, args)[0] - forward(tokens, weights, args)[0]).abs().max()
     if not moved > 1e-3:
-        raise GradeFailure(f"forward_unmasked gave position 0 of a {len(prompt)}-token prompt the logits of the masked forward "
-                           f"(they differ by {float(moved):.2g} at most): pass mask=None to every transformer_block")
+        raise GradeFailure(f"forward_unmasked gave position 0 of a {len(prompt)}-token prompt the logits of the masked "
+                           f"forward (they differ by {float(moved):.2g} at most): pass mask=None to every "
+                           "transformer_block")
 
 
 @given(seed=st.integers(0, 2**31), seq=st.integers(1, 6), vocab=st.integers(2, 300), k=st.integers(1, 10))
@@ -73,9 +77,10 @@ def test_top_predictions_are_the_most_likely_tokens(impl, seed, seq, vocab, k):
     logits = randn(seed, seq, vocab) * 3
     probs, ids = impl.top_predictions(logits, k)
     expected = torch.softmax(logits.double(), dim=-1)
-    expect_equal("ids", ids.tolist() if isinstance(ids, torch.Tensor) else ids, logits.argsort(-1, descending=True)[:, :k].tolist(),
-                 why="the k most likely tokens, most likely first")
-    expect_close("probabilities", probs, expected.gather(-1, ids).float(), why="softmax over the whole vocabulary, then the top k")
+    expect_equal("ids", ids.tolist() if isinstance(ids, torch.Tensor) else ids,
+                 logits.argsort(-1, descending=True)[:, :k].tolist(), why="the k most likely tokens, most likely first")
+    expect_close("probabilities", probs, expected.gather(-1, ids).float(),
+                 why="softmax over the whole vocabulary, then the top k")
 
 
 @given(seed=st.integers(0, 2**31), head_dim=st.sampled_from([8, 16, 64]), end=st.integers(1, 40))

@@ -43,7 +43,8 @@ def _parts(impl, weight):
     for name, t, dtype, shape in (("q", q, torch.int8, (rows, cols)), ("scale", scale, torch.float32, (rows,))):
         if not isinstance(t, torch.Tensor) or t.dtype != dtype or tuple(t.shape) != shape:
             what = f"{t.dtype} {list(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-            raise GradeFailure(f"quantize: {name} is {what}, expected {str(dtype).removeprefix('torch.')} {list(shape)}")
+            raise GradeFailure(f"quantize: {name} is {what}, expected "
+                               f"{str(dtype).removeprefix('torch.')} {list(shape)}")
     return q, scale
 
 
@@ -62,8 +63,8 @@ def test_dequantized_weights_are_within_half_a_step(impl, seed, rows, cols, spre
     error = (q.float() * scale[:, None] - w).abs()  # [rows, cols]
     worst = (error / scale[:, None]).max()
     if worst > 0.5 + 1e-4:
-        raise GradeFailure(f"quantize: a weight is {float(worst):.3f} steps from its int8 value, more than half a step: "
-                           "round to the nearest integer (torch.round) and use scale = max |row| / 127")
+        raise GradeFailure(f"quantize: a weight is {float(worst):.3f} steps from its int8 value, more than half a "
+                           "step: round to the nearest integer (torch.round) and use scale = max |row| / 127")
     if 0 <= zero_row < rows:
         expect_equal("q of the all-zero row", q[zero_row].abs().sum().item(), 0)
 

@@ -91,7 +91,8 @@ def test_every_rank_holds_the_kv_heads_its_query_heads_read(impl, seed, n_kv_hea
             needed = list(range(rank * n_kv_heads // world_size, (rank + 1) * n_kv_heads // world_size))
         expected = weight.view(n_kv_heads, head_dim, 3)[needed].reshape(-1, 3)
         got = impl.shard_kv(weight, n_kv_heads, rank, world_size)
-        expect_equal(f"rank {rank} of {world_size}: the K/V heads it holds (n_kv_heads {n_kv_heads}, n_heads {n_heads})",
+        expect_equal(f"rank {rank} of {world_size}: the K/V heads it holds "
+                     f"(n_kv_heads {n_kv_heads}, n_heads {n_heads})",
                      isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.equal(got, expected), True,
                      why=f"rank {rank}'s query heads read K/V head(s) {needed}")
 

@@ -104,8 +104,8 @@ def predictions(probs, ids, labels: list[str], piece, title: str):
     ax.imshow(probs, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(seq):
         for j in range(k):
-            ax.text(j, i, f"{label(piece(int(ids[i, j])))} {float(probs[i, j]):.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if probs[i, j] > 0.6 else "black", **_font())
+            ax.text(j, i, f"{label(piece(int(ids[i, j])))} {float(probs[i, j]):.2f}", ha="center", va="center",
+                    fontsize=7, color="white" if probs[i, j] > 0.6 else "black", **_font())
     ax.set_yticks(range(seq), [label(t) for t in labels], fontsize=8, **_font())
     ax.set_xticks(range(k), [f"#{j + 1}" for j in range(k)], fontsize=8)
     ax.set_ylabel("after this token")

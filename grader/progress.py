@@ -12,7 +12,9 @@ console = Console(stderr=True)
 
 def bar(description: str, total: float, bytes_: bool = False) -> Progress:
     """A transient bar; use as a context manager and call .advance(task, n)."""
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn() if bytes_ else TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeRemainingColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(),
+               DownloadColumn() if bytes_ else TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+               TimeRemainingColumn()]
     progress = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
     progress.add_task(description, total=total)
     return progress

@@ -24,6 +24,7 @@ def transformer_block(
     h = x + self_attention(normed, weights, layer_id, args, freqs_cis, mask, cache, start_pos)  # [seq, dim]
     normed = rms_norm(h, weights[p + "ffn_norm.weight"], args.norm_eps)
     ffn = feed_forward(
-        normed, weights[p + "feed_forward.w1.weight"], weights[p + "feed_forward.w2.weight"], weights[p + "feed_forward.w3.weight"]
+        normed, weights[p + "feed_forward.w1.weight"], weights[p + "feed_forward.w2.weight"],
+        weights[p + "feed_forward.w3.weight"]
     )
     return h + ffn  # [seq, dim]

@@ -1,4 +1,5 @@
-"""Exercise 13, reference: temperature, top-k and top-p sampling with a seeded generator, and generate with a sampler."""
+"""Exercise 13, reference: temperature, top-k and top-p sampling with a seeded generator, and generate with a
+sampler."""
 
 from collections.abc import Callable, Iterator
 
@@ -9,8 +10,9 @@ from .ex12_generation import KVCache
 
 
 def _largest(values: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """True at the n[..., 0] largest values of each row, the lowest ids among ties: the first n of a stable descending sort,
-    found with topk and comparisons (no sort of the whole vocabulary, which costs more than a decode step's matmuls)."""
+    """True at the n[..., 0] largest values of each row, the lowest ids among ties: the first n of a stable descending
+    sort, found with topk and comparisons (no sort of the whole vocabulary, which costs more than a decode step's
+    matmuls)."""
     # values [..., vocab], n [..., 1] >= 1
     nth = values.topk(int(n.max()), dim=-1).values.gather(-1, n - 1)  # [..., 1]: the n-th largest value
     above, tied = values > nth, values == nth  # [..., vocab] x 2
@@ -83,7 +85,8 @@ def generate(
     stop_tokens=(),
     sampler: Callable[[torch.Tensor], int] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """The cached generation of exercise 12, each token chosen by sampler(logits) (greedy when None); yields (token, logits)."""
+    """The cached generation of exercise 12, each token chosen by sampler(logits) (greedy when None); yields
+    (token, logits)."""
     dtype, device = weights["tok_embeddings.weight"].dtype, weights["tok_embeddings.weight"].device
     cache = KVCache(args.n_layers, len(prompt_ids) + max_new_tokens, args.n_kv_heads, args.head_dim, dtype,
                     device=device)

@@ -34,8 +34,8 @@ def _text(encoding: tiktoken.Encoding, text: str) -> list[int]:
 def encode_header(encoding: tiktoken.Encoding, role: str, chat_format: str = "llama3") -> list[int]:
     """The tokens that open a message of role: Llama 3's header and "\\n\\n", or ChatML's <|im_start|>role\\n."""
     if chat_format == "llama3":
-        return [_special(encoding, "<|start_header_id|>"), *_text(encoding, role), _special(encoding, "<|end_header_id|>"),
-                *_text(encoding, "\n\n")]
+        return [_special(encoding, "<|start_header_id|>"), *_text(encoding, role),
+                _special(encoding, "<|end_header_id|>"), *_text(encoding, "\n\n")]
     return [_special(encoding, "<|im_start|>"), *_text(encoding, f"{role}\n")]
 
 
@@ -50,14 +50,16 @@ def encode_message(encoding: tiktoken.Encoding, message: dict, chat_format: str 
     """One whole message: header, content (stripped, in Llama 3's format), end of turn."""
     check_message(message)
     if chat_format == "llama3":
-        return encode_header(encoding, message["role"]) + _text(encoding, message["content"].strip()) + end_of_turn(encoding)
+        return (encode_header(encoding, message["role"]) + _text(encoding, message["content"].strip())
+                + end_of_turn(encoding))
     # ChatML is a text template: the text between two special tokens is encoded as one piece, role and content together
     return [_special(encoding, "<|im_start|>"), *_text(encoding, f"{message['role']}\n{message['content']}"),
             *end_of_turn(encoding, chat_format)]
 
 
 def encode_dialog(encoding: tiktoken.Encoding, messages: list[dict], chat_format: str = "llama3") -> list[int]:
-    """A conversation as the model reads it: (<|begin_of_text|> for Llama 3,) every message, an open assistant header."""
+    """A conversation as the model reads it: (<|begin_of_text|> for Llama 3,) every message, an open assistant
+    header."""
     if chat_format not in FORMATS:
         raise ValueError(f"unknown chat format {chat_format!r}: use one of {', '.join(FORMATS)}")
     start = [_special(encoding, "<|begin_of_text|>")] if chat_format == "llama3" else []
@@ -79,14 +81,16 @@ class Chat:
         self.max_seq_len = max_seq_len
         self.tokens: list[int] = []  # the conversation so far, as the model reads it
         self.cached = 0  # how many of self.tokens the cache holds (positions 0 .. cached - 1)
-        self.pending = [] if system is None else [{"role": "system", "content": system}]  # messages not yet in self.tokens
+        # messages not yet in self.tokens
+        self.pending = [] if system is None else [{"role": "system", "content": system}]
 
     def ask(self, content: str, max_new_tokens: int = 256,
             sampler: Callable[[torch.Tensor], int] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """Add a user message, then yield the reply's (token, logits) as they come; the reply stays in the conversation,
         closed with the end of turn, however it ends (a stop token, max_new_tokens, or the caller closing it)."""
         messages = [*self.pending, {"role": "user", "content": content}]
-        turn = encode_dialog(self.encoding, messages, self.chat_format)  # every message of this turn, an open assistant header
+        # every message of this turn, an open assistant header
+        turn = encode_dialog(self.encoding, messages, self.chat_format)
         if self.tokens and self.chat_format == "llama3":
             turn = turn[1:]  # <|begin_of_text|> starts the conversation only
         if len(self.tokens) + len(turn) + max_new_tokens > self.max_seq_len:

@@ -15,7 +15,8 @@ from .ex10_transformer_block import transformer_block
 
 
 def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, layer_id: int) -> torch.Tensor:
-    """The softmax weights of every head of layer layer_id over the prompt: [n_heads, seq, seq], float32, rows sum to 1."""
+    """The softmax weights of every head of layer layer_id over the prompt: [n_heads, seq, seq], float32, rows sum to
+    1."""
     seqlen = tokens.shape[0]  # tokens [seq]
     freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor,
                                      device=tokens.device)  # [seq, head_dim // 2]
@@ -25,15 +26,18 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
         h = transformer_block(h, weights, i, args, freqs_cis, mask)  # [seq, dim]: the input of layer layer_id
     p = f"layers.{layer_id}."
     x = rms_norm(h, weights[p + "attention_norm.weight"], args.norm_eps)
-    q, k, _ = project_qkv(x, weights[p + "attention.wq.weight"], weights[p + "attention.wk.weight"], weights[p + "attention.wv.weight"],
+    q, k, _ = project_qkv(x, weights[p + "attention.wq.weight"], weights[p + "attention.wk.weight"],
+                          weights[p + "attention.wv.weight"],
                           args.n_heads, args.n_kv_heads)  # [seq, n_heads, head_dim], [seq, n_kv_heads, head_dim]
     q, k = apply_rope(q, freqs_cis), repeat_kv(apply_rope(k, freqs_cis), args.n_rep)  # [seq, n_heads, head_dim] x 2
-    scores = q.transpose(0, 1).float() @ k.transpose(0, 1).float().transpose(-2, -1) / math.sqrt(args.head_dim)  # [n_heads, seq, seq]
+    # [n_heads, seq, seq]
+    scores = q.transpose(0, 1).float() @ k.transpose(0, 1).float().transpose(-2, -1) / math.sqrt(args.head_dim)
     return torch.softmax(scores + mask, dim=-1)  # [n_heads, seq, seq]
 
 
 def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
-    """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size], float32."""
+    """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size],
+    float32."""
     seqlen = tokens.shape[0]  # tokens [seq]
     freqs_cis = precompute_freqs_cis(args.head_dim, seqlen, args.rope_theta, args.rope_scale_factor,
                                      device=tokens.device)  # [seq, head_dim // 2]
@@ -45,7 +49,8 @@ def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
 
 
 def top_predictions(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k most likely next tokens after every position: (probabilities [seq, k] float32, descending; ids [seq, k])."""
+    """The k most likely next tokens after every position: (probabilities [seq, k] float32, descending; ids
+    [seq, k])."""
     probs = torch.softmax(logits.float(), dim=-1)  # [seq, vocab_size]
     top = probs.topk(k, dim=-1)  # values and indices [seq, k]
     return top.values, top.indices

@@ -82,7 +82,8 @@ def parallel_embed(tokens: torch.Tensor, tok_embeddings: torch.Tensor) -> torch.
 def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_id: int, args, freqs_cis: torch.Tensor,
                        mask: torch.Tensor | None, cache=None, start_pos: int = 0) -> torch.Tensor:
     """This rank's heads through exercise 8 (column-parallel q, k, v), then the row-parallel wo's all-reduce."""
-    out = self_attention(x, weights, layer_id, local_args(args, dist.get_world_size()), freqs_cis, mask, cache, start_pos)
+    out = self_attention(x, weights, layer_id, local_args(args, dist.get_world_size()), freqs_cis, mask, cache,
+                         start_pos)
     dist.all_reduce(out)  # [seq, dim]: the sum of every rank's heads through its columns of wo
     return out
 
@@ -107,8 +108,8 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
         normed = rms_norm(h, weights[p + "attention_norm.weight"], args.norm_eps)
         h = h + parallel_attention(normed, weights, layer_id, args, freqs_cis, mask, cache, start_pos)
         normed = rms_norm(h, weights[p + "ffn_norm.weight"], args.norm_eps)
-        h = h + parallel_feed_forward(normed, weights[p + "feed_forward.w1.weight"], weights[p + "feed_forward.w2.weight"],
-                                      weights[p + "feed_forward.w3.weight"])
+        h = h + parallel_feed_forward(normed, weights[p + "feed_forward.w1.weight"],
+                                      weights[p + "feed_forward.w2.weight"], weights[p + "feed_forward.w3.weight"])
     h = rms_norm(h, weights["norm.weight"], args.norm_eps)
     logits = linear(h, weights["output.weight"])  # [seq, vocab_size / world_size]: this rank's slice of the vocabulary
     parts = [torch.empty_like(logits) for _ in range(dist.get_world_size())]

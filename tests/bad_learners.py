@@ -29,7 +29,8 @@ def _shape_like(value, kind: str):
     if isinstance(value, dict):
         return {k: _shape_like(v, kind) for k, v in value.items()}
     if dataclasses.is_dataclass(value):
-        return dataclasses.replace(value, **{f.name: _shape_like(getattr(value, f.name), kind) for f in dataclasses.fields(value)})
+        return dataclasses.replace(value, **{f.name: _shape_like(getattr(value, f.name), kind)
+                                             for f in dataclasses.fields(value)})
     return None  # e.g. a tokenizer object
 
 

@@ -23,16 +23,19 @@ def kit(tmp_path: Path, solved: tuple[str, ...] = ()) -> Path:
 def env(root: Path, **extra: str) -> dict:
     """The person's own choices unset; the kit's cache empty, beside the kit folder (no fetched trained model)."""
     clean = {k: v for k, v in os.environ.items() if k not in UNSET}
-    return {**clean, "LLAMA3_KIT_ROOT": str(root), "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache"), "PYTHONUNBUFFERED": "1", **extra}
+    return {**clean, "LLAMA3_KIT_ROOT": str(root), "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache"),
+            "PYTHONUNBUFFERED": "1", **extra}
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from grader.cli import main; sys.argv[0] = 'llama3-grader'; main()", *args]
+    return [sys.executable, "-c", "import sys; from grader.cli import main; sys.argv[0] = 'llama3-grader'; main()",
+            *args]
 
 
 def run(root: Path, *args: str, timeout: float = 600, **extra_env: str) -> subprocess.CompletedProcess:
     """llama3-grader ARGS in a subprocess (stdout is a pipe, so output is plain text)."""
-    return subprocess.run(command(*args), cwd=root, env=env(root, **extra_env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command(*args), cwd=root, env=env(root, **extra_env), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def call(*args: str) -> int:

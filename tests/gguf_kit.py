@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-gguf = pytest.importorskip("gguf", reason='the GGUF importer needs gguf: pip install -e ".[dev]"')
-
 from grader.formats import gguf as importer, pypi
+
+gguf = pytest.importorskip("gguf", reason='the GGUF importer needs gguf: pip install -e ".[dev]"')
 
 DIM, N_LAYERS, N_HEADS, N_KV_HEADS, FFN = 32, 2, 4, 2, 96
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

@@ -21,7 +21,8 @@ KIT_EXERCISES = ROOT / "exercises"
 
 def kit_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
-                  if p.name == "__init__.py" or p.name.endswith(".zh.md") or (p.name.startswith("test_ex") and p.suffix == ".py"))
+                  if p.name == "__init__.py" or p.name.endswith(".zh.md")
+                  or (p.name.startswith("test_ex") and p.suffix == ".py"))
 
 
 @contextmanager
@@ -80,12 +81,14 @@ def with_mistakes(mistakes) -> dict[str, str]:
 
 
 def spoiled(module: str, kind: str) -> str:
-    """The reference module with every function and class replaced by a bad learner of this kind (see bad_learners.py)."""
+    """The reference module with every function and class replaced by a bad learner of this kind (see
+    bad_learners.py)."""
     return solution(module) + f"\n\nimport bad_learners  # noqa: E402\nbad_learners.spoil(globals(), {kind!r})\n"
 
 
 def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dict]:
-    """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status, message)."""
+    """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status,
+    message)."""
     return grade_all([(root, args)], env)[0]
 
 
@@ -128,15 +131,18 @@ def _grade_jobs(spec: str) -> int:
 
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess:
     """`pytest ARGS` as a learner types it in the tree's folder: its exit code and what it prints."""
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", *args],
-                          cwd=root, capture_output=True, text=True, timeout=600, env={**_env(root), "PYTHONPATH": str(root)})
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider",
+                           *args],
+                          cwd=root, capture_output=True, text=True, timeout=600,
+                          env={**_env(root), "PYTHONPATH": str(root)})
 
 
 def _env(root: Path) -> dict:
     """The environment without the choices of the person running the tests: no checkpoint, impl or language, and an
     empty kit cache beside the tree (a trained model they fetched into theirs is not graded; test_trained does that)."""
     import os
-    clean = {k: v for k, v in os.environ.items() if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
     return {**clean, "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache")}
 
 

@@ -47,7 +47,8 @@ PROMPTS = {
     "javascript": "function add(a, b) {\n  return",
     "sql": "SELECT name, COUNT(*) AS orders\nFROM customers\nJOIN orders ON",
     "chinese": "中国的首都是",
-    "chinese_long": "人工智能是计算机科学的一个分支，它企图了解智能的实质，并生产出一种新的能以人类智能相似的方式做出反应的智能机器。",
+    "chinese_long": ("人工智能是计算机科学的一个分支，它企图了解智能的实质，"
+                     "并生产出一种新的能以人类智能相似的方式做出反应的智能机器。"),
     "mixed_languages": "In Chinese, 'hello' is 你好 and 'thank you' is 谢谢. In Japanese, 'thank you' is",
     "whitespace": "Name:      Alice\nAge:       30\n\n\n\nCity:\t\tParis\n        Country:",
     "indented": "    if x > 0:\n        if y > 0:\n            return 'both positive'\n        else:\n",

@@ -39,7 +39,8 @@ def test_the_json_has_every_documented_key(result):
 def test_the_figures_are_positive_and_consistent(result):
     for key in ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "kernel_bound_tok_s", "bandwidth_bound_tok_s"):
         assert result[key] > 0, key
-    assert result["checkpoint_bytes"] == result["weight_bytes_per_token"] + 48 * 2 * 5  # all but the 5 norms are matrices
+    # all but the 5 norms are matrices
+    assert result["checkpoint_bytes"] == result["weight_bytes_per_token"] + 48 * 2 * 5
     assert result["peak_rss_bytes"] > result["checkpoint_bytes"]
     per_round = [x["decode_tok_s"] / x["decode_nocache_tok_s"] for x in result["rounds"]]
     assert result["ratios"]["cached_vs_nocache"] == pytest.approx(statistics.median(per_round))  # paired, per round
@@ -69,7 +70,8 @@ def test_the_plain_report(capsys):
 
 
 def test_transformers_decodes_with_its_cache_like_the_reference():
-    """The current cache API (no deprecation warning), and the cache really used: greedy tokens equal the reference's."""
+    """The current cache API (no deprecation warning), and the cache really used: greedy tokens equal the
+    reference's."""
     pytest.importorskip("transformers")
     import torch
 
@@ -89,8 +91,8 @@ def test_the_pristine_stubs_are_not_started(capsys, tmp_path):
     """bench --impl exercises on stubs from grader/learner/stubs.zip, whatever the learner's exercises/ holds."""
     root = tree(tmp_path)
     with exercises_from(root):
-        line = one_line_error(capsys, "bench", "--impl", "exercises", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
-                              "--repeats", "1", "--no-transformers")
+        line = one_line_error(capsys, "bench", "--impl", "exercises", "--checkpoint", MODELS / "tiny-llama3",
+                              "--new-tokens", "2", "--repeats", "1", "--no-transformers")
         assert "not started" in line and "--impl solutions" in line
         assert str(root) in sys.modules["exercises"].__file__
 
@@ -99,7 +101,8 @@ def test_the_pristine_stubs_are_not_started(capsys, tmp_path):
                                                 ("--repeats", "0", "--repeats must be at least 1"),
                                                 ("--threads", "0", "--threads must be at least 1")])
 def test_bad_options(capsys, option, value, words):
-    assert words in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", option, value)
+    assert words in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3",
+                                   option, value)
 
 
 def test_threads_are_restored_after_an_in_process_run(capsys):
@@ -109,4 +112,5 @@ def test_threads_are_restored_after_an_in_process_run(capsys):
     assert grader("bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
                   "--repeats", "1", "--no-transformers", "--threads", str(before + 1), "--json") == 0
     assert json.loads(capsys.readouterr().out)["threads"] == before + 1
-    assert torch.get_num_threads() == before  # the goldens rebuild bitwise only at the thread count they were built with
+    # the goldens rebuild bitwise only at the thread count they were built with
+    assert torch.get_num_threads() == before

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def bench(capsys, *args) -> dict:
-    assert grader("bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "3", "--repeats", "2",
-                  "--json", *args) == 0
+    assert grader("bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "3",
+                  "--repeats", "2", "--json", *args) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -30,10 +30,11 @@ def test_int8_against_bf16(capsys):
 
 
 def test_int8_plain_report(capsys):
-    assert grader("bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2", "--repeats", "1",
-                  "--int8") == 0
+    assert grader("bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--new-tokens", "2",
+                  "--repeats", "1", "--int8") == 0
     out = capsys.readouterr().out
-    for words in ("decode, KV cache", "bandwidth bound", "decode / bound", "bytes per token", "peak RSS (alone)", "quantizing took"):
+    for words in ("decode, KV cache", "bandwidth bound", "decode / bound", "bytes per token", "peak RSS (alone)",
+                  "quantizing took"):
         assert words in out
 
 
@@ -49,12 +50,13 @@ def test_ranks_counts_the_collectives(capsys):
 def test_ranks_that_do_not_split_the_model(capsys):
     from ckpt_kit import one_line_error
 
-    assert "use --ranks 1, 2, 4" in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3",
-                                                   "--ranks", "3")
+    assert "use --ranks 1, 2, 4" in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint",
+                                                   MODELS / "tiny-llama3", "--ranks", "3")
 
 
 def test_int8_and_ranks_together_are_one_line(capsys):
     from ckpt_kit import one_line_error
 
-    assert "--int8 and --ranks are two benches" in one_line_error(capsys, "bench", "--impl", "solutions", "--checkpoint",
-                                                                   MODELS / "tiny-llama3", "--int8", "--ranks", "2")
+    assert "--int8 and --ranks are two benches" in one_line_error(capsys, "bench", "--impl", "solutions",
+                                                                   "--checkpoint", MODELS / "tiny-llama3", "--int8",
+                                                                   "--ranks", "2")

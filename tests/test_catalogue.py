@@ -20,7 +20,8 @@ def _code() -> str:
 def test_both_languages_have_every_key_with_the_same_placeholders():
     en, zh = catalogue("en"), catalogue("zh")
     assert sorted(set(en) ^ set(zh)) == [], "keys in one catalogue only"
-    differ = {key: (placeholders(en[key]), placeholders(zh[key])) for key in en if placeholders(en[key]) != placeholders(zh[key])}
+    differ = {key: (placeholders(en[key]), placeholders(zh[key]))
+              for key in en if placeholders(en[key]) != placeholders(zh[key])}
     assert differ == {}, "placeholders differ between en and zh"
 
 
@@ -32,7 +33,8 @@ def test_every_key_the_code_says_exists():
 def test_every_key_is_said_somewhere():
     code = _code()
     said, prefixes = set(LITERAL.findall(code)), tuple(DYNAMIC.findall(code))
-    unused = [key for key in catalogue("en") if key not in said and not key.startswith(prefixes) and f'"{key}"' not in code]
+    unused = [key for key in catalogue("en")
+              if key not in said and not key.startswith(prefixes) and f'"{key}"' not in code]
     assert unused == []
 
 

@@ -112,7 +112,8 @@ def test_transformers_model_shares_the_weights():
     model = hf_layout.transformers_model(ck.weights, ck.args)
     assert model.lm_head.weight is model.model.embed_tokens.weight
     assert model.model.embed_tokens.weight.data_ptr() == ck.weights["tok_embeddings.weight"].data_ptr()
-    assert model.model.layers[0].mlp.down_proj.weight.data_ptr() == ck.weights["layers.0.feed_forward.w2.weight"].data_ptr()
+    assert (model.model.layers[0].mlp.down_proj.weight.data_ptr()
+            == ck.weights["layers.0.feed_forward.w2.weight"].data_ptr())
     with torch.no_grad():
         hf_logits = model(torch.tensor([PROMPT42])).logits[0, -1]
     assert int(hf_logits.argmax()) == int(forward(torch.tensor(PROMPT42), ck.weights, ck.args)[-1].argmax())
@@ -161,7 +162,8 @@ def test_transformers_5_rope_parameters_are_read(converted, tmp_path):
     shutil.copytree(hf, folder)
     config = json.loads((folder / "config.json").read_text())
     theta, scaling = config.pop("rope_theta"), config.pop("rope_scaling")
-    config["rope_parameters"] = {"rope_type": "default", "rope_theta": theta} if scaling is None else {**scaling, "rope_theta": theta}
+    config["rope_parameters"] = ({"rope_type": "default", "rope_theta": theta} if scaling is None
+                                 else {**scaling, "rope_theta": theta})
     (folder / "config.json").write_text(json.dumps(config))
     assert checkpoint.load(folder).args == checkpoint.load(meta).args
 
@@ -173,8 +175,9 @@ def _params_only(tmp_path, **params):
     return folder
 
 
-LLAMA32_1B = {"dim": 2048, "n_layers": 16, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256, "ffn_dim_multiplier": 1.5,
-              "multiple_of": 256, "norm_eps": 1e-05, "rope_theta": 500000.0, "use_scaled_rope": True}
+LLAMA32_1B = {"dim": 2048, "n_layers": 16, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,
+              "ffn_dim_multiplier": 1.5, "multiple_of": 256, "norm_eps": 1e-05, "rope_theta": 500000.0,
+              "use_scaled_rope": True}
 
 
 def test_meta_layout_llama32_uses_factor_32_and_31_uses_8(tmp_path):
@@ -261,7 +264,8 @@ def test_real_presets_have_the_real_shapes_and_sizes():
     expected = {"llama3.2-1b": 1_235_814_400, "llama3.2-3b": 3_212_749_824, "llama3-8b": 8_030_261_248}
     for preset, n_params in expected.items():
         shapes = checkpoint.expected_shapes(model_args(presets.PRESETS[preset]))
-        total = sum(torch.Size(s).numel() for k, s in shapes.items() if not (k == "output.weight" and preset in presets.TIED))
+        total = sum(torch.Size(s).numel() for k, s in shapes.items()
+                    if not (k == "output.weight" and preset in presets.TIED))
         assert total == n_params, preset
     assert model_args(presets.PRESETS["llama3-8b"]).hidden_dim == 14336
     assert model_args(presets.PRESETS["llama3.2-1b"]).rope_scale_factor == 32.0

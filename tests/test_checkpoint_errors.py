@@ -171,8 +171,8 @@ class _RunsCode:
 
 def test_a_pth_that_would_run_code_is_refused(capsys, meta, tmp_path):
     marker = tmp_path / "the-pickle-ran"
-    torch.save({"tok_embeddings.weight": torch.zeros(2), "payload": _RunsCode(str(marker))}, meta / "consolidated.00.pth",
-               pickle_protocol=2)
+    torch.save({"tok_embeddings.weight": torch.zeros(2), "payload": _RunsCode(str(marker))},
+               meta / "consolidated.00.pth", pickle_protocol=2)
     line = one_line_error(capsys, *generate(meta))
     assert "weights_only=True" in line and "would run code" in line
     assert not marker.exists()
@@ -206,7 +206,8 @@ def test_heads_that_do_not_divide(capsys, meta):
 
 @pytest.mark.parametrize("verb", ["generate", "bench"])
 def test_unknown_dtype(capsys, verb):
-    line = one_line_error(capsys, verb, "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3", "--dtype", "float16")
+    line = one_line_error(capsys, verb, "--impl", "solutions", "--checkpoint", MODELS / "tiny-llama3",
+                          "--dtype", "float16")
     assert "unknown dtype 'float16'" in line and "bfloat16" in line
 
 
@@ -230,7 +231,8 @@ def test_convert_refuses_a_folder_inside_the_repository_or_not_empty(capsys, tmp
     assert "inside the kit's repository" in line and not (ROOT / "fixtures" / "tmp-hf").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    assert "not empty" in one_line_error(capsys, "checkpoint", "make", "--preset", "tiny-llama3", "--out", tmp_path / "full")
+    assert "not empty" in one_line_error(capsys, "checkpoint", "make", "--preset", "tiny-llama3",
+                                         "--out", tmp_path / "full")
 
 
 def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 # Meta-Llama-3-8B/params.json, byte for byte, with its odd three-space indent before "dim"
 # (md5 97a077050362a19d6c929eb6509fbc64, docs/facts.md §7)
-LLAMA3_8B_PARAMS = ('{\n   "dim": 4096,\n    "n_layers": 32,\n    "n_heads": 32,\n    "n_kv_heads": 8,\n    "vocab_size": 128256,\n'
-                    '    "multiple_of": 1024,\n    "ffn_dim_multiplier": 1.3,\n    "norm_eps": 1e-05,\n    "rope_theta": 500000.0\n}')
+LLAMA3_8B_PARAMS = ('{\n   "dim": 4096,\n    "n_layers": 32,\n    "n_heads": 32,\n    "n_kv_heads": 8,\n'
+                    '    "vocab_size": 128256,\n    "multiple_of": 1024,\n    "ffn_dim_multiplier": 1.3,\n'
+                    '    "norm_eps": 1e-05,\n    "rope_theta": 500000.0\n}')
 
 
 def md5(path: Path) -> str:
@@ -118,10 +119,12 @@ def test_a_genuine_release_is_named(capsys, made, monkeypatch):
 
 def test_a_release_known_by_sha256_is_named(capsys, made, monkeypatch):
     sha = hashlib.sha256((made / "consolidated.00.pth").read_bytes()).hexdigest()
-    known = {"Llama3.2-Tiny": {"official": False, "source": "a mirror", "files": {"consolidated.00.pth": {"sha256": sha}}}}
+    known = {"Llama3.2-Tiny": {"official": False, "source": "a mirror",
+                               "files": {"consolidated.00.pth": {"sha256": sha}}}}
     monkeypatch.setattr(verify, "releases", lambda: known)
     code, r = run_verify(capsys, made)
-    assert r["verdict"] == "genuine" and r["model"] == "Llama3.2-Tiny" and "published checksums (a mirror)" in r["summary"]
+    assert (r["verdict"] == "genuine" and r["model"] == "Llama3.2-Tiny"
+            and "published checksums (a mirror)" in r["summary"])
 
 
 def test_a_70b_download_is_checked_shard_by_shard(capsys, tmp_path):
@@ -157,7 +160,8 @@ def test_a_hugging_face_folder(capsys, tmp_path):
     capsys.readouterr()
     code, r = run_verify(capsys, out)
     assert code == 0 and r["layout"] == "hf" and r["shapes"]["tensors"] == 21 and not r["shapes"]["problems"]
-    assert {f["name"] for f in r["files"]} == {"model.safetensors", "config.json", "original/params.json", "original/tokenizer.model"}
+    assert {f["name"] for f in r["files"]} == {"model.safetensors", "config.json", "original/params.json",
+                                               "original/tokenizer.model"}
 
 
 def test_the_outcome_is_remembered_while_the_files_are_unchanged(capsys, made):

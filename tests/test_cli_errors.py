@@ -18,7 +18,8 @@ def one_line(err: str) -> str:
 def test_an_unknown_exercise_number(root, capsys, verb):
     last = max(e.id for e in curriculum.exercises())
     assert call(verb, str(last + 1)) == 2
-    assert f"there is no exercise {last + 1}: the exercises are numbered 1 to {last}" in one_line(capsys.readouterr().err)
+    assert (f"there is no exercise {last + 1}: the exercises are numbered 1 to {last}"
+            in one_line(capsys.readouterr().err))
 
 
 def test_a_number_that_is_not_one(root, capsys):
@@ -69,4 +70,5 @@ def test_a_graded_test_file_that_cannot_be_imported(root, capsys):
         f.write("\nimport no_such_module\n")
     assert call("solution", "3") == 2
     line = one_line(capsys.readouterr().err)
-    assert "test_ex03_embeddings.py" in line and "No module named 'no_such_module'" in line and "pytest exercises/" in line
+    assert ("test_ex03_embeddings.py" in line and "No module named 'no_such_module'" in line
+            and "pytest exercises/" in line)

@@ -65,7 +65,8 @@ def test_hint_without_a_number_is_for_the_first_exercise_not_yet_passed(root, ca
     assert json.loads(progress.read_text())["hints"] == {"ex01_tokenizer": 1, "ex04_rms_norm": 1}
 
 
-NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+           "一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6}
 
 
 def test_a_hint_that_counts_the_functions_counts_them_right():
@@ -77,9 +78,11 @@ def test_a_hint_that_counts_the_functions_counts_them_right():
 
     for e in curriculum.exercises():
         body = ast.parse(pristine.read(e.stub)).body
-        todo = [n.name for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and "NotImplementedError" in ast.unparse(n)]
+        todo = [n.name for n in body
+                if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and "NotImplementedError" in ast.unparse(n)]
         for hint in e.hints + e.hints_zh:
-            for word in re.findall(r"\b(one|two|three|four|five|six)\b (?:small )?functions|([一两二三四五六])个(?:小)?函数", hint, re.I):
+            for word in re.findall(r"\b(one|two|three|four|five|six)\b (?:small )?functions"
+                                   r"|([一两二三四五六])个(?:小)?函数", hint, re.I):
                 assert NUMBERS[(word[0] or word[1]).lower()] == len(todo), (e.module, hint, todo)
 
 
@@ -90,13 +93,15 @@ def test_after_reset_hint_gives_the_exercise_the_scoreboard_shows_next(root, cap
     from grader.engine.results import Result
 
     progress = root / ".llama3-progress.json"
-    progress.write_text(json.dumps({"first_passed": {e.module: "2026-11-01" for e in curriculum.exercises()}, "hints": {}}))
+    progress.write_text(json.dumps({"first_passed": {e.module: "2026-11-01" for e in curriculum.exercises()},
+                                    "hints": {}}))
     (root / "exercises" / "ex03_embeddings.py").write_text(solution("ex03_embeddings"))
     assert call("reset", "3", "--yes") == 0
 
     def graded(**kwargs):  # what grading the folder now gives: exercise 3 is a stub again, the others pass
         return [Result(f"exercises/test_{e.module}.py::test_a", e.module, "failed" if e.id == 3 else "passed",
-                       "not started" if e.id == 3 else "passed", "not started: implement embed" if e.id == 3 else "", 0.01)
+                       "not started" if e.id == 3 else "passed", "not started: implement embed" if e.id == 3 else "",
+                       0.01)
                 for e in curriculum.exercises()]
 
     monkeypatch.setattr(grading, "run", graded)

@@ -1,5 +1,5 @@
-"""`llama3-grader reset N` restores the stub from grader/learner/stubs.zip after asking, keeping a backup; the zip matches
-the stubs as committed."""
+"""`llama3-grader reset N` restores the stub from grader/learner/stubs.zip after asking, keeping a backup; the zip
+matches the stubs as committed."""
 
 import shutil
 import subprocess
@@ -42,9 +42,11 @@ def test_stubs_zip_matches_the_committed_stubs():
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     for e in curriculum.exercises():
-        committed = subprocess.run(["git", "show", f"HEAD:exercises/{e.stub}"], cwd=ROOT, capture_output=True, check=True).stdout
+        committed = subprocess.run(["git", "show", f"HEAD:exercises/{e.stub}"], cwd=ROOT, capture_output=True,
+                                   check=True).stdout
         assert pristine.read(e.stub) == committed, (
-            f"grader/learner/stubs.zip differs from exercises/{e.stub} as committed: run `python -m grader.learner.pristine` and commit both")
+            f"grader/learner/stubs.zip differs from exercises/{e.stub} as committed: run "
+            "`python -m grader.learner.pristine` and commit both")
 
 
 def test_the_zip_is_reproducible(tmp_path):

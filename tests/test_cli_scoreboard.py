@@ -40,7 +40,8 @@ def test_the_reference_passes_every_exercise(root, capsys):
 
 
 def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
-    """In a subprocess, as a tool runs it. With --check unfinished work exits 1; the next exercise is noted for `hint`."""
+    """In a subprocess, as a tool runs it. With --check unfinished work exits 1; the next exercise is noted for
+    `hint`."""
     folder = kit(tmp_path, solved=("ex03_embeddings",))
     progress = folder / ".llama3-progress.json"
     progress.write_text("{not json")
@@ -116,11 +117,13 @@ def test_the_42_line(monkeypatch):
     assert "/models/Meta-Llama-3-8B" in line and "not verified (run llama3-grader checkpoint verify)" in line
     assert "42 not graded: another shape" in line
 
-    monkeypatch.setattr(fortytwo, "_verified", lambda folder: {"verdict": "genuine", "ok": True, "model": "Meta-Llama-3-8B"})
+    monkeypatch.setattr(fortytwo, "_verified",
+                        lambda folder: {"verdict": "genuine", "ok": True, "model": "Meta-Llama-3-8B"})
     failing = [result("ex11_forward", "test_the_real_model_predicts_42", "passed"),
                result("ex12_generation", "test_the_real_model_answers_42", "failing", "expected 42")]
     line = fortytwo.line(fortytwo.status(failing))
-    assert "verified: genuine Meta-Llama-3-8B" in line and "42 not reproduced yet (test_the_real_model_answers_42" in line
+    assert ("verified: genuine Meta-Llama-3-8B" in line
+            and "42 not reproduced yet (test_the_real_model_answers_42" in line)
 
     passing = [result("ex11_forward", "test_the_real_model_predicts_42", "passed"),
                result("ex12_generation", "test_the_real_model_answers_42", "passed")]
@@ -131,20 +134,23 @@ def test_the_42_line(monkeypatch):
 
 def test_the_verify_outcome_is_read_when_grader_verify_has_one(monkeypatch, tmp_path):
     verify = pytest.importorskip("grader.formats.verify")
-    monkeypatch.setattr(verify, "last_result", lambda folder: {"verdict": "differs", "ok": False, "model": None,
-                                                               "summary": "1 problem(s): consolidated.00.pth has md5 0"})
+    monkeypatch.setattr(verify, "last_result",
+                        lambda folder: {"verdict": "differs", "ok": False, "model": None,
+                                        "summary": "1 problem(s): consolidated.00.pth has md5 0"})
     monkeypatch.setenv("LLAMA3_CHECKPOINT", str(tmp_path))
     line = fortytwo.line(fortytwo.status([]))
     assert "verify found problems: 1 problem(s): consolidated.00.pth has md5 0" in line
 
 
 def test_a_failure_in_one_line_names_the_known_mistake():
-    plain = result("ex04_rms_norm", "test_rms_norm", "failing", "rms_norm does not match the reference:\nout: 3 of 5 values")
+    plain = result("ex04_rms_norm", "test_rms_norm", "failing",
+                   "rms_norm does not match the reference:\nout: 3 of 5 values")
     known = result("ex04_rms_norm", "test_rms_norm", "failing", "rms_norm does not match the reference:\nout: 5 of 5 "
                    "values\n=> a known mistake: this is RMSNorm without eps ...", mistake="rms_norm_without_eps")
     assert grading.summary(plain) == "rms_norm does not match the reference: out: 3 of 5 values"
     assert grading.summary(known).startswith("a known mistake: this is RMSNorm without eps")
-    assert grading.summary(known, "zh").startswith("这是一个常见错误：这是没有 eps 的 RMSNorm"), "the mistake in the scoreboard's language"
+    assert grading.summary(known, "zh").startswith("这是一个常见错误：这是没有 eps 的 RMSNorm"), (
+        "the mistake in the scoreboard's language")
     alone = result("ex01_tokenizer", "test_encode", "failing", "encode does not match the reference:\n")
     assert grading.summary(alone) == "encode does not match the reference", "the Next line must not end in a colon"
 
@@ -153,7 +159,8 @@ def test_the_42_line_reads_the_graded_real_model_tests():
     """fortytwo.TESTS are the names of the graded tests that assert the published facts."""
     from grader.paths import ROOT
 
-    sources = (ROOT / "exercises" / "test_ex11_forward.py").read_text() + (ROOT / "exercises" / "test_ex12_generation.py").read_text()
+    sources = ((ROOT / "exercises" / "test_ex11_forward.py").read_text()
+               + (ROOT / "exercises" / "test_ex12_generation.py").read_text())
     for name in fortytwo.TESTS:
         assert f"def {name}(" in sources
 
@@ -179,12 +186,15 @@ def test_a_syntax_error_in_exercise_4_fails_exercise_4_alone(root, capsys):
     rows = {int(line.split()[0]): line for line in text.splitlines() if line.split()[:1] and line.split()[0].isdigit()}
     assert [i for i, row in rows.items() if " failing" in row] == [4], text
     assert all(" passed" in rows[i] for i in (1, 2, 3)) and all(" not started" in rows[i] for i in range(5, 13)), text
-    assert "Next: Exercise 4 · RMSNorm" in text and "exercises/ex04_rms_norm.py cannot be imported: SyntaxError: invalid syntax" in text
+    assert ("Next: Exercise 4 · RMSNorm" in text
+            and "exercises/ex04_rms_norm.py cannot be imported: SyntaxError: invalid syntax" in text)
 
 
 def test_the_trained_model_line_counts_the_tests_graded_on_it(monkeypatch):
-    results = [Result(f"exercises/test_ex04_rms_norm.py::test_rms_norm[{model}]", "ex04_rms_norm", outcome, outcome, "", 0.0)
-               for model, outcome in (("smollm2", "passed"), ("smollm2", "failed"), ("smollm2", "skipped"), ("tiny-llama3", "passed"))]
+    results = [Result(f"exercises/test_ex04_rms_norm.py::test_rms_norm[{model}]", "ex04_rms_norm", outcome, outcome,
+                      "", 0.0)
+               for model, outcome in (("smollm2", "passed"), ("smollm2", "failed"), ("smollm2", "skipped"),
+                                      ("tiny-llama3", "passed"))]
     monkeypatch.setattr("grader.engine.models.trained", lambda: object())
     s = fortytwo.trained(results)
     assert s == {"fetched": True, "passed": 1, "total": 2}

@@ -104,7 +104,8 @@ def test_watch_ends_when_every_exercise_passes(root, capsys, monkeypatch):
 
 
 def test_watch_reaches_the_extras_only_once_the_core_passes(root, capsys, monkeypatch):
-    """The first exercise that does not pass is the current one: an unfinished core exercise comes before every extra."""
+    """The first exercise that does not pass is the current one: an unfinished core exercise comes before every
+    extra."""
     from grader.engine import grading
     from grader.cli import watch
 

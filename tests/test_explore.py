@@ -6,9 +6,6 @@ import io
 
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib", reason="the pictures extra: pip install -e \".[pictures]\"")
-from matplotlib.image import imread
-
 from cli_kit import call
 from grader import pictures
 from grader.cli import explore
@@ -16,13 +13,16 @@ from grader.formats import checkpoint
 from solutions import ex15_experiments
 from solutions.ex11_forward import forward
 
+imread = pytest.importorskip("matplotlib.image", reason="the pictures extra: pip install -e \".[pictures]\"").imread
+
 PROMPT = "the answer to the ultimate question of life, the universe, and everything is "
 
 
 @pytest.fixture(scope="module")
 def results():
     ck = checkpoint.load(None)  # tiny-llama3
-    return {r.number: r for r in explore.explore(ex15_experiments, forward, ck, PROMPT, sorted(explore.NAMES), layer=1, head=2, k=3)}, ck
+    return {r.number: r for r in explore.explore(ex15_experiments, forward, ck, PROMPT, sorted(explore.NAMES),
+                                                 layer=1, head=2, k=3)}, ck
 
 
 def _pixels_vary(png: bytes) -> bool:
@@ -43,7 +43,8 @@ def test_every_picture_renders_with_the_tokens_as_tick_labels(results):
         if number in (1, 2, 3):
             assert [t.get_text() for t in ax.get_yticklabels()] == labels, r.file_name
         if number == 4:
-            assert len(fig.axes) == min(pictures.ROPE_PANELS, ck.args.head_dim // 2) and fig.axes[0].get_title() == "pair 0"
+            assert (len(fig.axes) == min(pictures.ROPE_PANELS, ck.args.head_dim // 2)
+                    and fig.axes[0].get_title() == "pair 0")
 
 
 def test_the_tables_have_a_line_per_token(results):
@@ -63,7 +64,8 @@ def test_explore_writes_the_four_pngs(root, tmp_path, capsys):
     assert call("explore", "--impl", "solutions", "--out", str(out), "--prompt", "Hello there, llama") == 0
     text = capsys.readouterr().out
     assert "attention, layer 1, head 2" in text and "without the causal mask" in text and "RoPE" in text
-    assert sorted(p.name for p in out.iterdir()) == ["1-attention.png", "2-predictions.png", "3-unmasked.png", "4-rope.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["1-attention.png", "2-predictions.png", "3-unmasked.png",
+                                                     "4-rope.png"]
     assert all(_pixels_vary(p.read_bytes()) for p in out.iterdir())
 
 
@@ -72,7 +74,8 @@ def test_explore_on_your_stub_says_not_started(root, tmp_path, capsys):
     assert "not started: implement attention_probs" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", [["--layer", "9"], ["--head", "-1"], ["--top-k", "0"], ["--checkpoint", "/nonexistent"], ["7"]])
+@pytest.mark.parametrize("bad", [["--layer", "9"], ["--head", "-1"], ["--top-k", "0"], ["--checkpoint", "/nonexistent"],
+                                 ["7"]])
 def test_bad_input_is_one_line(root, tmp_path, capsys, bad):
     assert call("explore", "--impl", "solutions", "--out", str(tmp_path), *bad) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

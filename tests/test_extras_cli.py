@@ -42,9 +42,11 @@ def test_generate_samples_with_a_seed(root, capsys):
     first = _generate(capsys, "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "3")
     again = _generate(capsys, "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "3")
     other = _generate(capsys, "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "4")
-    assert greedy["sampling"] is None and first["sampling"] == {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 3}
+    assert (greedy["sampling"] is None
+            and first["sampling"] == {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 3})
     assert first["generated_ids"] == again["generated_ids"] != other["generated_ids"]
-    assert _generate(capsys, "--temperature", "0")["generated_ids"] == greedy["generated_ids"]  # temperature 0 is greedy
+    # temperature 0 is greedy
+    assert _generate(capsys, "--temperature", "0")["generated_ids"] == greedy["generated_ids"]
 
 
 @pytest.mark.parametrize("bad", [["--temperature", "-1"], ["--top-k", "0"], ["--top-p", "0"], ["--top-p", "1.5"]])

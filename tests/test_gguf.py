@@ -79,8 +79,8 @@ def test_an_untied_output_is_its_own_tensor(tmp_path):
 
 def test_generate_runs_on_it_with_its_own_tokenizer(imported, capsys):
     out, _ = imported
-    assert grader("generate", "--impl", "solutions", "--checkpoint", out, "--prompt", "hello the", "--max-new-tokens", "3",
-                  "--json") == 0
+    assert grader("generate", "--impl", "solutions", "--checkpoint", out, "--prompt", "hello the",
+                  "--max-new-tokens", "3", "--json") == 0
     result = json.loads(capsys.readouterr().out)
     assert result["tokenizer"] == "tiny-chat"
     assert result["prompt_ids"] == [257, 258, 81, 260]  # he ll o Ġthe: no BOS, merges applied
@@ -178,7 +178,8 @@ def test_a_missing_file_a_folder_and_a_file_that_is_no_gguf(tmp_path, capsys):
 
 
 def test_out_inside_the_repository_or_not_empty(tiny_gguf, tmp_path, capsys):
-    assert "inside the kit's repository" in one_line_error(capsys, *import_gguf(tiny_gguf[0], ROOT / "fixtures" / "smol"))
+    assert "inside the kit's repository" in one_line_error(capsys,
+                                                           *import_gguf(tiny_gguf[0], ROOT / "fixtures" / "smol"))
     assert not (ROOT / "fixtures" / "smol").exists()
     full = tmp_path / "full"
     full.mkdir()

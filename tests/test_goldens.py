@@ -47,7 +47,8 @@ def test_rebuilding_the_goldens_reproduces_the_committed_ones(name, tmp_path):
 @pytest.mark.parametrize("name", TINY_MODELS)
 def test_rebuilding_the_tiny_checkpoints_reproduces_them(name, tmp_path):
     presets.make(name, tmp_path / name)
-    assert json.loads((tmp_path / name / "params.json").read_text()) == json.loads((MODELS / name / "params.json").read_text())
+    assert (json.loads((tmp_path / name / "params.json").read_text())
+            == json.loads((MODELS / name / "params.json").read_text()))
     new = torch.load(tmp_path / name / "consolidated.00.pth", weights_only=True)
     old = torch.load(MODELS / name / "consolidated.00.pth", weights_only=True)
     assert list(new) == list(old)
@@ -66,7 +67,8 @@ def test_the_tiny_llama3_2_checkpoint_is_tied_like_metas():
 def _verify(*folders) -> subprocess.CompletedProcess:
     """llama3-grader fixtures verify [folders]"""
     argv = ["fixtures", "verify", *map(str, folders)]
-    return subprocess.run([sys.executable, "-c", f"from grader.cli import main; main({argv!r})"], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", f"from grader.cli import main; main({argv!r})"], capture_output=True,
+                          text=True)
 
 
 def test_fixtures_verify_passes_on_the_committed_goldens():
@@ -109,7 +111,8 @@ def test_manifest_records_checkpoint_tolerances_and_torch():
         manifest = json.loads((GOLDENS / name / goldens.MANIFEST).read_text())
         assert manifest["checkpoint"]["sha256"] == goldens.checkpoint_sha256(tiny(name).checkpoint.weights)
         assert manifest["checkpoint"]["dtype"] == "bfloat16" and manifest["torch"]
-        assert all(f["tolerances"] or f == manifest["files"]["ex01_tokenizer.safetensors"] for f in manifest["files"].values())
+        assert all(f["tolerances"] or f == manifest["files"]["ex01_tokenizer.safetensors"]
+                   for f in manifest["files"].values())
 
 
 def test_fixtures_stay_within_50_mb():

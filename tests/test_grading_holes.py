@@ -31,4 +31,5 @@ def test_a_wrong_program_fails_in_its_own_exercise_and_says_why(graded, name):
     assert words, f"{name}: the plant states no FAILURE_SAYS"
     failed = [r for r in graded[name] if r["outcome"] == "failed"]
     assert failed, f"{name}: every test of {module} passed"
-    assert any(words in r["message"] for r in failed), f"{name}: no failure says {words!r}:\n" + "\n\n".join(r["message"] for r in failed)
+    assert any(words in r["message"] for r in failed), (
+        f"{name}: no failure says {words!r}:\n" + "\n\n".join(r["message"] for r in failed))

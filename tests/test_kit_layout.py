@@ -183,7 +183,8 @@ def test_every_citation_of_the_facts_names_a_section_of_docs_facts_md():
     def sections(path):
         return set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)[. ]", path.read_text(encoding="utf-8"), re.M))
 
-    assert sections(FACTS) == sections(FACTS.with_suffix(".zh.md")), "docs/facts.md and docs/facts.zh.md differ in sections"
+    assert sections(FACTS) == sections(FACTS.with_suffix(".zh.md")), (
+        "docs/facts.md and docs/facts.zh.md differ in sections")
     cited: dict[str, list[str]] = {}
     for folder in ("exercises", "solutions", "tests", "grader", "docs"):
         for path in sorted((ROOT / folder).rglob("*")):

@@ -28,19 +28,23 @@ def test_a_dict_diff_names_a_few_missing_extra_and_differing_keys():
     expected = {f"k{i}": i for i in range(300)}
     got = {**{f"k{i}": i for i in range(10, 300)}, "x": 1, "k20": 0}
     report = value_mismatch("table", got, expected)
-    assert report.splitlines()[0] == "table: dicts differ: 10 keys missing, 1 extra, 1 with another value (300 keys expected)"
-    assert "'k0', 'k1', 'k2', 'k3', ... (6 more)" in report and "'x': 1" in report and "'k20': got 0, expected 20" in report
+    assert report.splitlines()[0] == ("table: dicts differ: 10 keys missing, 1 extra, 1 with another value "
+                                      "(300 keys expected)")
+    assert ("'k0', 'k1', 'k2', 'k3', ... (6 more)" in report and "'x': 1" in report
+            and "'k20': got 0, expected 20" in report)
     assert len(report) < 400
 
 
 def test_types_are_those_the_contract_promises():
-    assert value_mismatch("n", torch.tensor(7), 7).startswith("n: expected an int, got a 0-d tensor (tensor(7)): convert it with int(...)")
+    assert value_mismatch("n", torch.tensor(7), 7).startswith(
+        "n: expected an int, got a 0-d tensor (tensor(7)): convert it with int(...)")
     assert value_mismatch("ids", (1, 2), [1, 2]) == "ids: expected a list, got a tuple ((1, 2))"
     assert value_mismatch("ids", [1, torch.tensor(2)], [1, 2]).startswith("ids[1]: expected an int, got a 0-d tensor")
     assert value_mismatch("factor", 32, 32.0) == "factor: expected a float, got an int (32)"
     assert value_mismatch("flag", 1, True) == "flag: expected a bool, got an int (1)"
     assert value_mismatch("n", True, 1) == "n: expected an int, got a bool (True)"
-    assert value_mismatch("table", {b"<|eot_id|>": 1}, {"<|eot_id|>": 1}).startswith("table: keys should be str, got a bytes")
+    assert value_mismatch("table", {b"<|eot_id|>": 1}, {"<|eot_id|>": 1}).startswith(
+        "table: keys should be str, got a bytes")
     for same in (7, 32.0, None, "x", [1, [2.0]], {"a": [1]}, (1, 2)):
         assert value_mismatch("v", same, same) is None
 
@@ -50,7 +54,8 @@ def test_a_finite_minimum_where_minus_inf_is_the_contract():
     got = expected.clamp_min(torch.finfo(torch.float32).min)
     for tol in (TOLERANCES["bf16"], EXACT):
         report = mismatch("mask", got, expected, tol)
-        assert report.startswith("mask: torch.finfo(torch.float32).min where -inf is expected (3 of 9 values, first at [0, 1])")
+        assert report.startswith("mask: torch.finfo(torch.float32).min where -inf is expected "
+                                 "(3 of 9 values, first at [0, 1])")
         assert "exactly zero weight" in report and "Use float('-inf')" in report
     assert mismatch("mask", expected, expected, TOLERANCES["bf16"]) is None
 

@@ -21,15 +21,20 @@ def hf_folder(tmp_path_factory):
 def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(tmp_path, hf_folder):
     env = {"LLAMA3_CHECKPOINT": str(hf_folder), "LLAMA3_KIT_CACHE": str(tmp_path / "cache")}
     root = tree(tmp_path)
-    results = grade(root, "--impl", "solutions", "-k", "real", env=env)  # its tests on the tiny models are test_grading's
+    # its tests on the tiny models are test_grading's
+    results = grade(root, "--impl", "solutions", "-k", "real", env=env)
     real = [r for r in results if "[real" in r["nodeid"]]
-    assert {r["exercise"] for r in real} >= {"ex03_embeddings", "ex08_multi_head_attention", "ex11_forward", "ex12_generation"}
+    assert {r["exercise"] for r in real} >= {"ex03_embeddings", "ex08_multi_head_attention", "ex11_forward",
+                                             "ex12_generation"}
     unused = [r for r in real if r["outcome"] == "skipped" and "has no golden calls" in r["message"]]
     # Meta's layout only; exercise 16's int8 forward and exercise 17's collectives on the tiny models only
     assert {(r["exercise"], r["nodeid"].split("::")[1].split("[")[0]) for r in unused} == {
-        ("ex02_checkpoint", "test_load_params"), ("ex02_checkpoint", "test_load_weights"), ("ex16_int8", "test_forward"),
-        *(("ex17_tensor_parallel", f"test_parallel_{f}") for f in ("embed", "attention", "feed_forward", "forward", "generate"))}
-    assert all(r["outcome"] == "passed" for r in real if r not in unused), [r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
+        ("ex02_checkpoint", "test_load_params"), ("ex02_checkpoint", "test_load_weights"),
+        ("ex16_int8", "test_forward"),
+        *(("ex17_tensor_parallel", f"test_parallel_{f}")
+          for f in ("embed", "attention", "feed_forward", "forward", "generate"))}
+    assert all(r["outcome"] == "passed" for r in real if r not in unused), [
+        r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
     built = list((tmp_path / "cache" / "goldens").iterdir())
     assert len(built) == 1 and (built[0] / "manifest.json").is_file()
     facts = [r for r in results if "the_real_model" in r["nodeid"]]

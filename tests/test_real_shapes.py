@@ -33,11 +33,13 @@ MAX_RSS_RATIO = 1.3
 
 
 def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_ROPE_SCALE_FACTOR", "LLAMA3_KIT_IMPL")}
+    return {k: v for k, v in os.environ.items()
+            if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_ROPE_SCALE_FACTOR", "LLAMA3_KIT_IMPL")}
 
 
 def llama3_grader(*args, timeout=1800) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-c", CLI, *map(str, args)], capture_output=True, text=True, env=_env(), timeout=timeout)
+    done = subprocess.run([sys.executable, "-c", CLI, *map(str, args)], capture_output=True, text=True, env=_env(),
+                          timeout=timeout)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -108,12 +110,14 @@ def test_1b_generate_peak_rss_within_1_3x_the_checkpoint(meta_1b, hf_1b, layout)
 def test_1b_bench_reports_every_figure(meta_1b):
     """The bench on the 1B shape, bf16, 2 threads, transformers beside it: every figure reported and positive, and
     the peak RSS (which does not drift with load) within 1.3x the checkpoint. A few tokens suffice for that."""
-    r = json.loads(llama3_grader("bench", "--impl", "solutions", "--checkpoint", meta_1b, "--threads", "2", "--new-tokens", "4",
-                                 "--repeats", "1", "--json").stdout)
-    print("\n" + json.dumps({k: r[k] for k in ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "kernel_bound_tok_s",
-                                                 "bandwidth_bound_tok_s", "peak_rss_bytes", "transformers", "ratios")}, indent=1))
+    r = json.loads(llama3_grader("bench", "--impl", "solutions", "--checkpoint", meta_1b, "--threads", "2",
+                                 "--new-tokens", "4", "--repeats", "1", "--json").stdout)
+    print("\n" + json.dumps({k: r[k] for k in ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s",
+                                                 "kernel_bound_tok_s", "bandwidth_bound_tok_s", "peak_rss_bytes",
+                                                 "transformers", "ratios")}, indent=1))
     assert r["threads"] == 2 and r["dtype"] == "bfloat16" and r["new_tokens"] == 4 and r["repeats"] == 1
-    for key in ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "kernel_bound_tok_s", "bandwidth_bound_tok_s", "peak_rss_bytes"):
+    for key in ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "kernel_bound_tok_s", "bandwidth_bound_tok_s",
+                "peak_rss_bytes"):
         assert r[key] > 0, key
     overhead = r["ratios"].pop("sampling_overhead")  # sampling's extra time per token: near 0, below it in noise
     assert -0.5 < overhead < 1, overhead
@@ -132,7 +136,8 @@ def _room_for_8b() -> str:
         return "cannot read /proc/meminfo"
     free = shutil.disk_usage(tempfile.gettempdir()).free
     if available < 19 * 2**30 or free < 20e9:
-        return f"needs 19 GiB of available memory and 20 GB of disk; has {available / 2**30:.1f} GiB and {free / 1e9:.0f} GB"
+        return (f"needs 19 GiB of available memory and 20 GB of disk; has {available / 2**30:.1f} GiB and "
+                f"{free / 1e9:.0f} GB")
     return ""
 
 
@@ -144,13 +149,15 @@ def test_8b_preset_forward_of_17_tokens(tmp_path):
     out = tmp_path / "llama3-8b"
     llama3_grader("checkpoint", "make", "--preset", "llama3-8b", "--out", out)
     try:
-        rss, stdout = peak_rss("generate", "--impl", "solutions", "--checkpoint", out, "--max-new-tokens", "1", "--json")
+        rss, stdout = peak_rss("generate", "--impl", "solutions", "--checkpoint", out, "--max-new-tokens", "1",
+                               "--json")
         result = json.loads(stdout)
         assert result["prompt_ids"] == PROMPT42 and len(result["generated_ids"]) == 1
         print(f"\n8b: peak RSS {rss / 1e9:.3f} GB = {rss / 16_060_522_496:.3f} x the weights")
         assert rss <= MAX_RSS_RATIO * 16_060_522_496
         # float32, as real checkpoints are graded: every weight upcast when read, no float32 copy of the model
-        rss, stdout = peak_rss("generate", "--impl", "solutions", "--checkpoint", out, "--max-new-tokens", "1", "--dtype", "float32", "--json")
+        rss, stdout = peak_rss("generate", "--impl", "solutions", "--checkpoint", out, "--max-new-tokens", "1",
+                               "--dtype", "float32", "--json")
         assert json.loads(stdout)["dtype"] == "float32"
         print(f"8b in float32: peak RSS {rss / 1e9:.3f} GB = {rss / 16_060_522_496:.3f} x the weights")
         assert rss <= MAX_RSS_RATIO * 16_060_522_496

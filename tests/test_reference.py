@@ -15,7 +15,8 @@ from solutions.ex06_rope import precompute_freqs_cis
 from solutions.ex11_forward import forward, generate_uncached
 from solutions.ex12_generation import generate
 
-transformers = pytest.importorskip("transformers", reason="transformers is the independent oracle: pip install -e '.[dev]'")
+transformers = pytest.importorskip("transformers",
+                                   reason="transformers is the independent oracle: pip install -e '.[dev]'")
 
 
 @pytest.fixture(scope="module", params=TINY_MODELS)
@@ -63,9 +64,10 @@ def test_rope_scaling_agrees_with_transformers_llama3_rope(factor, head_dim):
     from transformers import LlamaConfig
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-    config = LlamaConfig(hidden_size=head_dim * 4, num_attention_heads=4, head_dim=head_dim, max_position_embeddings=131072,
-                         rope_theta=500000.0, rope_scaling={"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0,
-                                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
+    config = LlamaConfig(hidden_size=head_dim * 4, num_attention_heads=4, head_dim=head_dim,
+                         max_position_embeddings=131072, rope_theta=500000.0,
+                         rope_scaling={"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0,
+                                       "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
     inv_freq, attention_factor = ROPE_INIT_FUNCTIONS["llama3"](config, "cpu")
     ours = precompute_freqs_cis(head_dim, 2, 500000.0, factor)[1].angle()  # the angle at position 1 is the frequency
     assert attention_factor == 1.0

@@ -1,6 +1,7 @@
-"""Tensor parallelism in the kit: the reference on 2 and 4 ranks gives the single-process logits to float32 noise and the
-same greedy tokens; Meta's multi-shard layout, made by `checkpoint make --shards 8` on a small 70B-like shape, loads
-merged in one process, reshards to any rank count, runs on ranks, and is checked file by file by `checkpoint verify`."""
+"""Tensor parallelism in the kit: the reference on 2 and 4 ranks gives the single-process logits to float32 noise and
+the same greedy tokens; Meta's multi-shard layout, made by `checkpoint make --shards 8` on a small 70B-like shape,
+loads merged in one process, reshards to any rank count, runs on ranks, and is checked file by file by
+`checkpoint verify`."""
 
 import shutil
 
@@ -36,13 +37,14 @@ def test_the_reference_on_ranks_gives_the_single_process_logits_and_tokens(name,
     weights = checkpoint.cast(ck.weights, "float32")
     tokens = torch.tensor(PROMPT)
     single = ex11_forward.forward(tokens, weights, ck.args)  # [seq, vocab_size]
-    for rank, got in enumerate(on_ranks(MODELS / name, world_size, spec17.rank_forward, tp.parallel_forward, dtype="float32",
-                                        tokens=tokens)):
-        report = mismatch(f"rank {rank}'s logits", got["columns"], single[:, ::LOGITS_STRIDE], TOLERANCES["float32 layers"])
+    for rank, got in enumerate(on_ranks(MODELS / name, world_size, spec17.rank_forward, tp.parallel_forward,
+                                        dtype="float32", tokens=tokens)):
+        report = mismatch(f"rank {rank}'s logits", got["columns"], single[:, ::LOGITS_STRIDE],
+                          TOLERANCES["float32 layers"])
         assert report is None, report
     want = [t for t, _ in ex12_generation.generate(PROMPT, weights, ck.args, 12)]
-    got = on_ranks(MODELS / name, world_size, spec17.rank_generate, tp.parallel_generate, dtype="float32", prompt_ids=PROMPT,
-                   max_new_tokens=12, stop_tokens=[])
+    got = on_ranks(MODELS / name, world_size, spec17.rank_generate, tp.parallel_generate, dtype="float32",
+                   prompt_ids=PROMPT, max_new_tokens=12, stop_tokens=[])
     assert all(g["tokens"] == want for g in got)
 
 
@@ -99,7 +101,8 @@ def test_a_model_with_more_files_than_k_v_heads_merges_them_back(tmp_path):
 def test_the_reference_on_2_ranks_of_the_8_files_gives_the_single_process_logits(sharded):
     ck = checkpoint.load(sharded[1])
     single = ex11_forward.forward(torch.tensor(PROMPT), checkpoint.cast(ck.weights, "float32"), ck.args)
-    got = on_ranks(sharded[0], 2, spec17.rank_forward, tp.parallel_forward, dtype="float32", tokens=torch.tensor(PROMPT))
+    got = on_ranks(sharded[0], 2, spec17.rank_forward, tp.parallel_forward, dtype="float32",
+                   tokens=torch.tensor(PROMPT))
     assert mismatch("logits", got[0]["columns"], single[:, ::LOGITS_STRIDE], TOLERANCES["float32 layers"]) is None
 
 
@@ -121,11 +124,13 @@ def test_shards_too_large_to_merge_are_refused_naming_the_rank_count(sharded, mo
     with pytest.raises(KitError) as e:
         checkpoint.load(sharded[0])
     message = str(e.value)
-    assert "8 consolidated.*.pth shards" in message and "llama3-grader generate --ranks 8" in message and "\n" not in message
+    assert ("8 consolidated.*.pth shards" in message and "llama3-grader generate --ranks 8" in message
+            and "\n" not in message)
 
 
 def test_make_refuses_a_shard_count_the_model_does_not_split_over(capsys, tmp_path):
-    line = one_line_error(capsys, "checkpoint", "make", "--preset", "tiny-llama3", "--shards", "3", "--out", tmp_path / "x")
+    line = one_line_error(capsys, "checkpoint", "make", "--preset", "tiny-llama3", "--shards", "3",
+                          "--out", tmp_path / "x")
     assert "does not split over 3 ranks" in line and "--shards 1, 2, 4" in line
     assert not (tmp_path / "x").exists()
 
@@ -151,7 +156,8 @@ def test_verify_checks_every_shard_against_meta_s_70b_checklist(sharded, tmp_pat
     problems = "\n".join(r["problems"])
     assert "consolidated.03.pth is listed in checklist.chk but missing" in problems
     assert "consolidated.08.pth is not in checklist.chk, which lists 8 consolidated.*.pth shards" in problems
-    assert "consolidated.05.pth has md5" in problems and "but checklist.chk says dbc1b3475de7e2a1b1dbdc69f67d39cd" in problems
+    assert ("consolidated.05.pth has md5" in problems
+            and "but checklist.chk says dbc1b3475de7e2a1b1dbdc69f67d39cd" in problems)
     report = verify.report(r)
     assert "EXTRA    consolidated.08.pth" in report and "MISSING  consolidated.03.pth" in report
 
@@ -169,8 +175,8 @@ def test_verify_checks_the_shapes_of_every_shard(sharded, tmp_path):
     share["layers.1.attention.wv.weight"] = share["layers.1.attention.wv.weight"][:4].clone()
     torch.save(share, folder / "consolidated.02.pth")
     r = verify.verify(folder, show_progress=False, remember=False)
-    assert r["shapes"]["problems"] == ["consolidated.02.pth: layers.1.attention.wv.weight has shape [4, 128] but 8 shards of "
-                                       "this model give [8, 128]"]
+    assert r["shapes"]["problems"] == ["consolidated.02.pth: layers.1.attention.wv.weight has shape [4, 128] but 8 "
+                                       "shards of this model give [8, 128]"]
 
 
 def _generate(capsys, *args) -> dict:
@@ -196,8 +202,9 @@ def test_generate_under_torchrun_says_what_generate_says(capsys):
     import sys
 
     single = _generate(capsys)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "grader.cli", "generate",
-                           "--distributed", "--impl", "solutions", "--checkpoint", str(MODELS / "tiny-llama3"), "--json"],
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "grader.cli",
+                           "generate", "--distributed", "--impl", "solutions", "--checkpoint",
+                           str(MODELS / "tiny-llama3"), "--json"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     out = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -206,6 +213,7 @@ def test_generate_under_torchrun_says_what_generate_says(capsys):
 
 @pytest.mark.usefixtures("clean_env")
 def test_generate_on_ranks_that_do_not_split_the_model_or_without_torchrun_is_one_line(capsys):
-    assert "does not split over 3 ranks" in one_line_error(capsys, "generate", "--impl", "solutions", "--ranks", "3", "--checkpoint",
-                                                           MODELS / "tiny-llama3")
-    assert "torchrun" in one_line_error(capsys, "generate", "--impl", "solutions", "--distributed", "--checkpoint", MODELS / "tiny-llama3")
+    assert "does not split over 3 ranks" in one_line_error(capsys, "generate", "--impl", "solutions", "--ranks", "3",
+                                                           "--checkpoint", MODELS / "tiny-llama3")
+    assert "torchrun" in one_line_error(capsys, "generate", "--impl", "solutions", "--distributed",
+                                        "--checkpoint", MODELS / "tiny-llama3")

@@ -21,8 +21,8 @@ def test_the_shipped_tokenizer_is_metas():
 def test_the_42_prompt_tokenizes_to_the_published_ids():
     assert tok.encode(tokenizer, PROMPTS["prompt42"]) == PROMPT42_IDS
     pieces = [tokenizer.decode([i]) for i in PROMPT42_IDS]
-    assert pieces == ["<|begin_of_text|>", "the", " answer", " to", " the", " ultimate", " question", " of", " life", ",",
-                      " the", " universe", ",", " and", " everything", " is", " "]
+    assert pieces == ["<|begin_of_text|>", "the", " answer", " to", " the", " ultimate", " question", " of", " life",
+                      ",", " the", " universe", ",", " and", " everything", " is", " "]
 
 
 def test_2983_decodes_to_42():
@@ -32,16 +32,19 @@ def test_2983_decodes_to_42():
 def test_special_token_ids():
     table = tok.special_tokens()
     assert len(table) == 256 and tokenizer.n_vocab == 128256
-    assert {name: table[name] for name in ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                                           "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|finetune_right_pad_id|>")} == {
-        "<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|start_header_id|>": 128006, "<|end_header_id|>": 128007,
-        "<|eom_id|>": 128008, "<|eot_id|>": 128009, "<|python_tag|>": 128010, "<|finetune_right_pad_id|>": 128004}
+    assert {name: table[name] for name in ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                                           "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
+                                           "<|finetune_right_pad_id|>")} == {
+        "<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|start_header_id|>": 128006,
+        "<|end_header_id|>": 128007, "<|eom_id|>": 128008, "<|eot_id|>": 128009, "<|python_tag|>": 128010,
+        "<|finetune_right_pad_id|>": 128004}
     assert tok.STOP_TOKENS == (128001, 128008, 128009)
 
 
 def test_published_test_sentence_and_chat_pieces():
     """Meta's test_tokenizer.py: the test sentence with BOS and EOS, and the chat-format role ids."""
-    assert tok.encode(tokenizer, "This is a test sentence.", bos=True, eos=True) == [128000, 2028, 374, 264, 1296, 11914, 13, 128001]
+    assert tok.encode(tokenizer, "This is a test sentence.", bos=True, eos=True) == [
+        128000, 2028, 374, 264, 1296, 11914, 13, 128001]
     assert [tok.encode(tokenizer, s, bos=False) for s in ("user", "system", "assistant", "\n\n", "ipython")] == [
         [882], [9125], [78191], [271], [23799, 4690]]
 

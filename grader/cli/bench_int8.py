@@ -30,7 +30,8 @@ def greedy(forward, prompt_ids: list[int], weights, args, n: int):
 
     from solutions.ex12_generation import KVCache
 
-    cache = KVCache(args.n_layers, len(prompt_ids) + n, args.n_kv_heads, args.head_dim, weights["tok_embeddings.weight"].dtype)
+    cache = KVCache(args.n_layers, len(prompt_ids) + n, args.n_kv_heads, args.head_dim,
+                    weights["tok_embeddings.weight"].dtype)
     tokens, start_pos = torch.tensor(prompt_ids), 0
     for _ in range(n):
         logits = forward(tokens, weights, args, cache, start_pos)[-1]  # [vocab_size]
@@ -50,7 +51,8 @@ def int8_model(ck, impl: str, progress=lambda message: None):
     try:
         weights = int8.quantize_model(ck.weights, impls.module(impl, "ex16_int8"))
     except ValueError as e:
-        raise KitError(f"{e}: fix quantize (pytest exercises/ -k ex16), or bench the reference with --impl solutions") from None
+        raise KitError(f"{e}: fix quantize (pytest exercises/ -k ex16), or bench the reference with "
+                       "--impl solutions") from None
     return weights, time.perf_counter() - start
 
 
@@ -81,13 +83,18 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
                     turn()
         rounds.append({k: {"decode_tok_s": steps[k].decode_tok_s(), "prefill_ms": steps[k].prefill_ms(),
                            "bandwidth_bound_tok_s": len(read_s[k]) / sum(read_s[k])} for k in models})
-    med = lambda k, key: statistics.median([x[k][key] for x in rounds])
+
+    def med(k, key):
+        return statistics.median([x[k][key] for x in rounds])
+
     progress("peak memory: each model alone in a fresh process")
     rss = {k: _peak_rss(ck, impl, k, prompt_ids, new_tokens) for k in models}
-    result = {"impl": impl, "checkpoint": str(ck.folder), "dtype": str(ck.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),
-              "prompt_tokens": len(prompt_ids), "new_tokens": new_tokens, "repeats": repeats, "quantize_s": quantize_s, "rounds": rounds}
+    result = {"impl": impl, "checkpoint": str(ck.folder), "dtype": str(ck.dtype).removeprefix("torch."),
+              "threads": torch.get_num_threads(), "prompt_tokens": len(prompt_ids), "new_tokens": new_tokens,
+              "repeats": repeats, "quantize_s": quantize_s, "rounds": rounds}
     for k in models:
-        result[k] = {"decode_tok_s": med(k, "decode_tok_s"), "prefill_ms": med(k, "prefill_ms"), "bandwidth_bound_tok_s": med(k, "bandwidth_bound_tok_s"),
+        result[k] = {"decode_tok_s": med(k, "decode_tok_s"), "prefill_ms": med(k, "prefill_ms"),
+                     "bandwidth_bound_tok_s": med(k, "bandwidth_bound_tok_s"),
                      "weight_bytes_per_token": nbytes[k], "peak_rss_bytes": rss[k]}
         per_round = [x[k]["decode_tok_s"] / x[k]["bandwidth_bound_tok_s"] for x in rounds]
         result[k]["decode_vs_bandwidth_bound"] = statistics.median(per_round)
@@ -101,8 +108,9 @@ def measure(ck, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int,
 def _peak_rss(ck, impl: str, which: str, prompt_ids: list[int], new_tokens: int) -> int:
     import torch
 
-    spec = json.dumps({"folder": str(ck.folder), "dtype": str(ck.dtype).removeprefix("torch."), "impl": impl, "which": which,
-                       "prompt_ids": prompt_ids, "new_tokens": new_tokens, "threads": torch.get_num_threads()})
+    spec = json.dumps({"folder": str(ck.folder), "dtype": str(ck.dtype).removeprefix("torch."), "impl": impl,
+                       "which": which, "prompt_ids": prompt_ids, "new_tokens": new_tokens,
+                       "threads": torch.get_num_threads()})
     done = subprocess.run([sys.executable, "-c", PROBE, spec], capture_output=True, text=True)
     if done.returncode != 0:
         raise KitError(f"the {which} memory probe failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
@@ -141,7 +149,8 @@ def report(r: dict) -> str:
         f"{r['threads']} thread(s), "
         f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}",
         f"                         {r['dtype']:>14}   {'int8':>14}",
-        f"  decode, KV cache       {b['decode_tok_s']:8.2f} tok/s   {q['decode_tok_s']:8.2f} tok/s   ({ratios['int8_vs_bf16_decode']:.2f}x)",
+        f"  decode, KV cache       {b['decode_tok_s']:8.2f} tok/s   {q['decode_tok_s']:8.2f} tok/s   "
+        f"({ratios['int8_vs_bf16_decode']:.2f}x)",
         f"  bandwidth bound        {b['bandwidth_bound_tok_s']:8.2f} tok/s   {q['bandwidth_bound_tok_s']:8.2f} tok/s",
         f"  decode / bound         {b['decode_vs_bandwidth_bound']:14.0%}   {q['decode_vs_bandwidth_bound']:14.0%}",
         f"  bytes per token        {size(b['weight_bytes_per_token']):>14}   {size(q['weight_bytes_per_token']):>14}   "

@@ -1,5 +1,5 @@
-"""`llama3-grader bench --ranks N`: the implementation's tensor-parallel generation (exercise 17) on 1 rank and on N ranks
-of this machine, each rank with --threads threads (default 1), in the checkpoint's dtype.
+"""`llama3-grader bench --ranks N`: the implementation's tensor-parallel generation (exercise 17) on 1 rank and on N
+ranks of this machine, each rank with --threads threads (default 1), in the checkpoint's dtype.
 
 Rounds alternate: one generation on 1 rank, then one on N (two groups at once would share the cores). On every rank,
 the seconds spent inside dist.all_reduce and dist.all_gather are counted, as measured: they include waiting for the
@@ -57,7 +57,8 @@ def rank_decode(parallel_generate, folder, prompt_ids, new_tokens, threads):
             setattr(dist, name, fn)
     decode_s = sum(times[1:])
     return {"prefill_ms": times[0] * 1000, "decode_tok_s": new_tokens / decode_s,
-            "collective_s": marks[-1][0] - marks[0][0], "collective_calls": marks[-1][1] - marks[0][1], "decode_s": decode_s}
+            "collective_s": marks[-1][0] - marks[0][0], "collective_calls": marks[-1][1] - marks[0][1],
+            "decode_s": decode_s}
 
 
 def measure(folder, impl: str, prompt_ids: list[int], new_tokens: int, repeats: int, n_ranks: int, threads: int,
@@ -72,8 +73,9 @@ def measure(folder, impl: str, prompt_ids: list[int], new_tokens: int, repeats: 
             per = {}
             for n in counts:
                 progress(f"round {r + 1}/{repeats}: {n} rank(s)")
-                results = ranks.run(n, rank_decode, generate, {"folder": str(folder), "prompt_ids": prompt_ids, "new_tokens": new_tokens,
-                                                               "threads": threads}, timeout=JOB_TIMEOUT)
+                results = ranks.run(n, rank_decode, generate, {"folder": str(folder), "prompt_ids": prompt_ids,
+                                                               "new_tokens": new_tokens, "threads": threads},
+                                    timeout=JOB_TIMEOUT)
                 mean_collective = sum(x["collective_s"] for x in results) / n
                 per[n] = {"decode_tok_s": results[0]["decode_tok_s"], "prefill_ms": results[0]["prefill_ms"],
                           "collective_ms_per_token": mean_collective / new_tokens * 1000,
@@ -115,9 +117,10 @@ def report(r: dict) -> str:
              f"prompt {r['prompt_tokens']} tokens, {r['new_tokens']} new tokens, medians of {r['repeats']}"]
     for key in sorted(k for k in r if k.endswith("_ranks")):
         x = r[key]
-        lines.append(f"  {key.replace('_', ' '):9} decode {x['decode_tok_s']:8.2f} tok/s   prefill {x['prefill_ms']:8.1f} ms   "
-                     f"all-reduce/all-gather {x['collective_ms_per_token']:7.2f} ms per token ({x['collective_share']:.0%} of it, "
-                     f"{x['collectives_per_token']:.0f} calls)")
+        lines.append(f"  {key.replace('_', ' '):9} decode {x['decode_tok_s']:8.2f} tok/s   "
+                     f"prefill {x['prefill_ms']:8.1f} ms   "
+                     f"all-reduce/all-gather {x['collective_ms_per_token']:7.2f} ms per token "
+                     f"({x['collective_share']:.0%} of it, {x['collectives_per_token']:.0f} calls)")
     if "speedup" in r:
         lines.append(f"  speedup   {r['speedup']:.2f}x")
     return "\n".join(lines)

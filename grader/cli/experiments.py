@@ -1,7 +1,7 @@
-"""The experiment cell of an extra's notebook: experiment(N, file) runs exercise N's experiment with the code the notebook's
-cell saved (earlier exercises are the reference's, as in grading), on the trained SmolLM2 when it is fetched and on the
-tiny Llama 3 otherwise, on the notebook's device (LLAMA3_KIT_DEVICE, which its device cell sets), and shows its tables
-and pictures inline. Exercise 17's ranks run on the CPU, over gloo."""
+"""The experiment cell of an extra's notebook: experiment(N, file) runs exercise N's experiment with the code the
+notebook's cell saved (earlier exercises are the reference's, as in grading), on the trained SmolLM2 when it is fetched
+and on the tiny Llama 3 otherwise, on the notebook's device (LLAMA3_KIT_DEVICE, which its device cell sets), and shows
+its tables and pictures inline. Exercise 17's ranks run on the CPU, over gloo."""
 
 import importlib
 import shutil
@@ -18,7 +18,8 @@ QUESTIONS = ("What is the capital of France?", "And of Italy?")
 
 
 def experiment(number: int, path: str | Path | None = None, lang: str | None = None) -> None:
-    """Run exercise number's experiment on the file the code cell saved (default exNN_<topic>.py here); print and show."""
+    """Run exercise number's experiment on the file the code cell saved (default exNN_<topic>.py here); print and
+    show."""
     from .. import devices
     from ..engine import impl as impls
     from ..engine.calls import GradeFailure, NotStarted
@@ -171,7 +172,8 @@ def int8(mod, ck, lang=None, device="cpu"):
     top = bf16[-1].softmax(-1).topk(10).indices  # [10]
     labels = [t.decode([int(i)]) for i in top]
     yield say("cli.experiments.next_token", lang=lang), pictures.distributions(
-        {"bf16": bf16[-1].softmax(-1)[top], "int8": q[-1].softmax(-1)[top]}, labels, "the next token after the prompt, bf16 and int8")
+        {"bf16": bf16[-1].softmax(-1)[top], "int8": q[-1].softmax(-1)[top]}, labels,
+        "the next token after the prompt, bf16 and int8")
 
 
 def parallel(mod, ck, lang=None, device="cpu"):
@@ -189,8 +191,10 @@ def parallel(mod, ck, lang=None, device="cpu"):
     ids, n_new = t.encode(_prompt(ck)), 12
     counts = [n for n in rank_counts(ck.args, 4) if n > 1]
     share = invoke(mod.shard_weights, ck.weights, ck.args, 0, counts[-1])
-    names = ["tok_embeddings.weight", *(f"layers.0.{n}.weight" for n in ("attention.wq", "attention.wk", "attention.wo",
-                                                                        "feed_forward.w1", "feed_forward.w2")), "norm.weight"]
+    names = ["tok_embeddings.weight",
+             *(f"layers.0.{n}.weight"
+               for n in ("attention.wq", "attention.wk", "attention.wo", "feed_forward.w1", "feed_forward.w2")),
+             "norm.weight"]
     yield (say("cli.experiments.rank_0_holds", lang=lang, n=counts[-1]) + "\n"
            + "\n".join(f"  {name:32} {list(ck.weights[name].shape)} -> {list(share[name].shape)}"
                        for name in names)), None
@@ -199,7 +203,8 @@ def parallel(mod, ck, lang=None, device="cpu"):
     yield say("cli.experiments.one_process", lang=lang) + repr(t.decode(one)), None
     try:
         for n in counts:
-            kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new, "stop_tokens": list(t.stop_ids)}
+            kwargs = {"folder": str(ck.folder), "prompt_ids": ids, "max_new_tokens": n_new,
+                      "stop_tokens": list(t.stop_ids)}
             tokens = ranks.run(n, rank_own_generate, mod.parallel_generate, kwargs)  # every rank's tokens
             same = all(r == one for r in tokens)
             verdict = say("cli.experiments.ranks_agree" if same else "cli.experiments.ranks_differ", lang=lang)

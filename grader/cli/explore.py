@@ -30,7 +30,8 @@ class Result:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("explore", help="exercise 15's experiments: attention maps, predictions, no mask, RoPE (tables and PNGs)")
+    p = sub.add_parser("explore", help="exercise 15's experiments: attention maps, predictions, no mask, RoPE "
+                                       "(tables and PNGs)")
     p.add_argument("number", type=int, nargs="?", choices=sorted(NAMES), help="one experiment: " +
                    ", ".join(f"{n} {name}" for n, name in NAMES.items()) + " (default: all four)")
     p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
@@ -103,10 +104,15 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
     if not ids:
         raise KitError("the prompt is empty: pass --prompt TEXT")
     weights = on_device.weights(ck, torch.float32, device)  # cast as each is read
-    piece = lambda i: ck.tokenizer.decode([i])
+
+    def piece(i):
+        return ck.tokenizer.decode([i])
+
+    def on_cpu(t):
+        return devices.to_device(t, "cpu")
+
     labels = [piece(i) for i in ids]
     results = []
-    on_cpu = lambda t: devices.to_device(t, "cpu")
     with devices.on(device), torch.inference_mode():
         tokens = torch.tensor(ids)  # [seq]
         for n in numbers:
@@ -121,20 +127,25 @@ def explore(mod, forward, ck, prompt: str, numbers: list[int], layer: int = 0, h
                 top_probs, top_ids = on_cpu(invoke(mod.top_predictions, logits, k))  # [seq, k] x 2
                 title = "the next token after each position" + (", without the causal mask" if n == 3 else "")
                 results.append(Result(n, title, predictions_table(top_probs, top_ids, labels, piece),
-                                      lambda p=top_probs, i=top_ids, t=title: pictures.predictions(p, i, labels, piece, t)))
+                                      lambda p=top_probs, i=top_ids, t=title:
+                                      pictures.predictions(p, i, labels, piece, t)))
             else:
                 from solutions.ex05_qkv import project_qkv
                 from solutions.ex04_rms_norm import rms_norm
                 from solutions.ex06_rope import precompute_freqs_cis
 
-                x = rms_norm(weights["tok_embeddings.weight"][tokens[-1:]], weights["layers.0.attention_norm.weight"], args.norm_eps)
+                x = rms_norm(weights["tok_embeddings.weight"][tokens[-1:]], weights["layers.0.attention_norm.weight"],
+                             args.norm_eps)
                 q = project_qkv(x, weights["layers.0.attention.wq.weight"], weights["layers.0.attention.wk.weight"],
-                                weights["layers.0.attention.wv.weight"], args.n_heads, args.n_kv_heads)[0][0, head]  # [head_dim]
+                                weights["layers.0.attention.wv.weight"], args.n_heads,
+                                args.n_kv_heads)[0][0, head]  # [head_dim]
                 freqs_cis = precompute_freqs_cis(args.head_dim, ROPE_POSITIONS, args.rope_theta, args.rope_scale_factor)
                 points = invoke(mod.rope_rotation, q, freqs_cis)  # [positions, head_dim // 2, 2]
                 points, freqs_cis = on_cpu((points, freqs_cis))
-                title = f"RoPE: the pairs of layer 0's query (head {head}, last token) at positions 0..{ROPE_POSITIONS - 1} (dark to light)"
-                results.append(Result(n, title, rope_table(freqs_cis), lambda p=points, t=title: pictures.rope_pairs(p, t)))
+                title = (f"RoPE: the pairs of layer 0's query (head {head}, last token) at positions "
+                         f"0..{ROPE_POSITIONS - 1} (dark to light)")
+                results.append(Result(n, title, rope_table(freqs_cis),
+                                      lambda p=points, t=title: pictures.rope_pairs(p, t)))
     return results
 
 
@@ -154,7 +165,8 @@ def attention_table(probs, labels: list[str], top: int = 3) -> str:
 
 def predictions_table(probs, ids, labels: list[str], piece) -> str:
     """Each token, and the k tokens predicted after it."""
-    return "\n".join(f"  {i:3d} {_show(labels[i]):>14} -> " + " · ".join(f"{_show(piece(int(t)))} {float(p):.2f}" for p, t in zip(ps, ts))
+    return "\n".join(f"  {i:3d} {_show(labels[i]):>14} -> "
+                     + " · ".join(f"{_show(piece(int(t)))} {float(p):.2f}" for p, t in zip(ps, ts))
                      for i, (ps, ts) in enumerate(zip(probs, ids)))
 
 

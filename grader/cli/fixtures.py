@@ -37,7 +37,8 @@ def run_verify(args) -> int:
         raise KitError(f"no golden folders under {GOLDENS}: restore fixtures/ with `git checkout -- fixtures`")
     failed = 0
     for folder in folders:
-        model = models.tiny(folder.name) if folder.name in TINY_MODELS and folder.resolve() == (GOLDENS / folder.name).resolve() else None
+        model = (models.tiny(folder.name)
+                 if folder.name in TINY_MODELS and folder.resolve() == (GOLDENS / folder.name).resolve() else None)
         problems = goldens.verify(folder, model)
         for problem in problems:
             print(f"FAIL {problem}")

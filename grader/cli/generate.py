@@ -12,7 +12,8 @@ DEFAULT_PROMPT = "the answer to the ultimate question of life, the universe, and
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="run your Llama (or the reference) on a prompt: tokenize, prefill, cached greedy decode")
+    p = sub.add_parser("generate", help="run your Llama (or the reference) on a prompt: tokenize, prefill, cached "
+                                        "greedy decode")
     p.add_argument("--checkpoint", help="model folder (default: LLAMA3_CHECKPOINT, else fixtures/models/tiny-llama3)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (default: the 42 prompt)")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens to generate at most (default 16)")
@@ -24,17 +25,20 @@ def register(sub) -> None:
     p.add_argument("--ranks", type=int, help="run your tensor-parallel generation (exercise 17) on this many processes "
                                              "of this machine, on the CPU over gloo")
     p.add_argument("--distributed", action="store_true",
-                   help="be one rank of the group torchrun started (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), on the "
-                        "CPU over gloo; rank 0 prints (docs/tensor-parallel.md)")
+                   help="be one rank of the group torchrun started (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), "
+                        "on the CPU over gloo; rank 0 prints (docs/tensor-parallel.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     p.set_defaults(run=run)
 
 
 def add_sampling_arguments(p, effect: str) -> None:
-    p.add_argument("--temperature", type=float, help=f"sample at this temperature (0 is greedy); any of these four options {effect}")
+    p.add_argument("--temperature", type=float,
+                   help=f"sample at this temperature (0 is greedy); any of these four options {effect}")
     p.add_argument("--top-k", type=int, help="sample from the K most likely tokens only")
-    p.add_argument("--top-p", type=float, help="sample from the smallest set of most likely tokens whose probability reaches P")
-    p.add_argument("--seed", type=int, help="seed of the sampler's generator (default 0): the same seed gives the same text")
+    p.add_argument("--top-p", type=float,
+                   help="sample from the smallest set of most likely tokens whose probability reaches P")
+    p.add_argument("--seed", type=int,
+                   help="seed of the sampler's generator (default 0): the same seed gives the same text")
 
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "seed")
@@ -53,8 +57,8 @@ def sampling(args) -> dict | None:
         raise KitError(f"--top-p must be above 0 and at most 1, got {args.top_p:g}")
     if args.seed is not None and not 0 <= args.seed < SEEDS:
         raise KitError(say("cli.generate.seed", seed=shown(args.seed), top=SEEDS - 1))
-    return {"temperature": 1.0 if args.temperature is None else args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-            "seed": args.seed or 0}
+    return {"temperature": 1.0 if args.temperature is None else args.temperature, "top_k": args.top_k,
+            "top_p": args.top_p, "seed": args.seed or 0}
 
 
 def generator(impl: str, settings: dict | None):
@@ -115,7 +119,8 @@ def _run(args, impl: str, settings: dict | None, device: str) -> int:
         encode, decode, stop_ids = text_codec(tok, ck)
         prompt_ids = encode(args.prompt)
         if not prompt_ids:
-            raise KitError(f"the prompt is empty and {ck.tokenizer.name} has no BOS token to start from: pass --prompt TEXT")
+            raise KitError(f"the prompt is empty and {ck.tokenizer.name} has no BOS token to start from: "
+                           "pass --prompt TEXT")
         check_length(len(prompt_ids), args.max_new_tokens, ck.args.max_seq_len)
         generated, top10 = [], []
         show = streamer(decode)

@@ -1,5 +1,5 @@
-"""`llama3-grader generate --ranks N` and `--distributed`: the implementation's tensor-parallel generation (exercise 17),
-each rank holding its share of the checkpoint (one file, or Meta's shards: resharded to any rank count).
+"""`llama3-grader generate --ranks N` and `--distributed`: the implementation's tensor-parallel generation (exercise
+17), each rank holding its share of the checkpoint (one file, or Meta's shards: resharded to any rank count).
 
 --ranks N starts N processes on this machine (grader/engine/ranks.py, gloo). --distributed makes this process one rank
 of a group that torchrun started, on one machine or several:
@@ -68,7 +68,8 @@ def run(args, impl: str) -> int:
             n, rank, result = _as_one_rank(fn, kwargs)
         else:
             shards.check_rank_count(model_args, args.ranks, str(folder))
-            n, rank, result = args.ranks, 0, ranks.run(args.ranks, rank_generate, fn, kwargs, JOB_TIMEOUT, isolated=False)[0]
+            n, rank, result = args.ranks, 0, ranks.run(args.ranks, rank_generate, fn, kwargs, JOB_TIMEOUT,
+                                                       isolated=False)[0]
         text = decode(result["generated_ids"])
     except NotStarted as e:
         raise KitError(f"{e} (or run the reference with --impl solutions)") from None
@@ -103,7 +104,8 @@ def _as_one_rank(fn, kwargs: dict) -> tuple[int, int, dict]:
         from ..formats import checkpoint, shards
 
         folder = kwargs["folder"]
-        shards.check_rank_count(checkpoint.read_args(checkpoint.resolve(folder), checkpoint.detect_layout(checkpoint.resolve(folder))),
+        shards.check_rank_count(checkpoint.read_args(checkpoint.resolve(folder),
+                                                     checkpoint.detect_layout(checkpoint.resolve(folder))),
                                 dist.get_world_size(), folder)
         return dist.get_world_size(), dist.get_rank(), rank_generate(fn, **kwargs)
     finally:

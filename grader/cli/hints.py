@@ -53,7 +53,8 @@ def current() -> curriculum.Exercise:
     by_module = {e.module: e for e in curriculum.exercises()}
     if progress["next"] in by_module:
         return by_module[progress["next"]]
-    return next((e for e in curriculum.exercises() if e.module not in progress["first_passed"]), curriculum.exercises()[-1])
+    return next((e for e in curriculum.exercises() if e.module not in progress["first_passed"]),
+                curriculum.exercises()[-1])
 
 
 def run_solution(args) -> int:
@@ -101,6 +102,7 @@ def without_docstring(source: str) -> str:
         body = ast.parse(source).body
     except SyntaxError:
         return source
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+    if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
         return "\n".join(source.splitlines()[body[0].end_lineno:]).strip("\n") + "\n"
     return source

@@ -110,7 +110,8 @@ def setup(lang) -> str:
         "    import os, subprocess, sys",
         f"    subprocess.run(['git', 'clone', '--depth', '1', {KIT_GIT_URL!r}, 'llama3-kit'], check=True)",
         "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'llama3-kit'], check=True)",
-        "    sys.path.insert(0, os.path.abspath('llama3-kit'))  # the install is seen by new kernels; this one needs the path",
+        "    sys.path.insert(0, os.path.abspath('llama3-kit'))  "
+        "# the install is seen by new kernels; this one needs the path",
         "    import grader",
     ])
 

@@ -13,7 +13,8 @@ STATUS_STYLE = {"passed": "green", "failing": "red", "not started": "dim"}
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the scoreboard as one JSON object")
     p.add_argument("--check", action="store_true",
-                   help="exit with code 1 unless every exercise passes (for scripts; without it the exit code is 0 once grading ran)")
+                   help="exit with code 1 unless every exercise passes (for scripts; without it the exit code is 0 "
+                        "once grading ran)")
     p.add_argument("--impl", help="exercises (yours, the default) or solutions (the reference); or set LLAMA3_KIT_IMPL")
     p.add_argument("--lang", choices=LANGS, help="en or zh (or set LLAMA3_KIT_LANG)")
     p.add_argument("--device", help="grade on cpu (the default), cuda, mps or auto; or set LLAMA3_KIT_DEVICE")
@@ -29,7 +30,8 @@ def run(args) -> int:
     with spinner if progress.console.is_terminal else contextlib.nullcontext():
         results = grading.run(impl=impl, lang=args.lang, device=args.device)
     scores = [grading.score(e, results) for e in curriculum.track("core")]
-    extras = [grading.score(e, results) for e in curriculum.track("extras")]  # a second track: never holds back the core
+    # a second track: never holds back the core
+    extras = [grading.score(e, results) for e in curriculum.track("extras")]
     if impl == "exercises":
         days = history.record_passes([s.exercise.module for s in scores + extras if s.done])
         history.record_next(next((s.exercise.module for s in scores + extras if not s.done), None))

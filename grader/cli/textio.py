@@ -17,8 +17,13 @@ def text_codec(tok, ck):
     if not ck.tokenizer.is_llama3:
         return ck.tokenizer.encode, ck.tokenizer.decode, ck.tokenizer.stop_ids
     tokenizer = invoke(tok.load_tokenizer, ck.tokenizer_path)
-    encode = lambda text: invoke(tok.encode, tokenizer, text)
-    decode = lambda ids: invoke(tok.decode, tokenizer, ids)
+
+    def encode(text):
+        return invoke(tok.encode, tokenizer, text)
+
+    def decode(ids):
+        return invoke(tok.decode, tokenizer, ids)
+
     return encode, decode, tok.STOP_TOKENS
 
 

@@ -87,9 +87,11 @@ def _looks_like_checkpoint(folder: Path) -> bool:
 def detect_layout(folder: Path) -> str:
     """"meta" or "hf", or a KitError that says what is wrong with the folder."""
     if not folder.exists():
-        raise KitError(f"checkpoint folder {folder} does not exist: pass --checkpoint DIR or set LLAMA3_CHECKPOINT to a Meta or Hugging Face model folder")
+        raise KitError(f"checkpoint folder {folder} does not exist: pass --checkpoint DIR or set LLAMA3_CHECKPOINT "
+                       "to a Meta or Hugging Face model folder")
     if not folder.is_dir():
-        raise KitError(f"{folder} is a file, not a folder: pass the folder that holds it (--checkpoint {folder.parent})")
+        raise KitError(f"{folder} is a file, not a folder: pass the folder that holds it "
+                       f"(--checkpoint {folder.parent})")
     if list(folder.glob("consolidated.*.pth")):
         return "meta"
     if (folder / "config.json").is_file():
@@ -123,7 +125,8 @@ def _require(cfg: dict, keys, path: Path) -> None:
 
 
 def rope_factor_override(value: float | str | None = None) -> float | None:
-    """An explicit RoPE scale factor: the argument, else LLAMA3_ROPE_SCALE_FACTOR, else None (the checkpoint decides)."""
+    """An explicit RoPE scale factor: the argument, else LLAMA3_ROPE_SCALE_FACTOR, else None (the checkpoint
+    decides)."""
     raw = value if value is not None else os.environ.get(ROPE_FACTOR_ENV) or None
     if raw is None:
         return None
@@ -143,8 +146,8 @@ def read_args(folder: Path, layout: str, rope_scale_factor: float | str | None =
     factor = rope_factor_override(rope_scale_factor)
     if factor is not None:
         if args.rope_scale_factor is None:
-            raise KitError(f"{folder} does not use scaled RoPE (Llama 3, not 3.1/3.2), so a RoPE scale factor does not apply: "
-                           f"unset {ROPE_FACTOR_ENV} / drop --rope-scale-factor")
+            raise KitError(f"{folder} does not use scaled RoPE (Llama 3, not 3.1/3.2), so a RoPE scale factor does "
+                           f"not apply: unset {ROPE_FACTOR_ENV} / drop --rope-scale-factor")
         args = replace(args, rope_scale_factor=factor)
     return args
 
@@ -170,7 +173,8 @@ def _read_hf_args(folder: Path) -> ModelArgs:
     factor = None
     if scaling is not None:
         kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
-        if kind != "llama3" or any(scaling.get(k) != v for k, v in hf_layout.LLAMA3_ROPE.items()) or "factor" not in scaling:
+        if (kind != "llama3" or any(scaling.get(k) != v for k, v in hf_layout.LLAMA3_ROPE.items())
+                or "factor" not in scaling):
             raise KitError(f"{path} has rope_scaling {metadata.shown(scaling)}, not Llama 3.1's: only Llama 3, 3.1 "
                            "and 3.2 models are supported")
         factor = metadata.number(scaling["factor"], "rope_scaling.factor", path)
@@ -188,8 +192,8 @@ def _read_hf_args(folder: Path) -> ModelArgs:
     )
     metadata.model_shape(args, path)
     if cfg.get("head_dim") not in (None, args.head_dim):
-        raise KitError(f"{path} has head_dim {cfg['head_dim']} but hidden_size / num_attention_heads = {args.head_dim}: "
-                       "Llama 3 models have head_dim = dim / n_heads; this is another architecture")
+        raise KitError(f"{path} has head_dim {cfg['head_dim']} but hidden_size / num_attention_heads = "
+                       f"{args.head_dim}: Llama 3 models have head_dim = dim / n_heads; this is another architecture")
     return args
 
 
@@ -197,7 +201,8 @@ def _check_not_pointer(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(len(LFS_POINTER))
     if head == LFS_POINTER:
-        raise KitError(f"{path} is a git-lfs pointer, not the weights: run `git lfs pull` in {path.parent} (or download the file itself)")
+        raise KitError(f"{path} is a git-lfs pointer, not the weights: run `git lfs pull` in {path.parent} "
+                       "(or download the file itself)")
 
 
 def meta_shards(folder: Path) -> list[Path]:
@@ -237,8 +242,9 @@ def read_shards(folder: Path, args: ModelArgs) -> list[dict[str, torch.Tensor]]:
     expected = [f"consolidated.{i:02d}.pth" for i in range(len(paths))]
     if names != expected:
         missing = sorted(set(expected) - set(names)) or [names[-1]]
-        raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, but not {', '.join(expected[:2])}, ...: "
-                       f"{missing[0]} is missing or misnamed; download every shard (run `llama3-grader checkpoint verify`)")
+        raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, but not "
+                       f"{', '.join(expected[:2])}, ...: {missing[0]} is missing or misnamed; download every shard "
+                       "(run `llama3-grader checkpoint verify`)")
     files = [load_pth(p) for p in paths]
     problems = shard_file_problems(paths, files, args)
     if problems:
@@ -256,10 +262,11 @@ def _merge_shards(folder: Path, paths: list[Path], args: ModelArgs) -> dict[str,
     need = sum(p.stat().st_size for p in paths)
     available = available_memory()
     if available is not None and need > MERGE_FRACTION * available:
-        raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, a model of {need / 1e9:.1f} GB, and merging them "
-                       f"in one process needs that much memory ({available / 1e9:.1f} GB available): run it as {len(paths)} "
-                       f"processes instead, `llama3-grader generate --ranks {len(paths)} --checkpoint {folder}` (tensor "
-                       "parallelism: exercise 17; across machines with torchrun, see docs/tensor-parallel.md)")
+        raise KitError(f"{folder} holds {len(paths)} consolidated.*.pth shards, a model of {need / 1e9:.1f} GB, "
+                       f"and merging them in one process needs that much memory ({available / 1e9:.1f} GB "
+                       f"available): run it as {len(paths)} processes instead, `llama3-grader generate --ranks "
+                       f"{len(paths)} --checkpoint {folder}` (tensor parallelism: exercise 17; across machines with "
+                       "torchrun, see docs/tensor-parallel.md)")
     merged = Merged(read_shards(folder, args), args)
     return {name: merged[name] for name in merged}
 
@@ -359,13 +366,15 @@ def load_pth(path: Path) -> dict[str, torch.Tensor]:
         weights = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0]
-        raise KitError(f"{path} was refused by torch.load(weights_only=True), it would run code or holds non-tensor objects "
-                       f"({first}): use genuine weights only") from None
+        raise KitError(f"{path} was refused by torch.load(weights_only=True), it would run code or holds "
+                       f"non-tensor objects ({first}): use genuine weights only") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0].removesuffix(".")
-        raise KitError(f"{path} is truncated or corrupt ({first}): download it again, then run `llama3-grader checkpoint verify`") from None
+        raise KitError(f"{path} is truncated or corrupt ({first}): download it again, then run "
+                       "`llama3-grader checkpoint verify`") from None
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise KitError(f"{path} does not hold a dict of tensors: it is not a Meta consolidated.00.pth; download it again")
+        raise KitError(f"{path} does not hold a dict of tensors: it is not a Meta consolidated.00.pth; "
+                       "download it again")
     return weights
 
 
@@ -385,8 +394,9 @@ def hf_shards(folder: Path) -> list[Path]:
     shards = [single] if single.is_file() else sorted(folder.glob("model-*-of-*.safetensors"))
     if not shards:
         if list(folder.glob("pytorch_model*.bin")) or list(folder.glob("*.gguf")):
-            raise KitError(f"{folder} holds pytorch_model*.bin or .gguf weights, which the kit does not read: download the "
-                           "model*.safetensors files of the same Hugging Face repository (or original/ in Meta's layout)")
+            raise KitError(f"{folder} holds pytorch_model*.bin or .gguf weights, which the kit does not read: "
+                           "download the model*.safetensors files of the same Hugging Face repository "
+                           "(or original/ in Meta's layout)")
         raise KitError(f"{folder} has config.json but no model.safetensors: download the weights into it")
     return shards
 
@@ -476,9 +486,11 @@ def shape_problems(weights: dict[str, torch.Tensor], args: ModelArgs) -> list[st
         elif not weights[name].is_floating_point():
             problems.append(f"{name} has dtype {weights[name].dtype}, not a floating-point type")
     extra_layers = sorted({int(k.split(".")[1]) for k in weights
-                           if k.startswith("layers.") and k.split(".")[1].isdigit() and int(k.split(".")[1]) >= args.n_layers})
+                           if k.startswith("layers.") and k.split(".")[1].isdigit()
+                           and int(k.split(".")[1]) >= args.n_layers})
     if extra_layers:
-        problems.append(f"the weights have layers up to {extra_layers[-1]} but the config says n_layers {args.n_layers}")
+        problems.append(f"the weights have layers up to {extra_layers[-1]} but the config says "
+                        f"n_layers {args.n_layers}")
     return problems
 
 
@@ -549,7 +561,8 @@ def _check_vocab(args: ModelArgs, tokenizer: Path, folder: Path) -> None:
 
 def load(folder: str | Path | None = None, dtype: str | torch.dtype | None = None,
          rope_scale_factor: float | str | None = None) -> Checkpoint:
-    """Open a checkpoint: args, weights (memory-mapped, in the file's dtype unless dtype says otherwise), tokenizer path.
+    """Open a checkpoint: args, weights (memory-mapped, in the file's dtype unless dtype says otherwise), tokenizer
+    path.
 
     rope_scale_factor (or LLAMA3_ROPE_SCALE_FACTOR) overrides the RoPE scale factor of a Llama 3.1/3.2 model: by default
     32 for Meta-layout 3.2 1B/3B, 8 for other scaled Meta models, and config.json's factor for Hugging Face's layout.

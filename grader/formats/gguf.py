@@ -24,8 +24,10 @@ INSTALL_HINT = 'the gguf package reads GGUF files: pip install -e ".[trained]" (
 
 MAGIC = b"GGUF"
 ZIP_MAGIC = b"PK\x03\x04"
-TOP_LEVEL = {"token_embd.weight": "tok_embeddings.weight", "output_norm.weight": "norm.weight", "output.weight": "output.weight"}
-PER_LAYER = {"attn_q": "attention.wq", "attn_k": "attention.wk", "attn_v": "attention.wv", "attn_output": "attention.wo",
+TOP_LEVEL = {"token_embd.weight": "tok_embeddings.weight", "output_norm.weight": "norm.weight",
+             "output.weight": "output.weight"}
+PER_LAYER = {"attn_q": "attention.wq", "attn_k": "attention.wk", "attn_v": "attention.wv",
+             "attn_output": "attention.wo",
              "ffn_gate": "feed_forward.w1", "ffn_up": "feed_forward.w3", "ffn_down": "feed_forward.w2",
              "attn_norm": "attention_norm", "ffn_norm": "ffn_norm"}
 # tokenizer.ggml.pre -> the regex that splits text before BPE (llama.cpp's pre-tokenizers, written for tiktoken)
@@ -56,7 +58,7 @@ def package():
     return gguf
 
 
-# --- reading a GGUF ----------------------------------------------------------------------------------------------------
+# --- reading a GGUF ---------------------------------------------------------------------------------------------------
 
 def read_head(path: Path) -> bytes:
     """The first 4 bytes of a file (b"GGUF", or a zip's b"PK\\x03\\x04"); a KitError if it is missing or a folder."""
@@ -83,7 +85,8 @@ def open_gguf(path: Path):
         raise KitError(f"{path} is truncated or corrupt ({first}): download it again") from None
     end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
     if end > path.stat().st_size:
-        raise KitError(f"{path} is truncated ({path.stat().st_size} bytes, its tensors end at byte {end}): download it again")
+        raise KitError(f"{path} is truncated ({path.stat().st_size} bytes, its tensors end at byte {end}): "
+                       "download it again")
     return reader
 
 
@@ -156,7 +159,8 @@ def read_params(reader, path: Path) -> dict:
     if not blocks or n_layers > blocks[-1] + 1:
         raise KitError(say("formats.gguf.blocks", path=path, n_layers=n_layers, last=blocks[-1] if blocks else -1))
     if dim % n_heads or n_heads % n_kv_heads:
-        raise KitError(f"{path}: dim {dim}, {n_heads} heads, {n_kv_heads} KV heads do not divide evenly: not a Llama shape")
+        raise KitError(f"{path}: dim {dim}, {n_heads} heads, {n_kv_heads} KV heads do not divide evenly: "
+                       "not a Llama shape")
     head_dim = dim // n_heads
     for key in ("rope.dimension_count", "attention.key_length", "attention.value_length"):
         if llama(key, head_dim) != head_dim:
@@ -182,7 +186,8 @@ def read_params(reader, path: Path) -> dict:
 
 
 def meta_name(gguf_name: str) -> str | None:
-    """token_embd.weight -> tok_embeddings.weight, blk.3.attn_q.weight -> layers.3.attention.wq.weight; None if unknown."""
+    """token_embd.weight -> tok_embeddings.weight, blk.3.attn_q.weight -> layers.3.attention.wq.weight; None if
+    unknown."""
     if gguf_name in TOP_LEVEL:
         return TOP_LEVEL[gguf_name]
     m = re.fullmatch(r"blk\.(\d+)\.(\w+)\.weight", gguf_name)
@@ -225,8 +230,8 @@ def _check_types(tensors, path: Path) -> None:
         try:
             gguf.quants.dequantize(t.data[:1] if t.data.ndim > 1 else t.data, t.tensor_type)
         except NotImplementedError:
-            raise KitError(f"{path}: {t.name} is of type {t.tensor_type.name}, which the gguf package cannot dequantize: "
-                           "use a GGUF quantized otherwise (e.g. Q8_0, Q4_1, F16)") from None
+            raise KitError(f"{path}: {t.name} is of type {t.tensor_type.name}, which the gguf package cannot "
+                           "dequantize: use a GGUF quantized otherwise (e.g. Q8_0, Q4_1, F16)") from None
         tried.add(t.tensor_type)
 
 
@@ -245,7 +250,8 @@ def dequantize(t, advance=lambda n: None, path: Path | str = "the GGUF"):
         step = max(1, CHUNK // math.prod(shape[1:]))
         parts = [(slice(i, i + step), t.data[i : i + step]) for i in range(0, shape[0], step)]
     for rows, data in parts:
-        values = np.require(gguf.quants.dequantize(data, t.tensor_type), np.float32, ("C", "W"))  # writable: torch wants it
+        # writable: torch wants it
+        values = np.require(gguf.quants.dequantize(data, t.tensor_type), np.float32, ("C", "W"))
         if not np.isfinite(values).all():
             raise KitError(say("formats.gguf.not_finite", path=path, name=t.name))
         out[rows] = torch.from_numpy(values).reshape(out[rows].shape)
@@ -253,7 +259,7 @@ def dequantize(t, advance=lambda n: None, path: Path | str = "the GGUF"):
     return out
 
 
-# --- the tokenizer -----------------------------------------------------------------------------------------------------
+# --- the tokenizer ----------------------------------------------------------------------------------------------------
 
 def byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet, inverted: printable Latin-1 characters stand for their own byte, and the other 68
@@ -315,7 +321,7 @@ def tokenizer_files(reader, name: str, path: Path) -> tuple[str, dict]:
     return "".join(lines), params
 
 
-# --- importing ---------------------------------------------------------------------------------------------------------
+# --- importing --------------------------------------------------------------------------------------------------------
 
 def model_name(gguf_path: Path) -> str:
     """SmolLM2-135M-Instruct.Q4_1.gguf -> SmolLM2-135M-Instruct."""
@@ -337,7 +343,8 @@ def convert(gguf_path: Path, folder: Path, origin: str) -> Imported:
     name = model_name(gguf_path)
     ranks, tokenizer_params = tokenizer_files(reader, name, gguf_path)  # refuses a tokenizer before the long part
     if len(tokenizer_params["special_tokens"]) + ranks.count("\n") != args.vocab_size:
-        raise KitError(f"{gguf_path} has vocab_size {args.vocab_size} but its tokenizer has a different number of tokens: download it again")
+        raise KitError(f"{gguf_path} has vocab_size {args.vocab_size} but its tokenizer has a different number of "
+                       "tokens: download it again")
     sources = plan(reader, args, gguf_path)
     sizes = {meta: 2 * math.prod(int(n) for n in t.shape) for meta, t in sources.items()}  # bf16
     n_elements = sum(sizes.values()) // 2

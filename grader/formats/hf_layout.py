@@ -156,7 +156,8 @@ def params_json(args: ModelArgs) -> dict:
 
 def transformers_model(weights: dict[str, torch.Tensor], args: ModelArgs, attn_implementation: str = "sdpa"):
     """transformers' LlamaForCausalLM on these weights (Meta names; any one dtype), sharing their memory: built on the
-    meta device and loaded with assign=True, so only the permuted q/k rows are copies. Needs `pip install transformers`."""
+    meta device and loaded with assign=True, so only the permuted q/k rows are copies. Needs
+    `pip install transformers`."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     out, emb = weights["output.weight"], weights["tok_embeddings.weight"]
@@ -167,7 +168,8 @@ def transformers_model(weights: dict[str, torch.Tensor], args: ModelArgs, attn_i
         model = LlamaForCausalLM(cfg)
     missing, unexpected = model.load_state_dict(to_hf(weights, args, tied), strict=False, assign=True)
     if unexpected or set(missing) - {"lm_head.weight"}:
-        raise RuntimeError(f"transformers' Llama does not take these weights: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"transformers' Llama does not take these weights: missing {missing}, "
+                           f"unexpected {unexpected}")
     if tied:
         model.lm_head.weight = model.model.embed_tokens.weight  # assign=True broke the tie
     model.model.rotary_emb = type(model.model.rotary_emb)(config=cfg)  # its inv_freq buffer was left on the meta device

@@ -59,7 +59,8 @@ class PageRelease:
 
 
 def _check(block, rows: int, cols: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """quantize's result for a block of rows: (q int8 [rows, cols], scale float32 [rows]), or a ValueError that says how not."""
+    """quantize's result for a block of rows: (q int8 [rows, cols], scale float32 [rows]), or a ValueError that says
+    how not."""
     if not (isinstance(block, tuple) and len(block) == 2 and all(isinstance(t, torch.Tensor) for t in block)):
         raise ValueError(f"quantize({name}) should return Int8Weight(q, scale), got {type(block).__name__}")
     q, scale = block
@@ -85,7 +86,8 @@ def quantize_model(weights: Mapping[str, torch.Tensor], module: ModuleType, adva
         step = max(1, BLOCK_BYTES // max(1, cols * w.element_size()))
         for start in range(0, rows, step):
             block = w[start:start + step]  # [step, in]
-            q[start:start + step], scale[start:start + step] = _check(module.quantize(block), block.shape[0], cols, name)
+            q[start:start + step], scale[start:start + step] = _check(module.quantize(block), block.shape[0],
+                                                                      cols, name)
             release(block)
             advance(block.numel() * block.element_size())
         out[name] = module.Int8Weight(q, scale)
@@ -93,7 +95,8 @@ def quantize_model(weights: Mapping[str, torch.Tensor], module: ModuleType, adva
 
 
 def matrices(weights: Mapping) -> list[torch.Tensor]:
-    """The tensors a decode step reads in full: every 2-D weight but the embedding table, int8 values with their scales."""
+    """The tensors a decode step reads in full: every 2-D weight but the embedding table, int8 values with their
+    scales."""
     out = []
     for name, w in weights.items():
         if isinstance(w, tuple):

@@ -26,7 +26,8 @@ PRESETS = {
     "llama3.2-3b": {"dim": 3072, "n_layers": 28, "n_heads": 24, "n_kv_heads": 8, "vocab_size": VOCAB,
                     "ffn_dim_multiplier": 1.0, "multiple_of": 256, "norm_eps": 1e-05, "rope_theta": 500000.0,
                     "use_scaled_rope": True},
-    # shaped like Llama 3 70B, small: 16 heads over 8 K/V heads, 8 files of Meta's tensor-parallel layout with --shards 8
+    # shaped like Llama 3 70B, small: 16 heads over 8 K/V heads, 8 files of Meta's tensor-parallel layout with
+    # --shards 8
     "tiny-llama3-70b": {"dim": 128, "n_layers": 2, "n_heads": 16, "n_kv_heads": 8, "vocab_size": VOCAB,
                         "multiple_of": 64, "ffn_dim_multiplier": 1.3, "norm_eps": 1e-05, "rope_theta": 500000.0},
     "llama3-8b": {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": VOCAB,
@@ -42,7 +43,8 @@ _buffer: list = []  # one float32 chunk, reused: a fresh 64 MB allocation per ch
 
 def _uniform(name: str, shape: tuple[int, ...], std: float, mean: float = 0.0) -> torch.Tensor:
     """bf16 values, uniform with the given mean and std, seeded by the tensor's name (torch.rand is exact integer math).
-    Each value is ((rand * 2 - 1) * half_width + mean) in float32, rounded once to bf16: the tiny fixtures depend on it."""
+    Each value is ((rand * 2 - 1) * half_width + mean) in float32, rounded once to bf16: the tiny fixtures depend on
+    it."""
     import torch
 
     g = torch.Generator().manual_seed(SEED * 2**32 + zlib.crc32(name.encode()))

@@ -47,7 +47,8 @@ class Tokenizer:
         return frozenset(missing)
 
     def encode(self, text: str, bos: bool = True) -> list[int]:
-        """Text to ids; special-token text is encoded as plain text (as Meta's encode). BOS first if bos and the model has one."""
+        """Text to ids; special-token text is encoded as plain text (as Meta's encode). BOS first if bos and the model
+        has one."""
         self._check_encodable(text)
         ids = self.encoding.encode(text, allowed_special=set(), disallowed_special=())
         return [self.bos_id] * (bos and self.bos_id is not None) + ids
@@ -58,7 +59,8 @@ class Tokenizer:
     def _check_encodable(self, text: str) -> None:
         if not self._unencodable:
             return
-        data = text.encode("utf-8", "replace")  # tiktoken replaces lone surrogates too (with U+FFFD, whose bytes it has)
+        # tiktoken replaces lone surrogates too (with U+FFFD, whose bytes it has)
+        data = text.encode("utf-8", "replace")
         if self._unencodable.isdisjoint(data):
             return
         char = next(c for c in text if not self._unencodable.isdisjoint(c.encode("utf-8", "replace")))
@@ -70,8 +72,9 @@ CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
 
 
 def with_chatml(t: Tokenizer) -> tiktoken.Encoding:
-    """t's encoding when it has ChatML's special tokens; else the same with the first two reserved special tokens renamed
-    <|im_start|> and <|im_end|>, as ChatML fine-tunes of Llama 3 do, so that ChatML is graded on the tiny models too."""
+    """t's encoding when it has ChatML's special tokens; else the same with the first two reserved special tokens
+    renamed <|im_start|> and <|im_end|>, as ChatML fine-tunes of Llama 3 do, so that ChatML is graded on the tiny
+    models too."""
     if set(CHATML_TOKENS) <= t.special_tokens.keys():
         return t.encoding
     reserved = sorted((i, name) for name, i in t.special_tokens.items() if "reserved" in name)[:len(CHATML_TOKENS)]
@@ -100,7 +103,8 @@ def load(tokenizer_path: Path) -> Tokenizer:
     for key in ("bos_id", "stop_ids"):
         for i in [p[key]] if key == "bos_id" else p[key]:
             metadata.optional(metadata.token_id, i, key, params_path, encoding.n_vocab)
-    return Tokenizer(p["name"], encoding, p["bos_id"], tuple(p["stop_ids"]), dict(p["special_tokens"]), p["chat_format"])
+    return Tokenizer(p["name"], encoding, p["bos_id"], tuple(p["stop_ids"]), dict(p["special_tokens"]),
+                     p["chat_format"])
 
 
 CHAT_FORMATS = (None, "llama3", "chatml")

@@ -47,7 +47,8 @@ def parse_checklist(path: Path) -> dict[str, str]:
             continue
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or len(parts[0]) != 32 or any(c not in "0123456789abcdefABCDEF" for c in parts[0]):
-            raise KitError(f"{path} line {line_no} is not 'md5  file name': download checklist.chk again (or delete it)")
+            raise KitError(f"{path} line {line_no} is not 'md5  file name': download checklist.chk again "
+                           "(or delete it)")
         entries[parts[1].strip().lstrip("*").removeprefix("./")] = parts[0].lower()
     return entries
 
@@ -132,7 +133,8 @@ def _fingerprint(folder: Path, names: list[str]) -> list:
     return out
 
 
-def verify(folder: str | Path | None = None, show_progress: bool = True, rope_scale_factor=None, remember: bool = True) -> dict:
+def verify(folder: str | Path | None = None, show_progress: bool = True, rope_scale_factor=None,
+           remember: bool = True) -> dict:
     """Check a checkpoint folder; the outcome as a dict (see report() for how it reads), remembered for last_result."""
     from . import checkpoint
 
@@ -156,8 +158,8 @@ def verify(folder: str | Path | None = None, show_progress: bool = True, rope_sc
             problems.append(f"{name} is listed in {chk_path.name} but missing: download it")
         elif expected is None and _is_extra_shard(name, checklist):
             entry["ok"], entry["extra"] = False, True
-            problems.append(f"{name} is not in {chk_path.name}, which lists {_n_shards(checklist)} consolidated.*.pth shards: "
-                            f"a file from another download? move it out of {folder}")
+            problems.append(f"{name} is not in {chk_path.name}, which lists {_n_shards(checklist)} consolidated.*.pth "
+                            f"shards: a file from another download? move it out of {folder}")
         elif expected is not None:
             entry["ok"] = h["md5"] == expected
             if not entry["ok"]:
@@ -267,7 +269,8 @@ def _check_shard_shapes(folder: Path, rope_scale_factor, show_progress: bool) ->
         return {"checked": True, "problems": problems, "values": [], "note": ""}
     values = _values({f"{n}: {k}": t for n, f in zip(names, files) for k, t in f.items()}, show_progress)
     tensors = len(checkpoint.expected_shapes(args))
-    n_params = sum(math.prod(s) for n, s in checkpoint.expected_shapes(args).items() if n != "output.weight" or "output.weight" in files[0])
+    n_params = sum(math.prod(s) for n, s in checkpoint.expected_shapes(args).items()
+                   if n != "output.weight" or "output.weight" in files[0])
     return {"checked": True, "problems": problems, "values": values, "tensors": tensors, "parameters": n_params,
             "note": f"{len(paths)} shards of {tensors} tensors each, {n_params / 1e9:.2f} B parameters, "
                     "match params.json"}
@@ -297,7 +300,8 @@ def _check_shapes(folder: Path, layout: str, rope_scale_factor, show_progress: b
         return {"checked": True, "problems": problems, "values": [], "note": ""}
     values = _values(weights, show_progress)
     expected = checkpoint.expected_shapes(args)
-    n_params = sum(t.numel() for t in checkpoint.unique_tensors({k: weights[k] for k in expected if k in weights}).values())
+    n_params = sum(t.numel()
+                   for t in checkpoint.unique_tensors({k: weights[k] for k in expected if k in weights}).values())
     params_file = "params.json" if layout == "meta" else "config.json"
     return {"checked": True, "problems": problems, "values": values, "tensors": len(expected), "parameters": n_params,
             "note": f"{len(expected)} tensors, {n_params / 1e9:.2f} B parameters, match {params_file}"}
@@ -310,30 +314,35 @@ def _summary(r: dict) -> str:
             return f"{who}: every file matches Meta's checklist"
         return f"{who}: the weights match its published checksums ({r['source']})"
     if r["verdict"] == MATCHES:
-        return f"every file matches {r['checklist']}, and the shapes fit; not one of the Meta releases the kit knows (see grader/formats/checklists.toml)"
+        return (f"every file matches {r['checklist']}, and the shapes fit; not one of the Meta releases the kit knows "
+                "(see grader/formats/checklists.toml)")
     if r["verdict"] == DIFFERS:
         return f"{len(r['problems'])} problem(s): {r['problems'][0]}"
-    return ("no checklist.chk here, and the files match none of the Meta releases the kit knows: intact or not cannot be told "
-            "(random weights from `checkpoint make`, a fine-tune, or a release without published checksums); shapes fit")
+    return ("no checklist.chk here, and the files match none of the Meta releases the kit knows: intact or not cannot "
+            "be told (random weights from `checkpoint make`, a fine-tune, or a release without published checksums); "
+            "shapes fit")
 
 
 def report(r: dict) -> str:
     """The outcome as lines a person reads."""
     gb = 1e9
     total = sum(e["bytes"] or 0 for e in r["files"])
-    lines = [f"{r['folder']} ({'Meta' if r['layout'] == 'meta' else 'Hugging Face'} layout, {len(r['files'])} files, {total / gb:.2f} GB)"]
+    lines = [f"{r['folder']} ({'Meta' if r['layout'] == 'meta' else 'Hugging Face'} layout, "
+             f"{len(r['files'])} files, {total / gb:.2f} GB)"]
     for e in r["files"]:
         status = "EXTRA" if e.get("extra") else {True: "ok", False: "DIFFERS", None: "  "}[e["ok"]]
         if e["md5"] is None:
             status = "MISSING"
-        against = f"= {r['checklist']}" if e["ok"] else (f"!= {r['checklist']} ({e['checklist_md5']})" if e["ok"] is False and e["md5"] else "")
+        against = f"= {r['checklist']}" if e["ok"] else (
+            f"!= {r['checklist']} ({e['checklist_md5']})" if e["ok"] is False and e["md5"] else "")
         if e.get("extra"):
             against = f"not in {r['checklist']}"
         md5 = e["md5"] or "-" * 32
         lines.append(f"  {status:8} {e['name']:32} md5 {md5} {against}".rstrip())
     s = r["shapes"]
     if s.get("checked"):
-        lines.append(f"  {'ok' if not s['problems'] else 'DIFFERS':8} shapes: " + (s["note"] or "; ".join(s["problems"][:3])))
+        lines.append(f"  {'ok' if not s['problems'] else 'DIFFERS':8} shapes: "
+                     + (s["note"] or "; ".join(s["problems"][:3])))
         if not s["problems"]:
             finite = say("formats.verify.all_finite")
             values = "; ".join(s["values"][:3]) or finite
@@ -377,7 +386,8 @@ def _remember(result: dict) -> None:
 
 def last_result(folder: str | Path) -> dict | None:
     """The last verify outcome for this folder, or None if it was never verified or its files changed since.
-    Keys: verdict ("genuine", "matches checklist", "differs", "not identified"), ok, model, summary, problems, checked_at, ..."""
+    Keys: verdict ("genuine", "matches checklist", "differs", "not identified"), ok, model, summary, problems,
+    checked_at, ..."""
     path = Path(folder).expanduser()
     result = _load_cache().get(str(path.resolve()))
     if not isinstance(result, dict) or "fingerprint" not in result:

@@ -128,7 +128,8 @@ def save_hf(
         size += nbytes
     total = sum(w.numel() * w.element_size() for w in weights.values())
     with bar("writing safetensors", total, bytes_=True) as progress:
-        advance = lambda n: progress.advance(progress.task_ids[0], n)
+        def advance(n):
+            progress.advance(progress.task_ids[0], n)
         if len(shards) == 1:
             write_safetensors(folder / "model.safetensors", {k: weights[k] for k in shards[0]}, advance)
         else:

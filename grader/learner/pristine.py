@@ -1,4 +1,5 @@
-"""The stubs as shipped, kept in grader/learner/stubs.zip: what `llama3-grader reset` restores, with or without git history.
+"""The stubs as shipped, kept in grader/learner/stubs.zip: what `llama3-grader reset` restores, with or without git
+history.
 
 Maintainers: after changing a stub in exercises/, run `python -m grader.learner.pristine` and commit stubs.zip with it
 (tests/test_cli_reset.py fails while the zip and the committed stubs differ). The zip is byte-for-byte
@@ -24,7 +25,8 @@ def read(name: str) -> bytes:
         with zipfile.ZipFile(ZIP) as z:
             return z.read(name)
     except (OSError, KeyError, zipfile.BadZipFile):
-        raise KitError(f"no pristine copy of {name} in {ZIP}: reinstall the kit (or `git checkout -- grader/learner/stubs.zip`)") from None
+        raise KitError(f"no pristine copy of {name} in {ZIP}: reinstall the kit "
+                       "(or `git checkout -- grader/learner/stubs.zip`)") from None
 
 
 def build(folder: Path = ROOT / "exercises", out: Path = ZIP) -> list[str]:

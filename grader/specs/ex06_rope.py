@@ -71,8 +71,8 @@ def drive_long_table(precompute_freqs_cis, head_dim, end, theta, scale_factor):
               en="positions past 256 are wrong: they were made in bfloat16, which holds integers exactly only up to "
                  "256 (257 becomes 256, 1001 becomes 1000), so those tokens turn by another token's angle; make the "
                  "positions in float32, torch.arange(end, dtype=torch.float32)",
-              zh="256 之后的位置错了：它们是用 bfloat16 生成的，而 bfloat16 只能精确表示不超过 256 的整数（257 变成 256，"
-                 "1001 变成 1000），这些 token 于是按别的 token 的角度旋转；位置要用 float32 生成，"
+              zh="256 之后的位置错了：它们是用 bfloat16 生成的，而 bfloat16 只能精确表示不超过 256 的整数"
+                 "（257 变成 256，1001 变成 1000），这些 token 于是按别的 token 的角度旋转；位置要用 float32 生成，"
                  "torch.arange(end, dtype=torch.float32)")
 def precompute_with_bf16_positions(head_dim, end, theta, scale_factor=None):
     freqs = 1.0 / theta ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim)  # [head_dim // 2]

@@ -383,8 +383,8 @@ class ChatLosingTheEndOfTurn(ex14_chat.Chat):
 @spec.mistake("Chat", "chat_begin_of_text_every_turn",
               en="every turn starts with <|begin_of_text|>: it starts the conversation only, so drop it from the "
                  "turn's tokens after the first turn (encode_dialog(...)[1:])",
-              zh="每一轮都以 <|begin_of_text|> 开头：它只出现在整段对话的开头，所以第一轮之后要从这一轮的 token 中去掉它"
-                 "（encode_dialog(...)[1:]）")
+              zh="每一轮都以 <|begin_of_text|> 开头：它只出现在整段对话的开头，所以第一轮之后要从这一轮的 token "
+                 "中去掉它（encode_dialog(...)[1:]）")
 class ChatBeginningEveryTurn(ex14_chat.Chat):
     def ask(self, content, max_new_tokens=256, sampler=None):
         turn = ex14_chat.encode_dialog(self.encoding, [*self.pending, {"role": "user", "content": content}],

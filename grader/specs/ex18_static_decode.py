@@ -259,8 +259,8 @@ def drive_static_generate(generate, prompt_ids, weights, args, max_new_tokens, s
               en="update returns the buffers sliced to [:end]: their shape changes at every token, so the compiled "
                  "step is traced again (and end needs the position on the host); return the whole buffers "
                  "[max_seq_len, n_kv_heads, head_dim] and let the mask hide what is not written yet",
-              zh="update 返回了切到 [:end] 的缓冲区：它的形状每个 token 都在变，编译好的步骤只好重新追踪（而且 end 需要把位置"
-                 "读回主机）；应返回整个缓冲区 [max_seq_len, n_kv_heads, head_dim]，让掩码遮住还没写入的位置")
+              zh="update 返回了切到 [:end] 的缓冲区：它的形状每个 token 都在变，编译好的步骤只好重新追踪（而且 end "
+                 "需要把位置读回主机）；应返回整个缓冲区 [max_seq_len, n_kv_heads, head_dim]，让掩码遮住还没写入的位置")
 class StaticCacheSlicedToEnd(StaticCache):
     def update(self, layer_id, input_pos, k, v):
         self.cache_k[layer_id].index_copy_(0, input_pos, k)
@@ -273,8 +273,8 @@ class StaticCacheSlicedToEnd(StaticCache):
               en="the mask is built from a Python int (int(input_pos[0]) or .item()): that reads the position back to "
                  "the host, a graph break and a recompile at every position; compare torch.arange(max_seq_len) with "
                  "input_pos[:, None], all on the device",
-              zh="掩码是用 Python int 构造的（int(input_pos[0]) 或 .item()）：这要把位置读回主机，造成图中断，每个位置都"
-                 "重新编译；应在设备上用 torch.arange(max_seq_len) 与 input_pos[:, None] 比较")
+              zh="掩码是用 Python int 构造的（int(input_pos[0]) 或 .item()）：这要把位置读回主机，造成图中断，"
+                 "每个位置都重新编译；应在设备上用 torch.arange(max_seq_len) 与 input_pos[:, None] 比较")
 def attention_mask_from_int(input_pos, max_seq_len):
     start, seqlen = int(input_pos[0]), input_pos.shape[0]
     mask = ex07_attention.causal_mask(seqlen, start, device=input_pos.device)  # [seq, start + seq]
@@ -285,8 +285,8 @@ def attention_mask_from_int(input_pos, max_seq_len):
 @spec.mistake("apply_rotary", "rotary_on_halves",
               en="the pairs rotated are (k, k + head_dim/2), the two halves of the head, as Hugging Face's rotate_half "
                  "does: Meta's checkpoints pair adjacent dimensions (2k, 2k+1), as in exercise 6",
-              zh="旋转的配对是 (k, k + head_dim/2)，即头的前后两半（Hugging Face 的 rotate_half 就是这样）：Meta 的检查点把"
-                 "相邻维度 (2k, 2k+1) 配成一对，和练习 6 一样")
+              zh="旋转的配对是 (k, k + head_dim/2)，即头的前后两半（Hugging Face 的 rotate_half 就是这样）：Meta "
+                 "的检查点把相邻维度 (2k, 2k+1) 配成一对，和练习 6 一样")
 def apply_rotary_on_halves(x, cos, sin):
     first, second = x.float().chunk(2, dim=-1)
     cos, sin = cos[:, None, :], sin[:, None, :]
@@ -309,8 +309,9 @@ def forward_rebuilding_rope(tokens, input_pos, weights, args, cache, rope):
               en="the step takes the next token to the host (int(...) or .item()) and back with torch.tensor: a host "
                  "sync at every token, and a graph break that splits the compiled step; return "
                  "logits.argmax(-1, keepdim=True), a tensor that stays on the device",
-              zh="这一步把下一个 token 读回主机（int(...) 或 .item()），再用 torch.tensor 送回去：每个 token 都同步一次主机，"
-                 "还造成图中断，把编译的步骤切开；应返回 logits.argmax(-1, keepdim=True)，一个留在设备上的张量")
+              zh="这一步把下一个 token 读回主机（int(...) 或 .item()），再用 torch.tensor 送回去：每个 token "
+                 "都同步一次主机，还造成图中断，把编译的步骤切开；应返回 logits.argmax(-1, keepdim=True)，"
+                 "一个留在设备上的张量")
 def decode_step_with_item(token, input_pos, weights, args, cache, rope):
     logits = forward(token, input_pos, weights, args, cache, rope)[-1]
     return torch.tensor([int(logits.argmax())], device=logits.device), logits
@@ -320,8 +321,8 @@ def decode_step_with_item(token, input_pos, weights, args, cache, rope):
               en="torch.compile is called without fullgraph=True: a graph break would then split the step silently "
                  "into pieces run between Python, and CUDA graphs could not capture it whole; fullgraph=True makes a "
                  "break an error that names its line",
-              zh="调用 torch.compile 时没有 fullgraph=True：这样一旦有图中断，步骤会被悄悄切成几段、中间回到 Python 执行，"
-                 "CUDA graphs 也无法整体捕获；fullgraph=True 会把图中断变成报错，并指出是哪一行")
+              zh="调用 torch.compile 时没有 fullgraph=True：这样一旦有图中断，步骤会被悄悄切成几段、中间回到 Python "
+                 "执行，CUDA graphs 也无法整体捕获；fullgraph=True 会把图中断变成报错，并指出是哪一行")
 def compile_step_without_fullgraph(step, device):
     if torch.device(device).type == "cuda":
         return torch.compile(step, mode="reduce-overhead")
@@ -342,8 +343,8 @@ def compile_step_without_cuda_graphs(step, device):
               en="the compiled step takes the position as a Python int: torch.compile treats an int argument as a "
                  "constant, so every new position compiles the step again; keep input_pos a tensor on the device "
                  "and advance it in place (input_pos += 1)",
-              zh="编译后的步骤以 Python int 接收位置：torch.compile 把 int 参数当作常量，于是每个新位置都要重新编译这一步；"
-                 "应让 input_pos 保持为设备上的张量，并原地推进（input_pos += 1）")
+              zh="编译后的步骤以 Python int 接收位置：torch.compile 把 int 参数当作常量，"
+                 "于是每个新位置都要重新编译这一步；应让 input_pos 保持为设备上的张量，并原地推进（input_pos += 1）")
 def generate_with_int_positions(prompt_ids, weights, args, max_new_tokens, stop_tokens=(), max_seq_len=None):
     if max_new_tokens < 1:
         return []

@@ -1,5 +1,5 @@
-"""The content stripped in ChatML too, as Llama 3's format does: SmolLM2's template keeps it as it is. (The failure shows
-the ids decoded beside them: the reference's '\\n', ' ', ' What' against 'What'.)"""
+"""The content stripped in ChatML too, as Llama 3's format does: SmolLM2's template keeps it as it is. (The failure
+shows the ids decoded beside them: the reference's '\\n', ' ', ' What' against 'What'.)"""
 
 from solutions.ex14_chat import check_message, encode_header, end_of_turn
 

@@ -9,4 +9,5 @@ _reference_attention_probs = attention_probs
 
 def attention_probs(tokens, weights, args, layer_id):
     norm = f"layers.{layer_id}.attention_norm.weight"
-    return _reference_attention_probs(tokens, {**weights, norm: weights["layers.0.attention_norm.weight"]}, args, layer_id)
+    return _reference_attention_probs(tokens, {**weights, norm: weights["layers.0.attention_norm.weight"]}, args,
+                                      layer_id)
