@@ -42,7 +42,8 @@ def notebooks(kit_folder):
 
 def test_every_exercise_exports_a_valid_notebook_in_both_languages(notebooks):
     for e in curriculum.exercises():
-        for name, heading in [(f"{e.module}.ipynb", f"# Exercise {e.id}: "), (f"{e.module}.zh.ipynb", f"# 练习 {e.id}：")]:
+        headings = [(f"{e.module}.ipynb", f"# Exercise {e.id}: "), (f"{e.module}.zh.ipynb", f"# 练习 {e.id}：")]
+        for name, heading in headings:
             nb = nbformat.read(notebooks / name, as_version=4)
             nbformat.validate(nb)
             chapter, how, setup, device, code, grading = nb.cells[:6]
@@ -166,7 +167,8 @@ def test_the_set_up_cell_installs_the_kit_where_it_is_missing(monkeypatch, tmp_p
 
 
 def check_experiment(e, nb) -> None:
-    """An extra's experiment cell ran the reference on a model: its heading, a table, and (sampling, experiments) pictures inline."""
+    """An extra's experiment cell ran the reference on a model: its heading, a table, and (sampling, experiments)
+    pictures inline."""
     if e.id not in RUNNERS:
         return
     outputs = nb.cells[-1].outputs

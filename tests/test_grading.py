@@ -83,7 +83,8 @@ def test_untouched_stubs_fail_every_graded_test_as_not_started(stub_results, ref
         assert r["message"].startswith("not started: implement "), r["message"]
         assert f"exercises/{r['exercise']}.py" in r["message"], r["message"]
     skipped = [r for r in stub_results if r["outcome"] == "skipped"]
-    reasons = ("chains your earlier exercises", "LLAMA3_CHECKPOINT", "has no golden calls of",  # ex01 on the trained model
+    reasons = ("chains your earlier exercises", "LLAMA3_CHECKPOINT",
+               "has no golden calls of",  # ex01 on the trained model
                "needs CUDA")  # a gpu-marked graded test, here where there is none
     assert all(any(reason in r["message"] for reason in reasons) for r in skipped), [r["message"] for r in skipped]
 
@@ -110,7 +111,8 @@ def test_every_known_mistake_is_named(round_results, index):
         test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
         golden_tests = [r for r in results if f"::{test_name}[" in r["nodeid"]]
         named = [r for r in golden_tests if r["mistake"] == m.id and m.message() in r["message"]]
-        assert named, f"{m.id}: no graded test of {m.function} named it:\n" + "\n".join(r["nodeid"] + " " + r["outcome"] + "\n" + r["message"] for r in golden_tests)
+        seen = "\n".join(r["nodeid"] + " " + r["outcome"] + "\n" + r["message"] for r in golden_tests)
+        assert named, f"{m.id}: no graded test of {m.function} named it:\n" + seen
         assert all(r["outcome"] == "failed" for r in named)
 
 
@@ -119,7 +121,8 @@ def test_property_tests_judge_the_learners_own_outputs(round_results):
     golden tests and the pair-0 formula fail them, naming the mistake)."""
     index = next(i for i, r in enumerate(ROUNDS) if {"rope_on_halves", "attention_unscaled"} <= {m.id for m in r})
     outcome = {r["nodeid"].split("::")[1]: r for r in round_results[index]}
-    for test in ("test_rope_preserves_norms", "test_q_dot_k_depends_only_on_the_offset", "test_causal_attention_ignores_future_tokens"):
+    for test in ("test_rope_preserves_norms", "test_q_dot_k_depends_only_on_the_offset",
+                 "test_causal_attention_ignores_future_tokens"):
         assert outcome[test]["outcome"] == "passed", outcome[test]
     assert outcome["test_pair_0_turns_by_t_radians"]["outcome"] == "failed"
 
@@ -184,7 +187,8 @@ FAULTS = {plant.module: plant for name, plant in plants.faults().items()
           if name in ("reserved_tokens_renamed", "model_args_as_a_dict", "prints_then_raises", "mean_square_times_zero",
                       "linear_changes_its_input", "apply_rope_returns_numpy", "mask_of_the_finite_minimum",
                       "keys_of_the_wrong_shape", "endless_loop", "next_token_as_a_tensor")}
-FAULT_TESTS = ("test_special_tokens or test_model_args or test_embed or test_rms_norm or test_linear or test_rope_preserves_norms or "
+FAULT_TESTS = ("test_special_tokens or test_model_args or test_embed or test_rms_norm or test_linear or "
+               "test_rope_preserves_norms or "
                "test_causal_mask or test_mask_hides or test_self_attention or test_feed_forward or test_next_token")
 
 
@@ -243,14 +247,16 @@ def test_a_wrong_dict_is_a_short_diff(faults):
 
     reserved = sum("reserved_special_token_" in name for name in special_tokens())
     message = _first(faults["ex01_tokenizer"], "test_special_tokens[")["message"]
-    assert f"out: dicts differ: {reserved} keys missing, {reserved} extra, 0 with another value (256 keys expected)" in message, message
+    differ = f"out: dicts differ: {reserved} keys missing, {reserved} extra, 0 with another value (256 keys expected)"
+    assert differ in message, message
     assert "'<|reserved_special_token_0|>'" in message and "'<|reserved_0|>': 128002" in message
     assert len(message) < 1500, len(message)
 
 
 def test_a_dict_where_the_dataclass_is_the_contract(faults):
     message = _first(faults["ex02_checkpoint"], "test_model_args")["message"]
-    assert "model_args (tiny-llama3, llama3-8b) should return a ModelArgs (the dataclass given at the top of exercises/ex02_checkpoint.py), got dict" in message
+    assert ("model_args (tiny-llama3, llama3-8b) should return a ModelArgs (the dataclass given at the top of "
+            "exercises/ex02_checkpoint.py), got dict") in message
 
 
 def test_a_0_d_tensor_where_an_int_is_the_contract(faults):
@@ -267,7 +273,8 @@ def test_a_numpy_array_in_a_property_test(faults):
 def test_a_finite_minimum_where_the_mask_needs_minus_inf(faults):
     for test in ("test_causal_mask[", "test_mask_hides_exactly_the_future"):
         message = _first(faults["ex07_attention"], test)["message"]
-        assert "torch.finfo(torch.float32).min where -inf is expected" in message and "exactly zero weight" in message, message
+        assert "torch.finfo(torch.float32).min where -inf is expected" in message, message
+        assert "exactly zero weight" in message, message
 
 
 def test_an_exercise_that_does_not_import_fails_alone(unimportable_results):
@@ -275,16 +282,20 @@ def test_an_exercise_that_does_not_import_fails_alone(unimportable_results):
     reference and passes; the real-model tests skip; the end-to-end tests skip, naming the broken exercise."""
     results = unimportable_results
     failed = {r["exercise"] for r in results if r["outcome"] == "failed"}
-    assert failed == {"ex04_rms_norm", "ex07_attention"}, [r["nodeid"] + "\n" + r["message"] for r in results if r["exercise"] not in failed and r["outcome"] == "failed"]
+    assert failed == {"ex04_rms_norm", "ex07_attention"}, [r["nodeid"] + "\n" + r["message"] for r in results
+                                                           if r["exercise"] not in failed and r["outcome"] == "failed"]
     for r in results:
         if r["exercise"] == "ex04_rms_norm":
-            assert r["outcome"] == "failed" and r["message"].startswith("exercises/ex04_rms_norm.py cannot be imported: SyntaxError")
+            assert r["outcome"] == "failed"
+            assert r["message"].startswith("exercises/ex04_rms_norm.py cannot be imported: SyntaxError")
             assert "ex04_rms_norm.py:6" in r["message"] and "def rms_norm(:" in r["message"], r["message"]
         elif r["exercise"] == "ex07_attention":
-            assert "exercises/ex07_attention.py cannot be imported: ModuleNotFoundError: No module named 'einops'" in r["message"]
+            assert ("exercises/ex07_attention.py cannot be imported: ModuleNotFoundError: No module named 'einops'"
+                    in r["message"])
             assert "ex07_attention.py:1 in <module>" in r["message"]
-        elif "end_to_end" in r["nodeid"] or "test_your_own_" in r["nodeid"]:  # the tests on the chain of the learner's modules
-            assert r["outcome"] == "skipped" and "one does not import: exercises/ex04_rms_norm.py cannot be imported" in r["message"], r
+        elif "end_to_end" in r["nodeid"] or "test_your_own_" in r["nodeid"]:  # on the chain of the learner's modules
+            assert r["outcome"] == "skipped", r
+            assert "one does not import: exercises/ex04_rms_norm.py cannot be imported" in r["message"], r
         elif "the_real_model" in r["nodeid"]:
             assert r["outcome"] == "skipped" and "LLAMA3_CHECKPOINT" in r["message"], r
         elif "on_a_gpu" in r["nodeid"] and r["outcome"] == "skipped":
