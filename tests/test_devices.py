@@ -32,9 +32,10 @@ MODULES = sorted(p.stem for p in SOLUTIONS.glob("ex[0-9][0-9]_*.py"))
 
 # What runs where. Every golden call not named below runs on meta, its inputs moved there, with no default device.
 # Calls whose driver makes tensors of the grader's own on the default device (the KV cache that checks how it is
-# called, int8 weights), as the grader makes them within torch.device(D): on meta, within torch.device("meta").
+# called, int8 weights, exercise 18's positions, caches and tables), as the grader makes them within torch.device(D):
+# on meta, within torch.device("meta").
 GRADER_TENSORS = {"drive_kv_cache", "drive_layer_cached", "drive_forward_cached", "drive_int8_forward",
-                  "drive_int8_forward_cached"}
+                  "drive_int8_forward_cached", "drive_static_cache", "drive_attention_mask", "drive_static_forward"}
 # Calls that read values, which meta tensors do not have: run on the CPU, recording the tensors they make.
 READS_VALUES = {
     "next_token": "int(logits.argmax())",
@@ -46,6 +47,7 @@ READS_VALUES = {
     "probabilities": "calls the two filters",
     "sample": "a draw",
     "Sampler": "a draw",
+    "decode_step": "its driver reads the chosen tokens back, as generation compares them",
 }
 # Calls run within torch.device above whose reference code is recorded on the CPU too: the int8 forward (the grader
 # makes its int8 weights) has no other call that runs it without a default device.
@@ -470,7 +472,7 @@ def test_the_stubs_take_the_same_device_keywords_as_the_reference():
             if "device" in params:
                 assert stub.get(name) == params, f"{e.stub}: {name}"
                 checked += 1
-    assert checked == 3  # causal_mask, precompute_freqs_cis, KVCache
+    assert checked == 6  # causal_mask, precompute_freqs_cis, KVCache; StaticCache, rope_tables, compile_step
 
 
 # The grader on a device: golden inputs and weights go there, the code under test runs within torch.device(D), and

@@ -27,10 +27,12 @@ def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(t
     assert {r["exercise"] for r in real} >= {"ex03_embeddings", "ex08_multi_head_attention", "ex11_forward",
                                              "ex12_generation"}
     unused = [r for r in real if r["outcome"] == "skipped" and "has no golden calls" in r["message"]]
-    # Meta's layout only; exercise 16's int8 forward and exercise 17's collectives on the tiny models only
+    # Meta's layout only; exercise 16's int8 forward, exercise 17's collectives and exercise 18's compiled steps on
+    # the tiny models only
     assert {(r["exercise"], r["nodeid"].split("::")[1].split("[")[0]) for r in unused} == {
         ("ex02_checkpoint", "test_load_params"), ("ex02_checkpoint", "test_load_weights"),
-        ("ex16_int8", "test_forward"),
+        ("ex16_int8", "test_forward"), ("ex18_static_decode", "test_decode_step"),
+        ("ex18_static_decode", "test_compile_step"),
         *(("ex17_tensor_parallel", f"test_parallel_{f}")
           for f in ("embed", "attention", "feed_forward", "forward", "generate"))}
     assert all(r["outcome"] == "passed" for r in real if r not in unused), [

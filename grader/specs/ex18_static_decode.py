@@ -97,10 +97,10 @@ def calls(model, acts) -> list[Call]:
     return out
 
 
-def stale_cache(args, max_seq_len: int, dtype: torch.dtype) -> StaticCache:
+def stale_cache(args, max_seq_len: int, dtype: torch.dtype, device: torch.device) -> StaticCache:
     """The reference's cache, its buffers holding seeded values as if from an earlier conversation: whatever a forward
     has not written must be hidden by its mask."""
-    cache = StaticCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, dtype)
+    cache = StaticCache(args.n_layers, max_seq_len, args.n_kv_heads, args.head_dim, dtype, device=device)
     g = torch.Generator().manual_seed(18)
     for buffer in cache.cache_k + cache.cache_v:
         buffer.copy_(torch.randn(buffer.shape, generator=g, device="cpu") * 4)
@@ -112,8 +112,8 @@ def compilable(fn):
     return inspect.unwrap(fn)
 
 
-def positions(start: int, end: int) -> torch.Tensor:
-    return torch.arange(start, end)  # [end - start], on the device the call runs on
+def positions(start: int, end: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(start, end, device=device)  # [end - start]
 
 
 @driver
@@ -126,14 +126,14 @@ def drive_static_cache(StaticCache, n_layers, max_seq_len, n_kv_heads, head_dim,
     out = {}
     for name, first, k, v in (("prefill", 0, k_prefill, v_prefill), ("step", start, k_steps[:1], v_steps[:1]),
                               ("chunk", start + 1, k_steps[1:], v_steps[1:])):
-        keys, values = cache.update(layer, positions(first, first + k.shape[0]), k, v)
+        keys, values = cache.update(layer, positions(first, first + k.shape[0], k.device), k, v)
         out[f"keys_after_{name}"], out[f"values_after_{name}"] = keys.clone(), values.clone()  # views of its buffers
     if counted:
         fresh = StaticCache(n_layers, max_seq_len, n_kv_heads, head_dim, getattr(torch, dtype))
         with counting_compile() as compiled:
             update = torch.compile(fresh.update)
             for i in range(len(k_steps)):
-                update(layer, positions(start + i, start + i + 1), k_steps[i:i + 1], v_steps[i:i + 1])
+                update(layer, positions(start + i, start + i + 1, k_steps.device), k_steps[i:i + 1], v_steps[i:i + 1])
             out.update(compiled.report())
     return out
 
@@ -142,13 +142,14 @@ def drive_static_cache(StaticCache, n_layers, max_seq_len, n_kv_heads, head_dim,
 def drive_attention_mask(attention_mask, prompt_len, max_seq_len):
     """The masks of a prefill, a step, a chunk and the last position; then the mask of each position after the
     prompt, compiled."""
-    out = {name: attention_mask(positions(start, end), max_seq_len)
+    device = torch.get_default_device()  # the device the call runs on: the mask's only input is its positions
+    out = {name: attention_mask(positions(start, end, device), max_seq_len)
            for name, start, end in (("prefill", 0, prompt_len), ("step", prompt_len, prompt_len + 1),
                                     ("chunk", prompt_len + 1, max_seq_len - 1), ("last", max_seq_len - 1, max_seq_len))}
     with counting_compile() as compiled:
         mask = torch.compile(compilable(attention_mask))
         for pos in range(prompt_len, max_seq_len):
-            mask(positions(pos, pos + 1), max_seq_len)
+            mask(positions(pos, pos + 1, device), max_seq_len)
         out.update(compiled.report())
     return out
 
@@ -157,12 +158,13 @@ def drive_attention_mask(attention_mask, prompt_len, max_seq_len):
 def drive_static_forward(forward, tokens, weights, args, chunks, max_seq_len):
     """forward over tokens in chunks at their positions, through one stale cache of max_seq_len positions and the
     reference's RoPE tables: every 251st column of each chunk's logits, and how many RoPE tables forward built."""
-    cache = stale_cache(args, max_seq_len, weights["tok_embeddings.weight"].dtype)
-    rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor)
+    embeddings = weights["tok_embeddings.weight"]
+    cache = stale_cache(args, max_seq_len, embeddings.dtype, embeddings.device)
+    rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor, device=embeddings.device)
     out = {}
     with impls.spy(forward, ROPE_BUILDERS[0]) as built, impls.spy(forward, ROPE_BUILDERS[1]) as built_too:
         for name, start, end in chunks_of(chunks):
-            logits = forward(tokens[start:end], positions(start, end), weights, args, cache, rope)
+            logits = forward(tokens[start:end], positions(start, end, tokens.device), weights, args, cache, rope)
             out[name] = sampled(logits, f"{forward.__name__} ({name})")["columns"]
     out["rope_tables_built"] = len(built) + len(built_too)
     return out
@@ -189,10 +191,12 @@ def drive_decode_steps(decode_step, prompt_ids, weights, args, steps):
     decode_step compiled, each fed the token the last one chose: what generation compares of them, what dynamo did,
     and how many RoPE tables the steps built."""
     max_seq_len = len(prompt_ids) + steps
-    cache = stale_cache(args, max_seq_len, weights["tok_embeddings.weight"].dtype)
-    rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor)
-    input_pos = positions(0, len(prompt_ids))
-    logits = forward(torch.tensor(prompt_ids), input_pos, weights, args, cache, rope)[-1]  # [vocab_size]
+    embeddings = weights["tok_embeddings.weight"]
+    cache = stale_cache(args, max_seq_len, embeddings.dtype, embeddings.device)
+    rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor, device=embeddings.device)
+    input_pos = positions(0, len(prompt_ids), embeddings.device)
+    tokens = torch.tensor(prompt_ids, device=embeddings.device)  # [seq]
+    logits = forward(tokens, input_pos, weights, args, cache, rope)[-1]  # [vocab_size]
     token, input_pos = logits.argmax(-1, keepdim=True), input_pos[-1:] + 1  # [1], [1]
     chosen = []
     with (counting_compile() as compiled, impls.spy(decode_step, ROPE_BUILDERS[0]) as built,
