@@ -91,6 +91,7 @@ Run the tests: pytest exercises/ -k ex08
 import torch
 
 # Your functions from earlier exercises: call them here.
+from .ex02_checkpoint import ModelArgs
 from .ex05_qkv import linear, project_qkv
 from .ex06_rope import apply_rope
 from .ex07_attention import attention
@@ -141,7 +142,7 @@ def self_attention(
     x: torch.Tensor,
     weights: dict[str, torch.Tensor],
     layer_id: int,
-    args,
+    args: ModelArgs,
     freqs_cis: torch.Tensor,
     mask: torch.Tensor | None,
     cache=None,

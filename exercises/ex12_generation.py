@@ -106,6 +106,7 @@ from collections.abc import Iterator
 import torch
 
 # Your function from exercise 11: call it here.
+from .ex02_checkpoint import ModelArgs
 from .ex11_forward import forward
 
 
@@ -159,7 +160,7 @@ class KVCache:
 
 
 def generate(
-    prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int, stop_tokens=()
+    prompt_ids: list[int], weights: dict[str, torch.Tensor], args: ModelArgs, max_new_tokens: int, stop_tokens=()
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Prefill the prompt once, then feed one token at a time through the cache; yields (token, logits).
 

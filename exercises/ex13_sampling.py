@@ -114,6 +114,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 # Your functions from exercises 11 and 12: call them here.
+from .ex02_checkpoint import ModelArgs
 from .ex11_forward import forward
 from .ex12_generation import KVCache
 
@@ -231,7 +232,7 @@ class Sampler:
 def generate(
     prompt_ids: list[int],
     weights: dict[str, torch.Tensor],
-    args,
+    args: ModelArgs,
     max_new_tokens: int,
     stop_tokens=(),
     sampler: Callable[[torch.Tensor], int] | None = None,

@@ -118,6 +118,7 @@ import tiktoken
 import torch
 
 # Your functions from exercises 11 and 12: call them here.
+from .ex02_checkpoint import ModelArgs
 from .ex11_forward import forward
 from .ex12_generation import KVCache
 
@@ -216,8 +217,8 @@ def encode_dialog(encoding: tiktoken.Encoding, messages: list[dict], chat_format
 class Chat:
     """A conversation with the model: each turn feeds only the tokens the KV cache does not hold yet."""
 
-    def __init__(self, weights: dict[str, torch.Tensor], args, encoding: tiktoken.Encoding, chat_format: str = "llama3",
-                 stop_tokens=(), max_seq_len: int = 2048, system: str | None = None):
+    def __init__(self, weights: dict[str, torch.Tensor], args: ModelArgs, encoding: tiktoken.Encoding,
+                 chat_format: str = "llama3", stop_tokens=(), max_seq_len: int = 2048, system: str | None = None):
         """Keep everything given; make one KVCache of max_seq_len positions (the weights' dtype);
         self.tokens = [], self.cached = 0; a system message, if given, goes in with the first turn.
 

@@ -85,6 +85,7 @@ import math
 import torch
 
 # Your functions from the core: call them here.
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex05_qkv import linear, project_qkv
@@ -94,7 +95,8 @@ from .ex08_multi_head_attention import repeat_kv
 from .ex10_transformer_block import transformer_block
 
 
-def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, layer_id: int) -> torch.Tensor:
+def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs,
+                    layer_id: int) -> torch.Tensor:
     """The softmax weights of every head of layer layer_id over the prompt: [n_heads, seq, seq], float32, rows sum to 1.
 
     Args:
@@ -114,7 +116,7 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
     raise NotImplementedError("not started: implement attention_probs in exercises/ex15_experiments.py (exercise 15)")
 
 
-def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
+def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs) -> torch.Tensor:
     """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size],
     float32.
 

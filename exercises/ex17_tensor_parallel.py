@@ -121,6 +121,7 @@ import torch
 import torch.distributed as dist
 
 # Your functions from exercises 3 to 12: call them here.
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex05_qkv import linear
@@ -189,7 +190,8 @@ def shard_kv(weight: torch.Tensor, n_kv_heads: int, rank: int, world_size: int) 
     raise NotImplementedError("not started: implement shard_kv in exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
-def shard_weights(weights: dict[str, torch.Tensor], args, rank: int, world_size: int) -> dict[str, torch.Tensor]:
+def shard_weights(weights: dict[str, torch.Tensor], args: ModelArgs, rank: int,
+                  world_size: int) -> dict[str, torch.Tensor]:
     """rank's share of every weight, under the same names.
 
     Args:
@@ -208,7 +210,7 @@ def shard_weights(weights: dict[str, torch.Tensor], args, rank: int, world_size:
     raise NotImplementedError("not started: implement shard_weights in exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
-def local_args(args, world_size: int):
+def local_args(args: ModelArgs, world_size: int):
     """The ModelArgs one rank's attention sees.
 
     Args:
@@ -248,8 +250,9 @@ def parallel_embed(tokens: torch.Tensor, tok_embeddings: torch.Tensor) -> torch.
                               "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
-def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_id: int, args, freqs_cis: torch.Tensor,
-                       mask: torch.Tensor | None, cache=None, start_pos: int = 0) -> torch.Tensor:
+def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_id: int, args: ModelArgs,
+                       freqs_cis: torch.Tensor, mask: torch.Tensor | None, cache=None,
+                       start_pos: int = 0) -> torch.Tensor:
     """One layer's attention on this rank's heads, summed over the ranks.
 
     Args:
@@ -288,7 +291,7 @@ def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w
                               "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
-def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, cache=None,
+def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs, cache=None,
                      start_pos: int = 0) -> torch.Tensor:
     """The forward of exercise 11 on this rank's shards.
 
@@ -310,7 +313,7 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
                               "exercises/ex17_tensor_parallel.py (exercise 17)")
 
 
-def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int,
+def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args: ModelArgs, max_new_tokens: int,
                       stop_tokens=()) -> Iterator[tuple[int, torch.Tensor]]:
     """The generate of exercise 12 with parallel_forward; every rank yields the same tokens.
 

@@ -208,6 +208,7 @@ from collections.abc import Callable
 import torch
 
 # Your functions from exercises 3 to 9: call them here.
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex05_qkv import linear, project_qkv
@@ -329,8 +330,8 @@ def attention_mask(input_pos: torch.Tensor, max_seq_len: int) -> torch.Tensor:
 
 
 def forward(
-    tokens: torch.Tensor, input_pos: torch.Tensor, weights: dict[str, torch.Tensor], args, cache: StaticCache,
-    rope: tuple[torch.Tensor, torch.Tensor]
+    tokens: torch.Tensor, input_pos: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs,
+    cache: StaticCache, rope: tuple[torch.Tensor, torch.Tensor]
 ) -> torch.Tensor:
     """Logits in float32 for tokens at positions input_pos, attending over the whole static cache.
 
@@ -358,7 +359,7 @@ def forward(
 
 
 def decode_step(
-    token: torch.Tensor, input_pos: torch.Tensor, weights: dict[str, torch.Tensor], args, cache: StaticCache,
+    token: torch.Tensor, input_pos: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs, cache: StaticCache,
     rope: tuple[torch.Tensor, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One token through the model at position input_pos; the greedy next token and the logits, on the device.
@@ -397,7 +398,7 @@ def compile_step(step: Callable, device) -> Callable:
 
 
 def generate(
-    prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int, stop_tokens=(),
+    prompt_ids: list[int], weights: dict[str, torch.Tensor], args: ModelArgs, max_new_tokens: int, stop_tokens=(),
     max_seq_len: int | None = None
 ) -> list[tuple[int, torch.Tensor]]:
     """Prefill, then max_new_tokens - 1 compiled decode steps with every token kept on the device; one host sync at

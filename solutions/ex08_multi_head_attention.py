@@ -2,6 +2,7 @@
 
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex05_qkv import linear, project_qkv
 from .ex06_rope import apply_rope
 from .ex07_attention import attention
@@ -33,7 +34,7 @@ def self_attention(
     x: torch.Tensor,
     weights: dict[str, torch.Tensor],
     layer_id: int,
-    args,
+    args: ModelArgs,
     freqs_cis: torch.Tensor,
     mask: torch.Tensor | None,
     cache=None,

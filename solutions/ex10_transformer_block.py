@@ -2,6 +2,7 @@
 
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex04_rms_norm import rms_norm
 from .ex08_multi_head_attention import self_attention
 from .ex09_feed_forward import feed_forward
@@ -11,7 +12,7 @@ def transformer_block(
     x: torch.Tensor,
     weights: dict[str, torch.Tensor],
     layer_id: int,
-    args,
+    args: ModelArgs,
     freqs_cis: torch.Tensor,
     mask: torch.Tensor | None,
     cache=None,

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex05_qkv import linear
@@ -13,7 +14,7 @@ from .ex10_transformer_block import transformer_block
 
 
 def forward(
-    tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, cache=None, start_pos: int = 0
+    tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs, cache=None, start_pos: int = 0
 ) -> torch.Tensor:
     """Logits in float32 for every position of tokens, which sit at positions start_pos.. of the sequence."""
     seqlen = tokens.shape[0]  # tokens [seq]
@@ -34,7 +35,7 @@ def next_token(logits: torch.Tensor) -> int:
 
 
 def generate_uncached(
-    prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int, stop_tokens=()
+    prompt_ids: list[int], weights: dict[str, torch.Tensor], args: ModelArgs, max_new_tokens: int, stop_tokens=()
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Greedy generation that re-runs the whole sequence for every new token; yields (token, logits)."""
     ids, device = list(prompt_ids), weights["tok_embeddings.weight"].device

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex11_forward import forward
 
 
@@ -28,7 +29,7 @@ class KVCache:
 
 
 def generate(
-    prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int, stop_tokens=()
+    prompt_ids: list[int], weights: dict[str, torch.Tensor], args: ModelArgs, max_new_tokens: int, stop_tokens=()
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Prefill the prompt once, then feed one token at a time through the cache; yields (token, logits)."""
     max_seq_len = len(prompt_ids) + max_new_tokens

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex11_forward import forward
 from .ex12_generation import KVCache
 
@@ -80,7 +81,7 @@ class Sampler:
 def generate(
     prompt_ids: list[int],
     weights: dict[str, torch.Tensor],
-    args,
+    args: ModelArgs,
     max_new_tokens: int,
     stop_tokens=(),
     sampler: Callable[[torch.Tensor], int] | None = None,

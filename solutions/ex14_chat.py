@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 import tiktoken
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex11_forward import forward
 from .ex12_generation import KVCache
 
@@ -70,8 +71,8 @@ def encode_dialog(encoding: tiktoken.Encoding, messages: list[dict], chat_format
 class Chat:
     """A conversation with the model: each turn feeds only the tokens the KV cache does not hold yet."""
 
-    def __init__(self, weights: dict[str, torch.Tensor], args, encoding: tiktoken.Encoding, chat_format: str = "llama3",
-                 stop_tokens=(), max_seq_len: int = 2048, system: str | None = None):
+    def __init__(self, weights: dict[str, torch.Tensor], args: ModelArgs, encoding: tiktoken.Encoding,
+                 chat_format: str = "llama3", stop_tokens=(), max_seq_len: int = 2048, system: str | None = None):
         self.weights, self.args, self.encoding, self.chat_format = weights, args, encoding, chat_format
         self.stop_tokens = tuple(stop_tokens)
         embeddings = weights["tok_embeddings.weight"]

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex05_qkv import linear, project_qkv
@@ -14,7 +15,8 @@ from .ex08_multi_head_attention import repeat_kv
 from .ex10_transformer_block import transformer_block
 
 
-def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, layer_id: int) -> torch.Tensor:
+def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs,
+                    layer_id: int) -> torch.Tensor:
     """The softmax weights of every head of layer layer_id over the prompt: [n_heads, seq, seq], float32, rows sum to
     1."""
     seqlen = tokens.shape[0]  # tokens [seq]
@@ -35,7 +37,7 @@ def attention_probs(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args
     return torch.softmax(scores + mask, dim=-1)  # [n_heads, seq, seq]
 
 
-def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args) -> torch.Tensor:
+def forward_unmasked(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs) -> torch.Tensor:
     """The forward of exercise 11 with no causal mask: every position sees every other. Logits [seq, vocab_size],
     float32."""
     seqlen = tokens.shape[0]  # tokens [seq]

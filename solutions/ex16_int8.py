@@ -5,6 +5,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex06_rope import apply_rope, precompute_freqs_cis
@@ -56,7 +57,7 @@ def is_quantized(name: str) -> bool:
     return name.endswith(".weight") and not name.endswith("norm.weight") and name != "tok_embeddings.weight"
 
 
-def forward(tokens: torch.Tensor, weights: dict, args, cache=None, start_pos: int = 0) -> torch.Tensor:
+def forward(tokens: torch.Tensor, weights: dict, args: ModelArgs, cache=None, start_pos: int = 0) -> torch.Tensor:
     """The forward of exercise 11 with every projection through int8_linear; logits in float32."""
     seqlen = tokens.shape[0]  # tokens [seq]
     h = embed(tokens, weights["tok_embeddings.weight"])  # [seq, dim]

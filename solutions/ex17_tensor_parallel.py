@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 
+from .ex02_checkpoint import ModelArgs
 from .ex03_embeddings import embed
 from .ex04_rms_norm import rms_norm
 from .ex05_qkv import linear
@@ -47,7 +48,8 @@ def shard_kv(weight: torch.Tensor, n_kv_heads: int, rank: int, world_size: int) 
     return weight.view(n_kv_heads, head_dim, -1)[rank // (world_size // n_kv_heads)]  # [head_dim, dim]
 
 
-def shard_weights(weights: dict[str, torch.Tensor], args, rank: int, world_size: int) -> dict[str, torch.Tensor]:
+def shard_weights(weights: dict[str, torch.Tensor], args: ModelArgs, rank: int,
+                  world_size: int) -> dict[str, torch.Tensor]:
     """rank's share of every weight, under Meta's names."""
     out = {}
     for name, w in weights.items():
@@ -60,7 +62,7 @@ def shard_weights(weights: dict[str, torch.Tensor], args, rank: int, world_size:
     return out
 
 
-def local_args(args, world_size: int):
+def local_args(args: ModelArgs, world_size: int):
     """The ModelArgs of one rank's attention: its query and K/V heads, with head_dim unchanged."""
     n_heads = args.n_heads // world_size
     return dataclasses.replace(args, n_heads=n_heads, n_kv_heads=max(args.n_kv_heads // world_size, 1),
@@ -79,8 +81,9 @@ def parallel_embed(tokens: torch.Tensor, tok_embeddings: torch.Tensor) -> torch.
     return h  # [seq, dim]
 
 
-def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_id: int, args, freqs_cis: torch.Tensor,
-                       mask: torch.Tensor | None, cache=None, start_pos: int = 0) -> torch.Tensor:
+def parallel_attention(x: torch.Tensor, weights: dict[str, torch.Tensor], layer_id: int, args: ModelArgs,
+                       freqs_cis: torch.Tensor, mask: torch.Tensor | None, cache=None,
+                       start_pos: int = 0) -> torch.Tensor:
     """This rank's heads through exercise 8 (column-parallel q, k, v), then the row-parallel wo's all-reduce."""
     out = self_attention(x, weights, layer_id, local_args(args, dist.get_world_size()), freqs_cis, mask, cache,
                          start_pos)
@@ -95,7 +98,7 @@ def parallel_feed_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w
     return out
 
 
-def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args, cache=None,
+def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], args: ModelArgs, cache=None,
                      start_pos: int = 0) -> torch.Tensor:
     """The forward of exercise 11 on one rank's shards; every rank returns the whole [seq, vocab_size] logits."""
     seqlen = tokens.shape[0]  # tokens [seq]
@@ -117,7 +120,7 @@ def parallel_forward(tokens: torch.Tensor, weights: dict[str, torch.Tensor], arg
     return torch.cat(parts, dim=-1).float()  # [seq, vocab_size]
 
 
-def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args, max_new_tokens: int,
+def parallel_generate(prompt_ids: list[int], weights: dict[str, torch.Tensor], args: ModelArgs, max_new_tokens: int,
                       stop_tokens=()) -> Iterator[tuple[int, torch.Tensor]]:
     """The generate of exercise 12 on one rank: a cache of this rank's K/V heads; every rank sees the same logits, so
     every rank picks the same token."""

@@ -140,6 +140,17 @@ def test_every_function_a_learner_implements_is_documented_and_not_started(e):
     assert not problems, f"{e.stub}:\n" + "\n".join(problems)
 
 
+@pytest.mark.parametrize("e", EXERCISES, ids=IDS)
+def test_the_model_s_args_are_typed_model_args(e):
+    """A parameter named args is exercise 2's ModelArgs, and says so, in the stub and in the solution."""
+    untyped = [f"{where}: {node.name}" for where, source in (("stub", pristine.read(e.stub)),
+                                                           ("solution", (ROOT / "solutions" / e.stub).read_text()))
+               for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)
+               for a in node.args.args + node.args.kwonlyargs
+               if a.arg == "args" and (a.annotation is None or ast.unparse(a.annotation) != "ModelArgs")]
+    assert not untyped, f"{e.stub}: args not typed ModelArgs in " + ", ".join(untyped)
+
+
 @pytest.mark.parametrize("plant", ALL_PLANTS, ids=[f"{p.kind}/{p.name}" for p in ALL_PLANTS])
 def test_every_plant_is_a_documented_program_of_its_exercise(plant):
     """Of an exercise of the curriculum; a docstring saying what it does differently; a wrong program (and only a
