@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -96,17 +98,83 @@ def grade_all(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | No
     """Grade several trees, each with its pytest arguments, in one subprocess: one pytest run per tree, in turn, as
     the scoreboard runs them in-process (the exercises of one tree are unimported before the next), sparing a
     start-up of Python, torch and pytest per tree. One list of results per job, in order."""
-    spec = json.dumps([[str(root), list(args)] for root, args in jobs])
-    out = subprocess.run([sys.executable, __file__, spec], cwd=jobs[0][0], capture_output=True, text=True, timeout=1800,
-                         env={**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
-    if out.returncode != 0:
-        raise AssertionError(f"grading crashed ({out.returncode}):\n{out.stderr[-3000:]}")
-    found: list[list[dict]] = [[] for _ in jobs]
-    for line in out.stdout.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            found[record.pop("job")].append(record)
-    return found
+    return Grading(jobs, env).results(range(len(jobs)))
+
+
+class Grading:
+    """grade_all's subprocess, started at once and read as it goes (by a thread): results() waits only for the jobs
+    it asks for, so that a grading started early (early_gradings below) runs beside the tests meanwhile."""
+
+    TIMEOUT = 1800
+
+    def __init__(self, jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None):
+        spec = json.dumps([[str(root), list(args)] for root, args in jobs])
+        self.errors = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen([sys.executable, __file__, spec], cwd=jobs[0][0], stdout=subprocess.PIPE,
+                                        stderr=self.errors, text=True,
+                                        env={**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent),
+                                             **(env or {})})
+        self.found: list[list[dict]] = [[] for _ in jobs]
+        self.done: set[int] = set()
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True, name="grading reader").start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                record = json.loads(line)
+                with self.changed:
+                    if "done" in record:
+                        self.done.add(record["done"])
+                    else:
+                        self.found[record.pop("job")].append(record)
+                    self.changed.notify_all()
+        self.process.wait()
+        with self.changed:
+            self.changed.notify_all()
+
+    def results(self, jobs: range) -> list[list[dict]]:
+        """The results of these jobs, once each is graded; an AssertionError if the subprocess crashed first."""
+        with self.changed:
+            finished = self.changed.wait_for(lambda: set(jobs) <= self.done or self.process.poll() is not None,
+                                             timeout=self.TIMEOUT)
+            if not set(jobs) <= self.done:
+                self.stop()
+                self.errors.seek(0)
+                why = f"exit code {self.process.returncode}" if finished else f"over {self.TIMEOUT} s"
+                raise AssertionError(f"grading crashed ({why}):\n{self.errors.read()[-3000:]}")
+            return [self.found[job] for job in jobs]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+_EARLY: dict[str, tuple[Grading, range]] = {}  # test module name -> the grading of its jobs, and which they are
+
+
+def start_early(modules, items, tmp_path_factory) -> Grading | None:
+    """Start grading, in one subprocess, the trees of each test module that has trees_to_grade(items,
+    tmp_path_factory) (the jobs its selected items need): tests/conftest.py does it as the session starts."""
+    planned, jobs = {}, []
+    for module in modules:
+        mine = module.trees_to_grade([item for item in items if getattr(item, "module", None) is module],
+                                     tmp_path_factory)
+        planned[module.__name__] = range(len(jobs), len(jobs) + len(mine))
+        jobs += mine
+    grading = Grading(jobs) if jobs else None
+    _EARLY.update({name: (grading, which) for name, which in planned.items()})
+    return grading
+
+
+def early(module, request, tmp_path_factory) -> list[list[dict]]:
+    """The results of module.trees_to_grade for the session's selected items: graded since the session started, or
+    now."""
+    if module.__name__ not in _EARLY:
+        start_early([module], request.session.items, tmp_path_factory)
+    grading, which = _EARLY.pop(module.__name__)
+    return grading.results(which) if grading is not None else []
 
 
 def _grade_jobs(spec: str) -> int:
@@ -126,6 +194,7 @@ def _grade_jobs(spec: str) -> int:
             return code
         for r in found:
             print(json.dumps({"job": job, **asdict(r)}, ensure_ascii=False), flush=True)
+        print(json.dumps({"done": job}), flush=True)
     return 0
 
 

@@ -83,20 +83,22 @@ def test_the_chinese_notebooks_run_the_same_code_as_the_english_ones(notebooks):
         assert zh[DEVICE].source.splitlines()[2:] == en[DEVICE].source.replace(")", "lang='zh')").splitlines()[2:]
 
 
-ZH_QUICK = 15  # the Chinese notebook run with the English ones: an experiment with pictures, in Chinese
+# Run with the reference quickly: one core notebook (the core's are one template), every extra's (each ends with its
+# own experiment), and one Chinese one (an experiment with pictures); the rest under -m slow.
+QUICK = [(4, ""), *((e.id, "") for e in curriculum.track("extras")), (15, ".zh")]
 
 
-def test_every_english_notebook_and_one_chinese_one_run_with_the_reference(notebooks, kit_folder, monkeypatch):
+def test_the_quick_notebooks_run_with_the_reference(notebooks, kit_folder, monkeypatch):
     """One kernel runs them all (starting one per notebook would cost more than the grading), every cell of each,
-    set-up cell included: every notebook, core and extras. The grading copies the pristine kit folder's exercises/,
-    not the learner's."""
-    run_notebooks(notebooks, kit_folder, monkeypatch, [(e, "") for e in curriculum.exercises()]
-                  + [(curriculum.get(ZH_QUICK), ".zh")])
+    set-up cell included. The grading copies the pristine kit folder's exercises/, not the learner's."""
+    run_notebooks(notebooks, kit_folder, monkeypatch, [(curriculum.get(n), suffix) for n, suffix in QUICK])
 
 
 @pytest.mark.slow
-def test_every_chinese_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypatch):
-    run_notebooks(notebooks, kit_folder, monkeypatch, [(e, ".zh") for e in curriculum.exercises()])
+def test_every_notebook_runs_with_the_reference(notebooks, kit_folder, monkeypatch):
+    """Every notebook, core and extras, in both languages."""
+    runs = [(e, suffix) for suffix in ("", ".zh") for e in curriculum.exercises()]
+    run_notebooks(notebooks, kit_folder, monkeypatch, [(e, s) for e, s in runs if (e.id, s) not in QUICK])
 
 
 def run_notebooks(notebooks, kit_folder, monkeypatch, runs) -> None:

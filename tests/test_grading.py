@@ -4,12 +4,13 @@ and a learner's faults each become one clean failure. The trees the selected tes
 subprocess (learners.grade_all), one pytest run each."""
 
 import re
+import sys
 
 import pytest
 
 from grader import specs
 import plants
-from learners import MODULES, by_exercise, grade_all, rounds, solution, spoiled, tree, with_mistakes
+from learners import MODULES, by_exercise, early, rounds, solution, spoiled, tree, with_mistakes
 
 
 def _trees() -> dict:
@@ -47,14 +48,23 @@ def _trees() -> dict:
     }
 
 
+_PLANNED: dict[str, int] = {}  # fixture -> how many trees it grades, in the order trees_to_grade gave them
+
+
+def trees_to_grade(items, tmp_path_factory) -> list:
+    """The trees of every fixture that a selected test uses, graded beside the session (tests/conftest.py)."""
+    trees = _trees()
+    wanted = [name for name in trees if any(name in item.fixturenames for item in items)]
+    jobs = {name: trees[name](tmp_path_factory.mktemp) for name in wanted}
+    _PLANNED.update({name: len(jobs[name]) for name in wanted})
+    return [job for name in wanted for job in jobs[name]]
+
+
 @pytest.fixture(scope="module")
 def graded(request, tmp_path_factory) -> dict[str, list[list[dict]]]:
-    """The trees of every fixture that a selected test uses, graded in one subprocess: {fixture: results per tree}."""
-    trees = _trees()
-    wanted = [name for name in trees if any(name in item.fixturenames for item in request.session.items)]
-    jobs = {name: trees[name](tmp_path_factory.mktemp) for name in wanted}
-    results = iter(grade_all([job for name in wanted for job in jobs[name]]))
-    return {name: [next(results) for _ in jobs[name]] for name in wanted}
+    """{fixture: results per tree}"""
+    results = iter(early(sys.modules[__name__], request, tmp_path_factory))
+    return {name: [next(results) for _ in range(n)] for name, n in _PLANNED.items()}
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +287,7 @@ def test_a_finite_minimum_where_the_mask_needs_minus_inf(faults):
         assert "exactly zero weight" in message, message
 
 
+@pytest.mark.slow  # the scoreboard's test_a_syntax_error_in_exercise_4_fails_exercise_4_alone says it quickly
 def test_an_exercise_that_does_not_import_fails_alone(unimportable_results):
     """A syntax error in exercise 4 and an import of a missing library in exercise 7: every other exercise is the
     reference and passes; the real-model tests skip; the end-to-end tests skip, naming the broken exercise."""

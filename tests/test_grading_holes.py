@@ -2,25 +2,34 @@
 fails in its own exercise (and only there), with a message that says what went wrong. Every other exercise holds the
 reference."""
 
+import sys
+
 import pytest
 
 import plants
-from learners import by_exercise, grade_all, tree
+from learners import by_exercise, early, tree
 
 WRONG = plants.wrong()
 ROUNDS = plants.rounds(WRONG.values())
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> dict[str, list[dict]]:
-    """name -> the graded results of that wrong program's exercise (every round graded in one subprocess)."""
+def trees_to_grade(items, tmp_path_factory) -> list:
+    """Every round planted in its own tree, graded beside the session (tests/conftest.py)."""
+    if not any("graded" in item.fixturenames for item in items):
+        return []
     jobs = []
     for i, round_ in enumerate(ROUNDS):
         planted = plants.planted(round_)
         jobs.append((tree(tmp_path_factory.mktemp(f"round{i}"), planted),
                      ("--impl", "exercises", "-k", " or ".join(planted))))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def graded(request, tmp_path_factory) -> dict[str, list[dict]]:
+    """name -> the graded results of that wrong program's exercise."""
     results = {}
-    for round_, found in zip(ROUNDS, grade_all(jobs)):
+    for round_, found in zip(ROUNDS, early(sys.modules[__name__], request, tmp_path_factory)):
         results |= {plant.name: by_exercise(found)[plant.module] for plant in round_}
     return results
 

@@ -16,7 +16,7 @@ import pytest
 import plants
 from cli_kit import command, env
 from grader.engine import children, sandbox
-from learners import grade_all, pytest_in, solution, tree
+from learners import early, pytest_in, solution, tree
 
 # One fault per exercise (tests/plants/<module>/faults/), graded in one tree with the reference in exercises 1 and 9.
 FAULTS = ("ends_the_process", "holds_memory_then_raises", "segfault_through_ctypes", "raises_keyboard_interrupt",
@@ -41,14 +41,19 @@ def line_of(name: str, text: str) -> int:
     return plants.faults()[name].line_of(text)
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> dict[str, list[dict]]:
-    """The faulty tree graded as the scoreboard grades (grader.engine.results, in-process in one subprocess):
-    {test name: its results}."""
+def trees_to_grade(items, tmp_path_factory) -> list:
+    """The faulty tree, graded as the scoreboard grades (grader.engine.results, in-process in one subprocess), beside
+    the session (tests/conftest.py)."""
+    if not any("graded" in item.fixturenames for item in items):
+        return []
     root = faulty_tree(tmp_path_factory.mktemp("faults"))
-    started = time.monotonic()
-    results = grade_all([(root, ("--time-limit", "3", "--memory-limit", str(MEMORY_LIMIT_GB), "-k", SELECTED))])[0]
-    print(f"graded {len(results)} tests with 7 faults in {time.monotonic() - started:.0f} s")
+    return [(root, ("--time-limit", "3", "--memory-limit", str(MEMORY_LIMIT_GB), "-k", SELECTED))]
+
+
+@pytest.fixture(scope="module")
+def graded(request, tmp_path_factory) -> dict[str, list[dict]]:
+    """{test name: its results}"""
+    results = early(sys.modules[__name__], request, tmp_path_factory)[0]
     by_test: dict[str, list[dict]] = {}
     for r in results:
         by_test.setdefault(r["nodeid"].split("::")[1].split("[")[0], []).append(r)

@@ -3,26 +3,34 @@
 test_grading's job: every known mistake and every bad learner fails. The same variants on the trained model:
 test_trained.py.)"""
 
+import sys
+
 import pytest
 
 import plants
-from learners import grade_all, tree
+from learners import early, tree
 
 VARIANTS = plants.variants()
 ROUNDS = plants.rounds(VARIANTS.values())
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> dict[str, list[dict]]:
-    """name -> the graded results of that variant's exercise (every round planted in its own tree, all graded in one
-    subprocess)."""
+def trees_to_grade(items, tmp_path_factory) -> list:
+    """Every round planted in its own tree, graded beside the session (tests/conftest.py)."""
+    if not any("graded" in item.fixturenames for item in items):
+        return []
     jobs = []
     for round_ in ROUNDS:
         planted = plants.planted(round_)
         jobs.append((tree(tmp_path_factory.mktemp("variants"), planted),
                      ("--impl", "exercises", "-k", " or ".join(planted))))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def graded(request, tmp_path_factory) -> dict[str, list[dict]]:
+    """name -> the graded results of that variant's exercise."""
     results = {}
-    for round_, found in zip(ROUNDS, grade_all(jobs)):
+    for round_, found in zip(ROUNDS, early(sys.modules[__name__], request, tmp_path_factory)):
         results |= {plant.name: [r for r in found if r["exercise"] == plant.module] for plant in round_}
     return results
 
