@@ -12,18 +12,18 @@ from learners import exercises_from
 @pytest.fixture(scope="session", autouse=True)
 def early_gradings(request, tmp_path_factory):
     """The long gradings of the test modules that define trees_to_grade (test_grading.py and others) start with the
-    session, in one subprocess beside it: on two cores they run while the tests before them do."""
+    session, in subprocesses beside it: on two cores they run while the tests before them do."""
     import torch
 
     items = request.session.items
     modules = dict.fromkeys(item.module for item in items if hasattr(getattr(item, "module", None), "trees_to_grade"))
-    grading = learners.start_early(list(modules), items, tmp_path_factory)
+    gradings = learners.start_early(list(modules), items, tmp_path_factory)
     threads = torch.get_num_threads()
-    if grading is not None:
-        torch.set_num_threads(1)  # a core each: threads waiting for each other would slow both
+    if gradings:
+        torch.set_num_threads(1)  # threads waiting for each other would slow every process
     yield
     torch.set_num_threads(threads)
-    if grading is not None:
+    for grading in gradings:
         grading.stop()
 
 

@@ -154,18 +154,29 @@ class Grading:
 _EARLY: dict[str, tuple[Grading, range]] = {}  # test module name -> the grading of its jobs, and which they are
 
 
-def start_early(modules, items, tmp_path_factory) -> Grading | None:
-    """Start grading, in one subprocess, the trees of each test module that has trees_to_grade(items,
-    tmp_path_factory) (the jobs its selected items need): tests/conftest.py does it as the session starts."""
-    planned, jobs = {}, []
-    for module in modules:
-        mine = module.trees_to_grade([item for item in items if getattr(item, "module", None) is module],
-                                     tmp_path_factory)
-        planned[module.__name__] = range(len(jobs), len(jobs) + len(mine))
-        jobs += mine
-    grading = Grading(jobs) if jobs else None
-    _EARLY.update({name: (grading, which) for name, which in planned.items()})
-    return grading
+EARLY_PROCESSES = 2  # one per core: the session's own tests share them
+
+
+def start_early(modules, items, tmp_path_factory) -> list[Grading]:
+    """Start grading the trees of each test module that has trees_to_grade(items, tmp_path_factory) (the jobs its
+    selected items need), in EARLY_PROCESSES subprocesses, each module's trees in one, the modules spread so that each
+    subprocess has about as many trees: tests/conftest.py does it as the session starts."""
+    planned = {module.__name__: module.trees_to_grade([item for item in items
+                                                       if getattr(item, "module", None) is module], tmp_path_factory)
+               for module in modules}
+    bins: list[list[str]] = [[] for _ in range(EARLY_PROCESSES)]
+    for name, jobs in planned.items():
+        if jobs:
+            min(bins, key=lambda b: sum(len(planned[n]) for n in b)).append(name)
+    gradings = []
+    for names in filter(None, bins):
+        grading, start = Grading([job for name in names for job in planned[name]]), 0
+        for name in names:
+            _EARLY[name] = (grading, range(start, start + len(planned[name])))
+            start += len(planned[name])
+        gradings.append(grading)
+    _EARLY.update({name: (None, range(0)) for name, jobs in planned.items() if not jobs})
+    return gradings
 
 
 def early(module, request, tmp_path_factory) -> list[list[dict]]:

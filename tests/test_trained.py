@@ -19,12 +19,15 @@ pytestmark = pytest.mark.slow
 
 # Not on this model: ex01 grades Llama 3's tokenizer, and three of ex14's mistakes are in Llama 3's chat format (this
 # model's is ChatML); ex17's collectives run on the tiny models only, and its 3 K/V heads split over 1 or 3 ranks,
-# never more ranks than K/V heads, where the other two ex17 mistakes show.
+# never more ranks than K/V heads, where the other two ex17 mistakes show. Exercise 18's compiled steps are graded on
+# the tiny models only (compiling is the cost, not the model), and so is its generate compiled, the one case where
+# positions as Python ints show (as a recompile per token: the tokens are right).
 NOT_GRADED_HERE = {"ex01_tokenizer"}
+TINY_ONLY = {"decode_step", "compile_step"}
 INVISIBLE = {"header_without_blank_line", "content_not_stripped", "chat_begin_of_text_every_turn", "tp_kv_heads_tiled",
-             "tp_no_kv_head"}
+             "tp_no_kv_head", "position_as_a_python_int"}
 MISTAKES = [m for m in specs.MISTAKES if m.module not in NOT_GRADED_HERE and m.id not in INVISIBLE
-            and not m.function.startswith("parallel_")]
+            and not m.function.startswith("parallel_") and m.function not in TINY_ONLY]
 VARIANTS = {name: plant for name, plant in plants.variants().items() if plant.module not in NOT_GRADED_HERE}
 
 
