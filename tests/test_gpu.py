@@ -39,11 +39,7 @@ def test_the_reference_passes_every_graded_test_on_the_gpu(tmp_path):
 def variants_graded(tmp_path_factory) -> dict[str, list[dict]]:
     """name -> the graded results of that variant's exercise on the GPU, graded as test_tolerances grades them."""
     rounds = plants.rounds(VARIANTS.values())
-    jobs = []
-    for round_ in rounds:
-        planted = plants.planted(round_)
-        jobs.append((tree(tmp_path_factory.mktemp("variants"), planted),
-                     ("--impl", "exercises", "--device", GPU, "-k", " or ".join(planted))))
+    jobs = plants.round_trees(rounds, tmp_path_factory.mktemp, "variants", "--device", GPU)
     results = {}
     for round_, found in zip(rounds, grade_all(jobs)):
         results |= {plant.name: [r for r in found if r["exercise"] == plant.module] for plant in round_}

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import plants
-from learners import by_exercise, early, tree
+from learners import by_exercise, early
 
 WRONG = plants.wrong()
 ROUNDS = plants.rounds(WRONG.values())
@@ -17,12 +17,7 @@ def trees_to_grade(items, tmp_path_factory) -> list:
     """Every round planted in its own tree, graded beside the session (tests/conftest.py)."""
     if not any("graded" in item.fixturenames for item in items):
         return []
-    jobs = []
-    for i, round_ in enumerate(ROUNDS):
-        planted = plants.planted(round_)
-        jobs.append((tree(tmp_path_factory.mktemp(f"round{i}"), planted),
-                     ("--impl", "exercises", "-k", " or ".join(planted))))
-    return jobs
+    return plants.round_trees(ROUNDS, tmp_path_factory.mktemp, "round")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import plants
-from learners import early, tree
+from learners import early
 
 VARIANTS = plants.variants()
 ROUNDS = plants.rounds(VARIANTS.values())
@@ -18,12 +18,7 @@ def trees_to_grade(items, tmp_path_factory) -> list:
     """Every round planted in its own tree, graded beside the session (tests/conftest.py)."""
     if not any("graded" in item.fixturenames for item in items):
         return []
-    jobs = []
-    for round_ in ROUNDS:
-        planted = plants.planted(round_)
-        jobs.append((tree(tmp_path_factory.mktemp("variants"), planted),
-                     ("--impl", "exercises", "-k", " or ".join(planted))))
-    return jobs
+    return plants.round_trees(ROUNDS, tmp_path_factory.mktemp, "variants")
 
 
 @pytest.fixture(scope="module")

@@ -72,11 +72,7 @@ def variants_graded(tmp_path_factory, trained_env) -> dict[str, list[dict]]:
     """name -> the results on the trained model of that variant's exercise (every round planted in its own tree, all
     graded in one subprocess)."""
     rounds = plants.rounds(VARIANTS.values())
-    jobs = []
-    for round_ in rounds:
-        planted = plants.planted(round_)
-        jobs.append((tree(tmp_path_factory.mktemp("variants"), planted),
-                     ("--impl", "exercises", "-k", f"({' or '.join(planted)}) and real")))
+    jobs = plants.round_trees(rounds, tmp_path_factory.mktemp, "variants", only="real")
     results = {}
     for round_, found in zip(rounds, grade_all(jobs, env=trained_env)):
         results |= {plant.name: [r for r in on_trained(found) if r["exercise"] == plant.module] for plant in round_}

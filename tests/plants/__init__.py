@@ -22,7 +22,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from learners import rounds as by_rounds, solution
+from learners import rounds as by_rounds, solution, tree
 
 FOLDER = Path(__file__).parent
 
@@ -103,3 +103,15 @@ def planted(plants) -> dict[str, str]:
 def rounds(plants) -> list[list[Plant]]:
     """The plants grouped, in order, so that no two in a round replace the same module: one tree per round."""
     return by_rounds(plants, key=lambda plant: plant.module)
+
+
+def round_trees(rounds_, mktemp, name: str, *args: str, only: str = "") -> list[tuple[Path, tuple[str, ...]]]:
+    """One tree per round of plants, graded on its planted exercises alone (and only the tests matching only): the
+    jobs of learners.grade_all. args go to each grading (e.g. --device cuda)."""
+    jobs = []
+    for round_ in rounds_:
+        sources = planted(round_)
+        chosen = " or ".join(sources)
+        jobs.append((tree(mktemp(name), sources),
+                     ("--impl", "exercises", *args, "-k", f"({chosen}) and {only}" if only else chosen)))
+    return jobs
