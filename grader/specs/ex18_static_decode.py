@@ -107,6 +107,14 @@ def stale_cache(args, max_seq_len: int, dtype: torch.dtype, device: torch.device
     return cache
 
 
+def cache_and_tables(weights, args, max_seq_len: int) -> tuple[StaticCache, tuple[torch.Tensor, torch.Tensor]]:
+    """A stale cache and the reference's RoPE tables of max_seq_len positions, in the weights' dtype, where they are."""
+    embeddings = weights["tok_embeddings.weight"]
+    cache = stale_cache(args, max_seq_len, embeddings.dtype, embeddings.device)
+    return cache, rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor,
+                              device=embeddings.device)
+
+
 def compilable(fn):
     """The code under test itself, not the grader's guard around it, for torch.compile."""
     return inspect.unwrap(fn)
@@ -158,9 +166,7 @@ def drive_attention_mask(attention_mask, prompt_len, max_seq_len):
 def drive_static_forward(forward, tokens, weights, args, chunks, max_seq_len):
     """forward over tokens in chunks at their positions, through one stale cache of max_seq_len positions and the
     reference's RoPE tables: every 251st column of each chunk's logits, and how many RoPE tables forward built."""
-    embeddings = weights["tok_embeddings.weight"]
-    cache = stale_cache(args, max_seq_len, embeddings.dtype, embeddings.device)
-    rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor, device=embeddings.device)
+    cache, rope = cache_and_tables(weights, args, max_seq_len)
     out = {}
     with impls.spy(forward, ROPE_BUILDERS[0]) as built, impls.spy(forward, ROPE_BUILDERS[1]) as built_too:
         for name, start, end in chunks_of(chunks):
@@ -191,11 +197,10 @@ def drive_decode_steps(decode_step, prompt_ids, weights, args, steps):
     decode_step compiled, each fed the token the last one chose: what generation compares of them, what dynamo did,
     and how many RoPE tables the steps built."""
     max_seq_len = len(prompt_ids) + steps
-    embeddings = weights["tok_embeddings.weight"]
-    cache = stale_cache(args, max_seq_len, embeddings.dtype, embeddings.device)
-    rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta, args.rope_scale_factor, device=embeddings.device)
-    input_pos = positions(0, len(prompt_ids), embeddings.device)
-    tokens = torch.tensor(prompt_ids, device=embeddings.device)  # [seq]
+    cache, rope = cache_and_tables(weights, args, max_seq_len)
+    device = weights["tok_embeddings.weight"].device
+    input_pos = positions(0, len(prompt_ids), device)
+    tokens = torch.tensor(prompt_ids, device=device)  # [seq]
     logits = forward(tokens, input_pos, weights, args, cache, rope)[-1]  # [vocab_size]
     token, input_pos = logits.argmax(-1, keepdim=True), input_pos[-1:] + 1  # [1], [1]
     chosen = []
