@@ -5,6 +5,7 @@ import hashlib
 import importlib
 import json
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,25 @@ def builder_version() -> str:
     code = [engine / f"{m}.py" for m in ("calls", "checking", "compare", "goldens")]
     for path in sorted((ROOT / "solutions").glob("*.py")) + sorted((ROOT / "grader" / "specs").glob("*.py")) + code:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def kernels() -> str:
+    """A fingerprint of this machine's CPU kernels: its architecture and vector width, and the bits of a few float32 and
+    bfloat16 operations the reference uses, on fixed inputs. Goldens rebuild bit for bit only where it is the builder's
+    (AVX2 and AVX-512, x86 and Arm, sum in different orders). One thread, as build runs."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(7, 96, generator=g), torch.randn(96, 160, generator=g)  # [7, 96], [96, 160]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        outputs = [a @ b, a.bfloat16() @ b.bfloat16(), torch.softmax(a, -1), a.exp(), torch.rsqrt(a.pow(2).mean(-1)),
+                   torch.nn.functional.silu(a), a.cos(), a.sin()]
+    finally:
+        torch.set_num_threads(threads)
+    h = hashlib.sha256(f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}".encode())
+    for t in outputs:
+        h.update(t.contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -154,6 +174,7 @@ def _build(model, out_dir: Path, prompts: dict[str, str]) -> dict:
         "checkpoint": {"folder": ck.folder.name, "layout": ck.layout, "dtype": str(ck.dtype).removeprefix("torch."),
                        "sha256": checkpoint_sha256(ck.weights)},
         "torch": torch.__version__,
+        "kernels": kernels(),
         "builder": builder_version(),
         "prompts": prompts,
         "files": files,
