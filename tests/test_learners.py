@@ -4,7 +4,9 @@ kit's graded tests, whatever the learner has written in exercises/."""
 import shutil
 
 import learners
+from grader.engine import plugin
 from grader.learner import curriculum, pristine
+from grader.paths import ROOT
 
 
 def test_a_tree_holds_the_pristine_stubs_whatever_the_learner_wrote(tmp_path, monkeypatch):
@@ -26,3 +28,12 @@ def test_planted_modules_replace_the_stubs(tmp_path):
     folder = learners.tree(tmp_path, {"ex04_rms_norm": "# planted\n"}) / "exercises"
     assert (folder / "ex04_rms_norm.py").read_text() == "# planted\n"
     assert (folder / "ex05_qkv.py").read_bytes() == pristine.read("ex05_qkv.py")
+
+
+def test_the_kit_s_own_session_is_not_a_grading_session():
+    """tests/test_explore.py is not a graded test file: a session of the kit's own tests builds no goldens for the
+    learner's trained model, pins no threads and starts no worker."""
+    assert not plugin.grades_exercises([ROOT / "tests"])
+    assert not plugin.grades_exercises([f"{ROOT}/tests/test_explore.py::test_explore_writes_the_four_pngs"])
+    assert plugin.grades_exercises([ROOT / "exercises"])
+    assert plugin.grades_exercises([f"{ROOT}/exercises/test_ex04_rms_norm.py::test_rms_norm"])

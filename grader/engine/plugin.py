@@ -61,7 +61,7 @@ def pytest_configure(config):
     config.llama3_timed_out = {}  # (module, function) -> why it is not run again, once it ran past the time limit
     if config.getoption("checkpoint"):
         os.environ["LLAMA3_CHECKPOINT"] = str(config.getoption("checkpoint"))
-    if _grades_exercises(config) and all(model.is_small for model in graded_models()):
+    if grades_exercises(config.args) and all(model.is_small for model in graded_models()):
         # Small models gain little from threads; on a busy 2-core machine threads waiting for each other made
         # `pytest exercises/` 10 times slower (36 s against 3.7 s), and the trained 135M model's graded
         # generation 20 times (231 s against 11 s). A large real checkpoint keeps them all.
@@ -73,7 +73,7 @@ def pytest_configure(config):
 
 def _isolated(config) -> bool:
     """Whether graded tests run in a worker: in the grading process, unless a debugger needs them in this one."""
-    return (_grades_exercises(config) and not sandbox.in_worker() and not config.getoption("collectonly")
+    return (grades_exercises(config.args) and not sandbox.in_worker() and not config.getoption("collectonly")
             and not (config.getoption("usepdb") or config.getoption("trace")))
 
 
@@ -93,11 +93,16 @@ def graded_models() -> list:
     return found + ([real] if real is not None else [])
 
 
-def _grades_exercises(config) -> bool:
-    """Whether this run collects graded tests (pytest exercises/ ...), not only the kit's own tests."""
-    for arg in config.args:
+GRADED_FILE = re.compile(r"test_ex\d+_\w+\.py")  # exercises/test_ex04_rmsnorm.py; not tests/test_explore.py
+
+
+def grades_exercises(args) -> bool:
+    """Whether a pytest run on these arguments collects graded tests (pytest exercises/ ...), not only the kit's own
+    tests."""
+    for arg in args:
         path = Path(str(arg).split("::")[0])
-        if path.name.startswith("test_ex") or (path.is_dir() and any(path.glob("test_ex*.py"))):
+        if GRADED_FILE.fullmatch(path.name) or (path.is_dir() and any(GRADED_FILE.fullmatch(p.name)
+                                                                      for p in path.glob("test_ex*.py"))):
             return True
     return False
 
@@ -106,7 +111,7 @@ def pytest_collection(session):
     """Before collecting graded tests: build the real checkpoint's goldens if needed (once, into the cache), and
     check every golden folder, so that a bad checkpoint or a damaged golden is one line, not a collection error."""
     config = session.config
-    if not _grades_exercises(config) or sandbox.in_worker():
+    if not grades_exercises(config.args) or sandbox.in_worker():
         return
     try:
         for model in graded_models():
@@ -307,7 +312,8 @@ def _time_limit(item) -> float:
 
 
 def _graded(item) -> bool:
-    return getattr(item, "module", None) is not None and item.module.__name__.rsplit(".", 1)[-1].startswith("test_ex")
+    module = getattr(item, "module", None)
+    return module is not None and GRADED_FILE.fullmatch(module.__name__.rsplit(".", 1)[-1] + ".py") is not None
 
 
 @pytest.hookimpl(tryfirst=True)
