@@ -13,9 +13,9 @@ import plants
 from learners import MODULES, by_exercise, early, rounds, solution, spoiled, tree, with_mistakes
 
 
-def _trees() -> dict:
-    """By fixture name below: a function of tmp_path_factory.mktemp giving the trees that fixture grades, with the
-    arguments of each grading."""
+def _trees(items) -> dict:
+    """By fixture name below: a function of tmp_path_factory.mktemp giving the trees that fixture grades for the
+    selected items, with the arguments of each grading."""
     def rounds(mktemp):
         jobs = []
         for round_ in ROUNDS:
@@ -38,7 +38,7 @@ def _trees() -> dict:
         "stub_results": lambda mktemp: [(tree(mktemp("stubs")), ())],
         "round_results": rounds,
         "bad_results": lambda mktemp: [(tree(mktemp(kind), {m: spoiled(m, kind) for m in MODULES}), ())
-                                       for kind in BAD_KINDS],
+                                       for kind in _kinds(items)],
         "some_solutions_results": lambda mktemp: [(tree(mktemp("some"), {m: solution(m) for m in solved}), ())
                                                   for solved in SOLVED_TOGETHER],
         "one_solution_results": lambda mktemp: [(tree(mktemp(module), {module: solution(module)}), ())
@@ -53,7 +53,7 @@ _PLANNED: dict[str, int] = {}  # fixture -> how many trees it grades, in the ord
 
 def trees_to_grade(items, tmp_path_factory) -> list:
     """The trees of every fixture that a selected test uses, graded beside the session (tests/conftest.py)."""
-    trees = _trees()
+    trees = _trees(items)
     wanted = [name for name in trees if any(name in item.fixturenames for item in items)]
     jobs = {name: trees[name](tmp_path_factory.mktemp) for name in wanted}
     _PLANNED.update({name: len(jobs[name]) for name in wanted})
@@ -140,9 +140,16 @@ def test_property_tests_judge_the_learners_own_outputs(round_results):
 BAD_KINDS = ["identity", "zeros", "random"]
 
 
+def _kinds(items) -> list[str]:
+    """The bad learners whose test is selected: zeros and random run under -m slow."""
+    selected = {item.callspec.params.get("kind") for item in items if hasattr(item, "callspec")}
+    return [kind for kind in BAD_KINDS if kind in selected]
+
+
 @pytest.fixture(scope="module")
-def bad_results(graded) -> dict[str, list[dict]]:
-    return dict(zip(BAD_KINDS, graded["bad_results"]))
+def bad_results(request, graded) -> dict[str, list[dict]]:
+    mine = [item for item in request.session.items if getattr(item, "module", None) is sys.modules[__name__]]
+    return dict(zip(_kinds(mine), graded["bad_results"]))
 
 
 @pytest.mark.parametrize("kind", [pytest.param(kind, marks=() if kind == "identity" else pytest.mark.slow)
