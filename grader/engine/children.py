@@ -24,7 +24,7 @@ import threading
 import time
 
 # imported once by the server: this module first, so that the server ends with its parent from its start
-PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "pytest", "grader.engine.plugin"]
+PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "torch._dynamo", "pytest", "grader.engine.plugin"]
 SERVER = "LLAMA3_KIT_FORKSERVER"  # set only while the server starts: "<its parent's pid>:<the folder of its socket>"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WATCH_SECONDS = 0.5  # how often a watchdog (where there is no PR_SET_PDEATHSIG) looks for its parent
