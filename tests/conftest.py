@@ -21,10 +21,25 @@ def early_gradings(request, tmp_path_factory):
     threads = torch.get_num_threads()
     if gradings:
         torch.set_num_threads(1)  # threads waiting for each other would slow every process
+        _THREADS_AFTER[:] = [gradings, threads]
     yield
     torch.set_num_threads(threads)
     for grading in gradings:
         grading.stop()
+
+
+_THREADS_AFTER: list = []  # [the early gradings, the threads this process gets back once they have all ended]
+
+
+def pytest_runtest_setup(item):
+    """Between two tests, once the early gradings have ended: this process takes back its threads (not inside a
+    module that keeps one)."""
+    if (_THREADS_AFTER and "one_thread" not in item.fixturenames
+            and all(grading.process.poll() is not None for grading in _THREADS_AFTER[0])):
+        import torch
+
+        torch.set_num_threads(_THREADS_AFTER.pop())
+        _THREADS_AFTER.clear()
 
 
 @pytest.fixture
