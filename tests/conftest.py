@@ -11,13 +11,17 @@ from learners import exercises_from
 
 @pytest.fixture(scope="session", autouse=True)
 def early_gradings(request, tmp_path_factory):
-    """The long gradings of the test modules that define trees_to_grade (test_grading.py and others) start with the
-    session, in subprocesses beside it: on two cores they run while the tests before them do."""
+    """The long gradings of the test modules that define trees_to_grade (test_grading.py and others), and the commands
+    of those that define commands_to_run, start with the session, in subprocesses beside it: on two cores they run
+    while the tests before them do."""
     import torch
 
     items = request.session.items
     modules = dict.fromkeys(item.module for item in items if hasattr(getattr(item, "module", None), "trees_to_grade"))
     gradings = learners.start_early(list(modules), items, tmp_path_factory)
+    commanding = dict.fromkeys(item.module for item in items
+                               if hasattr(getattr(item, "module", None), "commands_to_run"))
+    learners.start_commands(list(commanding), items, tmp_path_factory)
     threads = torch.get_num_threads()
     if gradings:
         torch.set_num_threads(1)  # threads waiting for each other would slow every process
@@ -26,6 +30,8 @@ def early_gradings(request, tmp_path_factory):
     torch.set_num_threads(threads)
     for grading in gradings:
         grading.stop()
+    for commands in learners.commands_started():
+        commands.stop()
 
 
 _THREADS_AFTER: list = []  # [the early gradings, the threads this process gets back once they have all ended]
@@ -40,6 +46,13 @@ def pytest_runtest_setup(item):
 
         torch.set_num_threads(_THREADS_AFTER.pop())
         _THREADS_AFTER.clear()
+
+
+@pytest.fixture
+def ran(request, tmp_path_factory):
+    """ran(name): what the command that the test module's commands_to_run planned under name gave (a
+    CompletedProcess), run beside the session since it started."""
+    return lambda name: learners.ran(request.module, name, request, tmp_path_factory)
 
 
 @pytest.fixture

@@ -188,6 +188,83 @@ def early(module, request, tmp_path_factory) -> list[list[dict]]:
     return grading.results(which) if grading is not None else []
 
 
+Command = tuple[list[str], Path, dict]  # argv, the folder it runs in, its whole environment
+
+
+class Commands:
+    """Commands that tests read, run one after another by a thread from the session's start, so that their
+    subprocesses use the core the session's own tests leave: a test takes its command's CompletedProcess, waiting if
+    need be. Trees and environments are made before, in the session's thread (a test's monkeypatch must not reach
+    them)."""
+
+    def __init__(self, planned: dict[tuple[str, str], Command]):
+        self.planned, self.done, self.changed = planned, {}, threading.Condition()
+        self.process: subprocess.Popen | None = None
+        self.stopped = False
+        threading.Thread(target=self._run, daemon=True, name="early commands").start()
+
+    def _run(self) -> None:
+        for key, (argv, cwd, env) in self.planned.items():
+            with self.changed:
+                if self.stopped:
+                    return
+                self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True)
+            try:
+                stdout, stderr = self.process.communicate(timeout=600)
+                out = subprocess.CompletedProcess(argv, self.process.returncode, stdout, stderr)
+            except subprocess.TimeoutExpired as e:
+                self.process.kill()
+                self.process.communicate()
+                out = e
+            with self.changed:
+                self.done[key] = out
+                self.changed.notify_all()
+
+    def stop(self) -> None:
+        """At the session's end: the command running is killed, and no other starts."""
+        with self.changed:
+            self.stopped = True
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+
+    def result(self, key: tuple[str, str]) -> subprocess.CompletedProcess:
+        with self.changed:
+            self.changed.wait_for(lambda: key in self.done)
+        if isinstance(self.done[key], subprocess.TimeoutExpired):
+            raise self.done[key]
+        return self.done[key]
+
+
+_COMMANDS: list[Commands] = []
+
+
+def start_commands(modules, items, tmp_path_factory) -> None:
+    """Run the commands of each test module that has commands_to_run(items, tmp_path_factory) (by test name: the
+    commands its selected items read), one after another, beside the session: tests/conftest.py does it as the session
+    starts."""
+    planned = {(module.__name__, name): command for module in modules
+               for name, command in module.commands_to_run([item for item in items
+                                                            if getattr(item, "module", None) is module],
+                                                           tmp_path_factory).items()}
+    if planned:
+        _COMMANDS.append(Commands(planned))
+
+
+def commands_started() -> list[Commands]:
+    return list(_COMMANDS)
+
+
+def ran(module, name: str, request, tmp_path_factory) -> subprocess.CompletedProcess:
+    """What the command module.commands_to_run planned under name gave: run since the session started, or now."""
+    key = (module.__name__, name)
+    found = next((c for c in _COMMANDS if key in c.planned), None)
+    if found is None:
+        start_commands([module], request.session.items, tmp_path_factory)
+        found = _COMMANDS[-1]
+    return found.result(key)
+
+
 def _grade_jobs(spec: str) -> int:
     """The subprocess of grade_all: pytest exit codes other than 0 and 1 (a crash) end it with that code."""
     from dataclasses import asdict
@@ -211,10 +288,14 @@ def _grade_jobs(spec: str) -> int:
 
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess:
     """`pytest ARGS` as a learner types it in the tree's folder: its exit code and what it prints."""
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider",
-                           *args],
-                          cwd=root, capture_output=True, text=True, timeout=600,
-                          env={**_env(root), "PYTHONPATH": str(root)})
+    argv, cwd, env = pytest_command(root, *args)
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+
+
+def pytest_command(root: Path, *args: str) -> Command:
+    """pytest_in's command, to run later (Commands)."""
+    return ([sys.executable, "-m", "pytest", "-p", "grader.engine.plugin", "-p", "no:cacheprovider", *args], root,
+            {**_env(root), "PYTHONPATH": str(root)})
 
 
 def _env(root: Path) -> dict:

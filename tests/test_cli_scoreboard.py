@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cli_kit import call, kit, run
+from cli_kit import call, command, env, kit
 from learners import solution
 from grader.learner import curriculum
 from grader.engine import fortytwo, grading
@@ -19,9 +19,28 @@ def today() -> set[str]:
     return {datetime.date.today().isoformat(), (datetime.date.today() - datetime.timedelta(days=1)).isoformat()}
 
 
-def test_the_reference_passes_every_exercise(root, capsys):
-    assert call("--impl", "solutions", "--check") == 0
-    text = capsys.readouterr().out
+def commands_to_run(items, tmp_path_factory) -> dict:
+    """The scoreboards that grade every exercise, in subprocesses as a tool runs them, beside the session
+    (tests/conftest.py)."""
+    selected, planned = {item.originalname for item in items}, {}
+    if "test_the_reference_passes_every_exercise" in selected:
+        root = kit(tmp_path_factory.mktemp("reference"))
+        planned["reference"] = (command("--impl", "solutions", "--check"), root, env(root))
+    if "test_json_on_your_code_rebuilds_a_corrupt_progress_file" in selected:
+        root = kit(tmp_path_factory.mktemp("json"), solved=("ex03_embeddings",))
+        (root / ".llama3-progress.json").write_text("{not json")
+        planned["json"] = (command("--json", "--check"), root, env(root))
+    _FOLDERS.update({name: cwd for name, (_, cwd, _) in planned.items()})
+    return planned
+
+
+_FOLDERS: dict = {}  # command name -> the kit folder it ran in
+
+
+def test_the_reference_passes_every_exercise(ran):
+    out, root = ran("reference"), _FOLDERS["reference"]
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
     assert "\x1b[" not in text, "piped output is plain text"
     assert "grading the reference in solutions/" in text
     for e in curriculum.exercises():
@@ -39,13 +58,10 @@ def test_the_reference_passes_every_exercise(root, capsys):
     assert not (root / ".llama3-progress.json").exists(), "grading the reference is not your progress"
 
 
-def test_json_on_your_code_rebuilds_a_corrupt_progress_file(tmp_path):
+def test_json_on_your_code_rebuilds_a_corrupt_progress_file(ran):
     """In a subprocess, as a tool runs it. With --check unfinished work exits 1; the next exercise is noted for
     `hint`."""
-    folder = kit(tmp_path, solved=("ex03_embeddings",))
-    progress = folder / ".llama3-progress.json"
-    progress.write_text("{not json")
-    out = run(folder, "--json", "--check")
+    out, progress = ran("json"), _FOLDERS["json"] / ".llama3-progress.json"
     assert out.returncode == 1, out.stderr
     board = json.loads(out.stdout)
     rows = {row["id"]: row for row in board["exercises"]}

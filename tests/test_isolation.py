@@ -16,7 +16,7 @@ import pytest
 import plants
 from cli_kit import command, env
 from grader.engine import children, sandbox
-from learners import early, pytest_in, solution, tree
+from learners import early, pytest_command, solution, tree
 
 # One fault per exercise (tests/plants/<module>/faults/), graded in one tree with the reference in exercises 1 and 9.
 FAULTS = ("ends_the_process", "holds_memory_then_raises", "segfault_through_ctypes", "raises_keyboard_interrupt",
@@ -129,9 +129,25 @@ def test_the_memory_of_failed_calls_is_released(graded):
     assert len(seen) >= 5 and max(seen) - seen[0] < 0.9, seen
 
 
-def test_pytest_goes_on_past_crashes(tmp_path):
-    root = faulty_tree(tmp_path, ("ends_the_process", "segfault_through_ctypes"), ("ex01_tokenizer",))
-    out = pytest_in(root, "exercises/", "-k", "test_special_tokens or test_embed or test_linear")
+def commands_to_run(items, tmp_path_factory) -> dict:
+    """The commands that grade a faulty tree below, run beside the session (tests/conftest.py)."""
+    selected, planned = {item.originalname for item in items}, {}
+    if "test_pytest_goes_on_past_crashes" in selected:
+        root = faulty_tree(tmp_path_factory.mktemp("pytest"), ("ends_the_process", "segfault_through_ctypes"),
+                           ("ex01_tokenizer",))
+        planned["pytest"] = pytest_command(root, "exercises/", "-k", "test_special_tokens or test_embed or test_linear")
+    if "test_the_scoreboard_goes_on_past_crashes" in selected:
+        root = faulty_tree(tmp_path_factory.mktemp("scoreboard"), ("segfault_through_ctypes",
+                                                                   "killed_like_out_of_memory"), ("ex04_rms_norm",))
+        planned["scoreboard"] = (command("--json"), root, env(root))
+    if "test_the_solution_verb_survives_a_crash" in selected:
+        root = faulty_tree(tmp_path_factory.mktemp("solution"), ("segfault_through_ctypes",), ())
+        planned["solution"] = (command("solution", "5"), root, env(root))
+    return planned
+
+
+def test_pytest_goes_on_past_crashes(ran):
+    out = ran("pytest")
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     assert "segmentation fault in linear (tiny-llama3" in out.stdout and "ended with exit code 3" in out.stdout
     summary = out.stdout.strip().splitlines()[-1]
@@ -139,9 +155,8 @@ def test_pytest_goes_on_past_crashes(tmp_path):
     assert "Fatal Python error" not in out.stdout + out.stderr
 
 
-def test_the_scoreboard_goes_on_past_crashes(tmp_path):
-    root = faulty_tree(tmp_path, ("segfault_through_ctypes", "killed_like_out_of_memory"), ("ex04_rms_norm",))
-    out = subprocess.run(command("--json"), cwd=root, env=env(root), capture_output=True, text=True, timeout=600)
+def test_the_scoreboard_goes_on_past_crashes(ran):
+    out = ran("scoreboard")
     assert out.returncode == 0, out.stderr[-3000:]
     rows = {row["id"]: row for row in json.loads(out.stdout)["exercises"]}
     assert rows[4]["status"] == "passed"
@@ -149,9 +164,8 @@ def test_the_scoreboard_goes_on_past_crashes(tmp_path):
     assert {rows[i]["status"] for i in rows if i not in (4, 5, 10)} == {"not started"}
 
 
-def test_the_solution_verb_survives_a_crash(tmp_path):
-    root = faulty_tree(tmp_path, ("segfault_through_ctypes",), ())
-    out = subprocess.run(command("solution", "5"), cwd=root, env=env(root), capture_output=True, text=True, timeout=600)
+def test_the_solution_verb_survives_a_crash(ran):
+    out = ran("solution")
     assert out.returncode == 1, out.stderr[-3000:]
     assert "Exercise 5 · Queries, keys, values does not pass yet" in out.stdout, out.stdout
     assert "test_linear[tiny-llama3]: segmentation fault in linear (tiny-llama3" in out.stdout, out.stdout
