@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,12 +109,10 @@ class Grading:
     TIMEOUT = 1800
 
     def __init__(self, jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None):
-        spec = json.dumps([[str(root), list(args)] for root, args in jobs])
+        argv, cwd, environment = grading_command(jobs, env)
         self.errors = tempfile.TemporaryFile("w+")
-        self.process = subprocess.Popen([sys.executable, __file__, spec], cwd=jobs[0][0], stdout=subprocess.PIPE,
-                                        stderr=self.errors, text=True,
-                                        env={**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent),
-                                             **(env or {})})
+        self.process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=self.errors, text=True,
+                                        env=environment)
         self.found: list[list[dict]] = [[] for _ in jobs]
         self.done: set[int] = set()
         self.changed = threading.Condition()
@@ -149,6 +148,22 @@ class Grading:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def grading_command(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> "Command":
+    """The subprocess of grade_all, as a command; its results: graded_in(its stdout, len(jobs))."""
+    spec = json.dumps([[str(root), list(args)] for root, args in jobs])
+    return ([sys.executable, __file__, spec], jobs[0][0],
+            {**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
+
+
+def graded_in(stdout: str, jobs: int) -> list[list[dict]]:
+    """The results per job that a grading_command printed."""
+    found: list[list[dict]] = [[] for _ in range(jobs)]
+    for line in stdout.splitlines():
+        if line.startswith("{") and "done" not in (record := json.loads(line)):
+            found[record.pop("job")].append(record)
+    return found
 
 
 _EARLY: dict[str, tuple[Grading, range]] = {}  # test module name -> the grading of its jobs, and which they are
@@ -208,11 +223,13 @@ class Commands:
             with self.changed:
                 if self.stopped:
                     return
+                started = time.time()
                 self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                 text=True)
             try:
                 stdout, stderr = self.process.communicate(timeout=600)
                 out = subprocess.CompletedProcess(argv, self.process.returncode, stdout, stderr)
+                out.started = started  # time.time() as it started: the commands before it had ended
             except subprocess.TimeoutExpired as e:
                 self.process.kill()
                 self.process.communicate()

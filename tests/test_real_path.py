@@ -2,27 +2,45 @@
 solutions/ into a local cache, every exercise is graded on it, and the "42" facts are asserted only for
 Meta-Llama-3-8B's shape. A tiny checkpoint in Hugging Face's layout stands in for the real one here."""
 
+from pathlib import Path
+
 import pytest
 
 from grader.formats import hf_layout, writers
 from grader.engine.models import tiny
-from learners import grade, tree
+from learners import grade, graded_in, grading_command, tree
 
 
-@pytest.fixture(scope="module")
-def hf_folder(tmp_path_factory):
+def hf_folder(parent) -> Path:
     ck = tiny("tiny-llama3.2").checkpoint
-    folder = tmp_path_factory.mktemp("hf") / "Llama-3.2-tiny"
+    folder = parent / "Llama-3.2-tiny"
     writers.save_hf(folder, hf_layout.to_hf(ck.weights, ck.args, ck.tied), hf_layout.config(ck.args, ck.tied, ck.dtype),
                     hf_layout.params_json(ck.args))
     return folder
 
 
-def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(tmp_path, hf_folder):
-    env = {"LLAMA3_CHECKPOINT": str(hf_folder), "LLAMA3_KIT_CACHE": str(tmp_path / "cache")}
-    root = tree(tmp_path)
-    # its tests on the tiny models are test_grading's
-    results = grade(root, "--impl", "solutions", "-k", "real", env=env)
+def commands_to_run(items, tmp_path_factory) -> dict:
+    """The reference graded on the checkpoint, then the stubs on the same checkpoint, in one subprocess beside the
+    session (tests/conftest.py)."""
+    if not any(item.originalname == "test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once"
+               for item in items):
+        return {}
+    tmp = tmp_path_factory.mktemp("real")
+    env = {"LLAMA3_CHECKPOINT": str(hf_folder(tmp_path_factory.mktemp("hf"))), "LLAMA3_KIT_CACHE": str(tmp / "cache")}
+    root = tree(tmp)
+    _CACHE.append(tmp / "cache")
+    # its tests on the tiny models are test_grading's; then the learner's stubs, graded on the same checkpoint
+    return {"reference": grading_command([(root, ("--impl", "solutions", "-k", "real"))], env),
+            "stubs": grading_command([(root, ("-k", "ex03"))], env)}
+
+
+_CACHE: list[Path] = []  # the kit cache of the grading above
+
+
+def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(ran):
+    out, stubs = ran("reference"), ran("stubs")
+    assert out.returncode == 0 and stubs.returncode == 0, out.stderr[-3000:] + stubs.stderr[-3000:]
+    [results], [again] = graded_in(out.stdout, 1), graded_in(stubs.stdout, 1)
     real = [r for r in results if "[real" in r["nodeid"]]
     assert {r["exercise"] for r in real} >= {"ex03_embeddings", "ex08_multi_head_attention", "ex11_forward",
                                              "ex12_generation"}
@@ -37,14 +55,11 @@ def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(t
           for f in ("embed", "attention", "feed_forward", "forward", "generate"))}
     assert all(r["outcome"] == "passed" for r in real if r not in unused), [
         r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
-    built = list((tmp_path / "cache" / "goldens").iterdir())
+    built = list((_CACHE[0] / "goldens").iterdir())
     assert len(built) == 1 and (built[0] / "manifest.json").is_file()
+    assert (built[0] / "manifest.json").stat().st_mtime < stubs.started, "goldens were built again for the stubs"
     facts = [r for r in results if "the_real_model" in r["nodeid"]]
     assert facts and all(r["outcome"] == "skipped" and "Meta-Llama-3-8B" in r["message"] for r in facts)
-
-    stamp = (built[0] / "manifest.json").stat().st_mtime_ns
-    again = grade(root, "-k", "ex03", env=env)  # the learner's stubs, graded on the same checkpoint
-    assert (built[0] / "manifest.json").stat().st_mtime_ns == stamp, "goldens were rebuilt"
     assert [r["status"] for r in again if "[real" in r["nodeid"]] == ["not started"]
 
 
