@@ -20,6 +20,7 @@ MODULES = sorted(p.stem for p in SOLUTIONS.glob("ex*.py"))
 # The files of exercises/ that the kit ships and a learner does not edit: the package, the graded tests, the chapters
 # in Chinese. (The stubs beside them are the learner's; their pristine text is in stubs.zip.)
 KIT_EXERCISES = ROOT / "exercises"
+Command = tuple[list[str], Path, dict]  # argv, the folder it runs in, its whole environment
 
 
 def kit_files(folder: Path) -> list[Path]:
@@ -150,7 +151,7 @@ class Grading:
             self.process.wait()
 
 
-def grading_command(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> "Command":
+def grading_command(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> Command:
     """The subprocess of grade_all, as a command; its results: graded_in(its stdout, len(jobs))."""
     spec = json.dumps([[str(root), list(args)] for root, args in jobs])
     return ([sys.executable, __file__, spec], jobs[0][0],
@@ -203,9 +204,6 @@ def early(module, request, tmp_path_factory) -> list[list[dict]]:
     return grading.results(which) if grading is not None else []
 
 
-Command = tuple[list[str], Path, dict]  # argv, the folder it runs in, its whole environment
-
-
 class Commands:
     """Commands that tests read, run one after another by a thread from the session's start, so that their
     subprocesses use the core the session's own tests leave: a test takes its command's CompletedProcess, waiting if
@@ -224,8 +222,13 @@ class Commands:
                 if self.stopped:
                     return
                 started = time.time()
-                self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                text=True)
+                try:
+                    self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True)
+                except OSError as e:
+                    self.done[key] = e
+                    self.changed.notify_all()
+                    continue
             try:
                 stdout, stderr = self.process.communicate(timeout=600)
                 out = subprocess.CompletedProcess(argv, self.process.returncode, stdout, stderr)
@@ -233,7 +236,7 @@ class Commands:
             except subprocess.TimeoutExpired as e:
                 self.process.kill()
                 self.process.communicate()
-                out = e
+                out = e  # the test that reads it fails with it
             with self.changed:
                 self.done[key] = out
                 self.changed.notify_all()
@@ -248,7 +251,7 @@ class Commands:
     def result(self, key: tuple[str, str]) -> subprocess.CompletedProcess:
         with self.changed:
             self.changed.wait_for(lambda: key in self.done)
-        if isinstance(self.done[key], subprocess.TimeoutExpired):
+        if isinstance(self.done[key], Exception):
             raise self.done[key]
         return self.done[key]
 

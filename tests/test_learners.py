@@ -1,7 +1,11 @@
 """The kit's own tests stand apart from the learner's work: the trees they grade hold the pristine stubs and the
 kit's graded tests, whatever the learner has written in exercises/."""
 
+import os
 import shutil
+import sys
+
+import pytest
 
 import learners
 from grader.engine import plugin
@@ -37,3 +41,14 @@ def test_the_kit_s_own_session_is_not_a_grading_session():
     assert not plugin.grades_exercises([f"{ROOT}/tests/test_explore.py::test_explore_writes_the_four_pngs"])
     assert plugin.grades_exercises([ROOT / "exercises"])
     assert plugin.grades_exercises([f"{ROOT}/exercises/test_ex04_rms_norm.py::test_rms_norm"])
+
+
+def test_commands_run_one_after_another_and_a_test_reads_its_own(tmp_path):
+    python = [sys.executable, "-c"]
+    commands = learners.Commands({("m", "a"): ([*python, "print('a')"], tmp_path, dict(os.environ)),
+                                  ("m", "b"): ([*python, "import sys; sys.exit(3)"], tmp_path, dict(os.environ)),
+                                  ("m", "c"): ([str(tmp_path / "no-such-program")], tmp_path, dict(os.environ))})
+    b, a = commands.result(("m", "b")), commands.result(("m", "a"))
+    assert a.stdout == "a\n" and b.returncode == 3 and b.started >= a.started
+    with pytest.raises(OSError):
+        commands.result(("m", "c"))
