@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -54,13 +55,9 @@ def kernels() -> str:
     (AVX2 and AVX-512, x86 and Arm, sum in different orders). One thread, as build runs."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(7, 96, generator=g), torch.randn(96, 160, generator=g)  # [7, 96], [96, 160]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_thread():
         outputs = [a @ b, a.bfloat16() @ b.bfloat16(), torch.softmax(a, -1), a.exp(), torch.rsqrt(a.pow(2).mean(-1)),
                    torch.nn.functional.silu(a), a.cos(), a.sin()]
-    finally:
-        torch.set_num_threads(threads)
     h = hashlib.sha256(f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}".encode())
     for t in outputs:
         h.update(t.contiguous().view(torch.uint8).numpy().tobytes())
@@ -150,10 +147,16 @@ def build_module(model, module: str, calls: list[Call]) -> tuple[dict[str, torch
 def build(model, out_dir: Path, prompts: dict[str, str] | None = None) -> dict:
     """Write every exercise's golden file for model into out_dir, then manifest.json; returns the manifest.
     One torch thread, so that rebuilding gives the same bits on any machine (some reductions are split by thread)."""
+    with _one_thread():
+        return _build(model, out_dir, prompts or specs.PROMPTS)
+
+
+@contextmanager
+def _one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _build(model, out_dir, prompts or specs.PROMPTS)
+        yield
     finally:
         torch.set_num_threads(threads)
 
