@@ -17,11 +17,12 @@ def early_gradings(request, tmp_path_factory):
     import torch
 
     items = request.session.items
-    modules = dict.fromkeys(item.module for item in items if hasattr(getattr(item, "module", None), "trees_to_grade"))
-    gradings = learners.start_early(list(modules), items, tmp_path_factory)
-    commanding = dict.fromkeys(item.module for item in items
-                               if hasattr(getattr(item, "module", None), "commands_to_run"))
-    learners.start_commands(list(commanding), items, tmp_path_factory)
+
+    def having(name: str) -> list:
+        return list(dict.fromkeys(item.module for item in items if hasattr(getattr(item, "module", None), name)))
+
+    gradings = learners.start_early(having("trees_to_grade"), items, tmp_path_factory)
+    commands = learners.start_commands(having("commands_to_run"), items, tmp_path_factory)
     threads = torch.get_num_threads()
     if gradings:
         torch.set_num_threads(1)  # threads waiting for each other would slow every process
@@ -30,7 +31,7 @@ def early_gradings(request, tmp_path_factory):
     torch.set_num_threads(threads)
     for grading in gradings:
         grading.stop()
-    for commands in learners.commands_started():
+    if commands is not None:
         commands.stop()
 
 
@@ -50,8 +51,8 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture
 def ran(request, tmp_path_factory):
-    """ran(name): what the command that the test module's commands_to_run planned under name gave (a
-    CompletedProcess), run beside the session since it started."""
+    """ran(name): what the command that the test module's commands_to_run planned under name gave (a learners.Ran),
+    run beside the session since it started."""
     return lambda name: learners.ran(request.module, name, request, tmp_path_factory)
 
 

@@ -204,11 +204,20 @@ def early(module, request, tmp_path_factory) -> list[list[dict]]:
     return grading.results(which) if grading is not None else []
 
 
+class Ran(subprocess.CompletedProcess):
+    """A command's CompletedProcess, with the folder and environment it ran in and when it started (time.time(): the
+    commands before it had ended)."""
+
+    def __init__(self, command: Command, returncode: int, stdout: str, stderr: str, started: float):
+        super().__init__(command[0], returncode, stdout, stderr)
+        self.cwd, self.env, self.started = command[1], command[2], started
+
+
 class Commands:
     """Commands that tests read, run one after another by a thread from the session's start, so that their
     subprocesses use the core the session's own tests leave: a test takes its command's CompletedProcess, waiting if
-    need be. Trees and environments are made before, in the session's thread (a test's monkeypatch must not reach
-    them)."""
+    need be (a Ran). Trees and environments are made before, in the session's thread (a test's monkeypatch must not
+    reach them)."""
 
     def __init__(self, planned: dict[tuple[str, str], Command]):
         self.planned, self.done, self.changed = planned, {}, threading.Condition()
@@ -217,7 +226,8 @@ class Commands:
         threading.Thread(target=self._run, daemon=True, name="early commands").start()
 
     def _run(self) -> None:
-        for key, (argv, cwd, env) in self.planned.items():
+        for key, command in self.planned.items():
+            argv, cwd, env = command
             with self.changed:
                 if self.stopped:
                     return
@@ -231,8 +241,7 @@ class Commands:
                     continue
             try:
                 stdout, stderr = self.process.communicate(timeout=600)
-                out = subprocess.CompletedProcess(argv, self.process.returncode, stdout, stderr)
-                out.started = started  # time.time() as it started: the commands before it had ended
+                out = Ran(command, self.process.returncode, stdout, stderr, started)
             except subprocess.TimeoutExpired as e:
                 self.process.kill()
                 self.process.communicate()
@@ -248,7 +257,7 @@ class Commands:
             if self.process is not None and self.process.poll() is None:
                 self.process.kill()
 
-    def result(self, key: tuple[str, str]) -> subprocess.CompletedProcess:
+    def result(self, key: tuple[str, str]) -> Ran:
         with self.changed:
             self.changed.wait_for(lambda: key in self.done)
         if isinstance(self.done[key], Exception):
@@ -259,7 +268,7 @@ class Commands:
 _COMMANDS: list[Commands] = []
 
 
-def start_commands(modules, items, tmp_path_factory) -> None:
+def start_commands(modules, items, tmp_path_factory) -> Commands | None:
     """Run the commands of each test module that has commands_to_run(items, tmp_path_factory) (by test name: the
     commands its selected items read), one after another, beside the session: tests/conftest.py does it as the session
     starts."""
@@ -267,21 +276,19 @@ def start_commands(modules, items, tmp_path_factory) -> None:
                for name, command in module.commands_to_run([item for item in items
                                                             if getattr(item, "module", None) is module],
                                                            tmp_path_factory).items()}
-    if planned:
-        _COMMANDS.append(Commands(planned))
+    if not planned:
+        return None
+    _COMMANDS.append(Commands(planned))
+    return _COMMANDS[-1]
 
 
-def commands_started() -> list[Commands]:
-    return list(_COMMANDS)
-
-
-def ran(module, name: str, request, tmp_path_factory) -> subprocess.CompletedProcess:
+def ran(module, name: str, request, tmp_path_factory) -> Ran:
     """What the command module.commands_to_run planned under name gave: run since the session started, or now."""
     key = (module.__name__, name)
-    found = next((c for c in _COMMANDS if key in c.planned), None)
-    if found is None:
-        start_commands([module], request.session.items, tmp_path_factory)
-        found = _COMMANDS[-1]
+    found = (next((c for c in _COMMANDS if key in c.planned), None)
+             or start_commands([module], request.session.items, tmp_path_factory))
+    if found is None or key not in found.planned:
+        raise KeyError(f"{module.__name__}.commands_to_run planned no command {name!r} for the selected tests")
     return found.result(key)
 
 

@@ -30,15 +30,11 @@ def commands_to_run(items, tmp_path_factory) -> dict:
         root = kit(tmp_path_factory.mktemp("json"), solved=("ex03_embeddings",))
         (root / ".llama3-progress.json").write_text("{not json")
         planned["json"] = (command("--json", "--check"), root, env(root))
-    _FOLDERS.update({name: cwd for name, (_, cwd, _) in planned.items()})
     return planned
 
 
-_FOLDERS: dict = {}  # command name -> the kit folder it ran in
-
-
 def test_the_reference_passes_every_exercise(ran):
-    out, root = ran("reference"), _FOLDERS["reference"]
+    out = ran("reference")
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     assert "\x1b[" not in text, "piped output is plain text"
@@ -55,13 +51,14 @@ def test_the_reference_passes_every_exercise(ran):
     for e in curriculum.track("extras"):
         row = next(line for line in extras.splitlines() if line.split()[:1] == [str(e.id)])
         assert e.title in row and row.rstrip().endswith("passed"), row
-    assert not (root / ".llama3-progress.json").exists(), "grading the reference is not your progress"
+    assert not (out.cwd / ".llama3-progress.json").exists(), "grading the reference is not your progress"
 
 
 def test_json_on_your_code_rebuilds_a_corrupt_progress_file(ran):
     """In a subprocess, as a tool runs it. With --check unfinished work exits 1; the next exercise is noted for
     `hint`."""
-    out, progress = ran("json"), _FOLDERS["json"] / ".llama3-progress.json"
+    out = ran("json")
+    progress = out.cwd / ".llama3-progress.json"
     assert out.returncode == 1, out.stderr
     board = json.loads(out.stdout)
     rows = {row["id"]: row for row in board["exercises"]}

@@ -28,13 +28,9 @@ def commands_to_run(items, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("real")
     env = {"LLAMA3_CHECKPOINT": str(hf_folder(tmp_path_factory.mktemp("hf"))), "LLAMA3_KIT_CACHE": str(tmp / "cache")}
     root = tree(tmp)
-    _CACHE.append(tmp / "cache")
     # its tests on the tiny models are test_grading's; then the learner's stubs, graded on the same checkpoint
     return {"reference": grading_command([(root, ("--impl", "solutions", "-k", "real"))], env),
             "stubs": grading_command([(root, ("-k", "ex03"))], env)}
-
-
-_CACHE: list[Path] = []  # the kit cache of the grading above
 
 
 def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(ran):
@@ -55,7 +51,7 @@ def test_the_reference_passes_on_the_checkpoint_and_its_goldens_are_built_once(r
           for f in ("embed", "attention", "feed_forward", "forward", "generate"))}
     assert all(r["outcome"] == "passed" for r in real if r not in unused), [
         r["nodeid"] + "\n" + r["message"] for r in real if r["outcome"] != "passed"]
-    built = list((_CACHE[0] / "goldens").iterdir())
+    built = list((Path(out.env["LLAMA3_KIT_CACHE"]) / "goldens").iterdir())
     assert len(built) == 1 and (built[0] / "manifest.json").is_file()
     assert (built[0] / "manifest.json").stat().st_mtime < stubs.started, "goldens were built again for the stubs"
     facts = [r for r in results if "the_real_model" in r["nodeid"]]
