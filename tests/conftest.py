@@ -39,10 +39,8 @@ _THREADS_AFTER: list = []  # [the early gradings, the threads this process gets 
 
 
 def pytest_runtest_setup(item):
-    """Between two tests, once the early gradings have ended: this process takes back its threads (not inside a
-    module that keeps one)."""
-    if (_THREADS_AFTER and "one_thread" not in item.fixturenames
-            and all(grading.process.poll() is not None for grading in _THREADS_AFTER[0])):
+    """Between two tests, once the early gradings have ended: this process takes back its threads."""
+    if _THREADS_AFTER and all(grading.process.poll() is not None for grading in _THREADS_AFTER[0]):
         import torch
 
         torch.set_num_threads(_THREADS_AFTER.pop())
@@ -78,13 +76,15 @@ def root(tmp_path, monkeypatch) -> Path:
         yield folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def one_thread():
-    """One torch thread for the module: a 135M model gains little from two, and on the busy 2-core machine waiting
-    threads made test_trained_reference.py 8 times slower (230 s against 29 s)."""
+    """One torch thread for the test while gradings or commands run beside the session: on the busy 2-core machine,
+    waiting threads made test_trained_reference.py 8 times slower (230 s against 29 s). Once they have ended, the
+    test has the machine, and every thread."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if learners.beside():
+        torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)

@@ -192,7 +192,17 @@ def start_early(modules, items, tmp_path_factory) -> list[Grading]:
             start += len(planned[name])
         gradings.append(grading)
     _EARLY.update({name: (None, range(0)) for name, jobs in planned.items() if not jobs})
+    _GRADINGS.extend(gradings)
     return gradings
+
+
+_GRADINGS: list[Grading] = []  # every grading start_early started
+
+
+def beside() -> bool:
+    """Whether a grading or a command started beside the session still runs."""
+    return (any(grading.process.poll() is None for grading in _GRADINGS)
+            or any(commands.running() for commands in _COMMANDS))
 
 
 def early(module, request, tmp_path_factory) -> list[list[dict]]:
@@ -249,6 +259,10 @@ class Commands:
             with self.changed:
                 self.done[key] = out
                 self.changed.notify_all()
+
+    def running(self) -> bool:
+        with self.changed:
+            return not self.stopped and len(self.done) < len(self.planned)
 
     def stop(self) -> None:
         """At the session's end: the command running is killed, and no other starts."""

@@ -52,3 +52,12 @@ def test_commands_run_one_after_another_and_a_test_reads_its_own(tmp_path):
     assert a.stdout == "a\n" and b.returncode == 3 and b.started >= a.started
     with pytest.raises(OSError):
         commands.result(("m", "c"))
+    assert not commands.running()
+
+
+def test_a_command_runs_until_its_result_is_in(tmp_path):
+    commands = learners.Commands({("m", "slow"): ([sys.executable, "-c", "import time; time.sleep(2)"], tmp_path,
+                                                  dict(os.environ))})
+    assert commands.running()
+    commands.result(("m", "slow"))
+    assert not commands.running()
