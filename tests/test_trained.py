@@ -45,7 +45,8 @@ BUILD = ("import sys; from pathlib import Path; from grader.engine import golden
 
 
 def _jobs(items, mktemp) -> dict[str, list]:
-    """By fixture below: the trees the selected tests grade on the trained model, with each grading's arguments."""
+    """The trees the selected tests grade on the trained model, with each grading's arguments: the reference's, the
+    variants' rounds, and the mistakes' rounds by index."""
     names = {item.originalname for item in items}
     indexes = sorted({item.callspec.params["index"] for item in items
                       if item.originalname == "test_every_named_mistake_is_caught_and_named_on_the_trained_model"})
@@ -61,15 +62,17 @@ def _jobs(items, mktemp) -> dict[str, list]:
     return jobs
 
 
-_PLANNED: dict[str, list] = {}  # what commands_to_run planned: _jobs' fixtures, in order
+_PLANNED: dict[str, list] = {}  # what commands_to_run planned to grade, in order: _jobs' keys, the mistakes' indexes
 
 
 def commands_to_run(items, tmp_path_factory) -> dict:
     """The goldens on PROMPTS in a fresh cache, then every tree the selected tests grade, in one subprocess: both
     beside the session (tests/conftest.py), as its other tests run. Nothing when the model is not fetched."""
     folder = pypi.trained_folder()
-    jobs = _jobs(items, tmp_path_factory.mktemp) if folder is not None else {}
-    graded = [job for planned in jobs.values() for job in (planned.values() if isinstance(planned, dict) else planned)]
+    if folder is None:
+        return {}
+    jobs = _jobs(items, tmp_path_factory.mktemp)
+    graded = [*jobs["reference"], *jobs["variants"], *jobs["mistakes"].values()]
     if not graded:
         return {}
     _PLANNED.update(reference=jobs["reference"], variants=jobs["variants"], mistakes=list(jobs["mistakes"]))
