@@ -26,7 +26,7 @@ def early_gradings(request, tmp_path_factory):
     threads = torch.get_num_threads()
     if gradings:
         torch.set_num_threads(1)  # threads waiting for each other would slow every process
-        _THREADS_AFTER[:] = [gradings, threads]
+        _THREADS_AFTER.append(threads)
     yield
     torch.set_num_threads(threads)
     for grading in gradings:
@@ -35,16 +35,15 @@ def early_gradings(request, tmp_path_factory):
         commands.stop()
 
 
-_THREADS_AFTER: list = []  # [the early gradings, the threads this process gets back once they have all ended]
+_THREADS_AFTER: list[int] = []  # the threads this process gets back once the early gradings have all ended
 
 
 def pytest_runtest_setup(item):
     """Between two tests, once the early gradings have ended: this process takes back its threads."""
-    if _THREADS_AFTER and all(grading.process.poll() is not None for grading in _THREADS_AFTER[0]):
+    if _THREADS_AFTER and not learners.grading_beside():
         import torch
 
         torch.set_num_threads(_THREADS_AFTER.pop())
-        _THREADS_AFTER.clear()
 
 
 @pytest.fixture

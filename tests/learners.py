@@ -199,10 +199,14 @@ def start_early(modules, items, tmp_path_factory) -> list[Grading]:
 _GRADINGS: list[Grading] = []  # every grading start_early started
 
 
+def grading_beside() -> bool:
+    """Whether a grading start_early started still runs."""
+    return any(grading.process.poll() is None for grading in _GRADINGS)
+
+
 def beside() -> bool:
     """Whether a grading or a command started beside the session still runs."""
-    return (any(grading.process.poll() is None for grading in _GRADINGS)
-            or any(commands.running() for commands in _COMMANDS))
+    return grading_beside() or any(commands.running() for commands in _COMMANDS)
 
 
 def early(module, request, tmp_path_factory) -> list[list[dict]]:
