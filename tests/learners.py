@@ -3,6 +3,7 @@ chosen modules replaced, graded in a subprocess exactly as a learner's `pytest e
 from the learner's own exercises/: the stubs come from grader/learner/stubs.zip."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -350,6 +351,11 @@ def _env(root: Path) -> dict:
     clean = {k: v for k, v in os.environ.items()
              if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
     return {**clean, "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache")}
+
+
+def graded_test_name(function: str) -> str:
+    """The graded test of a function: KVCache -> test_kv_cache."""
+    return "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", function).lower()
 
 
 def by_exercise(results: list[dict]) -> dict[str, list[dict]]:

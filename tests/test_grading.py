@@ -3,14 +3,13 @@ every known mistake is named, bad learners fail every test, one solution turns e
 and a learner's faults each become one clean failure. The trees the selected tests need are graded in one
 subprocess (learners.grade_all), one pytest run each."""
 
-import re
 import sys
 
 import pytest
 
 from grader import specs
 import plants
-from learners import MODULES, by_exercise, early, rounds, solution, spoiled, tree, with_mistakes
+from learners import MODULES, by_exercise, early, graded_test_name, rounds, solution, spoiled, tree, with_mistakes
 
 
 def _trees(items) -> dict:
@@ -118,7 +117,7 @@ def round_results(graded) -> list[list[dict]]:
 def test_every_known_mistake_is_named(round_results, index):
     round_, results = ROUNDS[index], round_results[index]
     for m in round_:
-        test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
+        test_name = graded_test_name(m.function)
         golden_tests = [r for r in results if f"::{test_name}[" in r["nodeid"]]
         named = [r for r in golden_tests if r["mistake"] == m.id and m.message() in r["message"]]
         seen = "\n".join(r["nodeid"] + " " + r["outcome"] + "\n" + r["message"] for r in golden_tests)

@@ -15,7 +15,8 @@ import plants
 from grader import specs
 from grader.engine import models
 from grader.formats import gguf, pypi
-from learners import by_exercise, graded_in, grading_command, rounds as by_rounds, tree, with_mistakes
+from learners import (by_exercise, graded_in, graded_test_name, grading_command, rounds as by_rounds, tree,
+                      with_mistakes)
 from prompts import PROMPTS
 
 # Grading trees on 24 prompts takes minutes: opt-in (`pytest -m slow`), as CI runs it.
@@ -151,7 +152,7 @@ def test_correct_implementations_written_differently_pass_on_the_trained_model(v
 def test_every_named_mistake_is_caught_and_named_on_the_trained_model(graded, index):
     results = by_exercise(on_trained(graded["mistakes"][index]))
     for m in ROUNDS[index]:
-        test_name = "test_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", m.function).lower()  # KVCache -> test_kv_cache
+        test_name = graded_test_name(m.function)
         own = [r for r in results.get(m.module, []) if f"::{test_name}[" in r["nodeid"]]
         assert own and all(r["outcome"] == "failed" for r in own), (
             f"{m.id}: {test_name} on the trained model did not fail")
