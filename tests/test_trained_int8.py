@@ -1,8 +1,15 @@
 """Exercise 16 on the trained SmolLM2-135M-Instruct: the reference's int8 model (every matrix int8, the embedding and
 norms bf16, built tensor by tensor by grader/formats/int8.py) against the bf16 model, over the prompts of
-tests/prompts.py (the 20 short ones quickly, all 24 under -m slow), teacher-forced: the top-1 token agrees at >= 95%
-of positions, and the mean KL divergence of the int8 model's next-token distribution from the bf16 one's is printed.
-Skipped, with the line that fetches it, when the model is not in the kit's cache."""
+tests/prompts.py, teacher-forced: the top-1 token agrees at >= 95% of positions of all 24 prompts (-m slow), and up to
+bf16's own ties at >= 97% of positions of the 20 short ones (quickly); the mean KL divergence of the int8 model's
+next-token distribution from the bf16 one's is printed. Skipped, with the line that fetches it, when the model is not
+in the kit's cache.
+
+Up to ties: where bf16's largest logit and the one of int8's top-1 token are within one bf16 step of each other, bf16
+itself cannot order them, and CPUs order them differently (a matrix product's rounding differs by one step between
+kernels). On the short prompts, 411 of 433 positions agree exactly on a CPU with AVX-512 BF16, under 95%, where AVX2
+machines gave at least 412; 427 agree up to ties. Quantizing by rounding toward zero instead of to the nearest step
+gives 408 (94%)."""
 
 import pytest
 import torch
@@ -15,6 +22,7 @@ from solutions import ex11_forward, ex16_int8
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MIN_TOP1_AGREEMENT = 0.95
+MIN_TOP1_AGREEMENT_UP_TO_TIES = 0.97
 
 
 # The quick test takes the prompts of at most SHORT tokens (20 of the 24): the long four cost most of the time, bf16
@@ -31,7 +39,7 @@ def models():
 
 def compare(models, longest: int | None) -> dict:
     """Per prompt of at most longest tokens (None: every prompt): (positions, positions whose top-1 agrees, summed
-    KL(bf16 || int8) in nats, bf16 top-1/top-2 margins where they disagree)."""
+    KL(bf16 || int8) in nats, bf16 top-1/top-2 margins where they disagree, positions that agree up to ties)."""
     ck, quantized = models
     out = {}
     with torch.no_grad():
@@ -45,29 +53,43 @@ def compare(models, longest: int | None) -> dict:
             kl = F.kl_div(F.log_softmax(q, -1), F.log_softmax(bf16, -1), log_target=True, reduction="sum")
             top2 = bf16.topk(2, dim=-1).values  # [seq, 2]
             margins = (top2[:, 0] - top2[:, 1])[~agree].tolist()
-            out[name] = (len(tokens), int(agree.sum()), float(kl), margins)
+            out[name] = (len(tokens), int(agree.sum()), float(kl), margins, int(agree_up_to_ties(bf16, q).sum()))
     return out
+
+
+def agree_up_to_ties(bf16: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """[seq] bool: int8's top-1 token has a bf16 logit within one bf16 step of bf16's largest."""
+    top = bf16.max(-1).values  # [seq]
+    step = torch.finfo(torch.bfloat16).eps * torch.exp2(torch.floor(torch.log2(top.abs())))  # [seq]
+    chosen = bf16.gather(-1, q.argmax(-1, keepdim=True)).squeeze(-1)  # [seq]: bf16's logit of int8's top-1
+    return top - chosen <= step
 
 
 def agreement(compared: dict) -> float:
     """The share of positions whose top-1 agrees, with the figures printed (pytest -s shows them)."""
-    positions = sum(n for n, _, _, _ in compared.values())
-    agree = sum(a for _, a, _, _ in compared.values())
-    kl = sum(k for _, _, k, _ in compared.values()) / positions
-    margins = sorted(m for *_, ms in compared.values() for m in ms)
+    positions = sum(n for n, *_ in compared.values())
+    agree = sum(a for _, a, *_ in compared.values())
+    kl = sum(k for _, _, k, *_ in compared.values()) / positions
+    margins = sorted(m for *_, ms, _ in compared.values() for m in ms)
+    ties = sum(t for *_, t in compared.values())
     print(f"\nint8 vs bf16 on SmolLM2-135M-Instruct, {len(compared)} prompts, {positions} positions: top-1 agrees at "
           f"{agree}/{positions} = {agree / positions:.2%}; mean KL(bf16 || int8) = {kl:.4f} nats per position; "
           f"bf16 top-1/top-2 margin where they differ: median {margins[len(margins) // 2] if margins else 0:.3f}, max "
-          f"{margins[-1] if margins else 0:.3f}")
-    for name, (n, a, k, _) in compared.items():
+          f"{margins[-1] if margins else 0:.3f}; up to ties {ties}/{positions} = {ties / positions:.2%}")
+    for name, (n, a, k, *_) in compared.items():
         print(f"  {name:16} {a:4}/{n:<4} KL {k / n:.4f}")
     return agree / positions
 
 
-def test_the_int8_model_s_top1_agrees_with_bf16_at_95_percent_of_positions_of_the_short_prompts(models):
+def agreement_up_to_ties(compared: dict) -> float:
+    agreement(compared)  # the figures, printed
+    return sum(t for *_, t in compared.values()) / sum(n for n, *_ in compared.values())
+
+
+def test_the_int8_model_s_top1_agrees_with_bf16_up_to_ties_at_97_percent_of_positions_of_the_short_prompts(models):
     compared = compare(models, SHORT)
     assert len(compared) == 20
-    assert agreement(compared) >= MIN_TOP1_AGREEMENT
+    assert agreement_up_to_ties(compared) >= MIN_TOP1_AGREEMENT_UP_TO_TIES
 
 
 @pytest.mark.slow
