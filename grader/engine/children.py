@@ -23,8 +23,11 @@ import sys
 import threading
 import time
 
-# imported once by the server: this module first, so that the server ends with its parent from its start
+# imported once by the server: this module first, so that the server ends with its parent from its start. The workers
+# of graded tests need torch._dynamo (exercise 18 compiles); the ranks of exercise 17, started from a worker, only what
+# a rank imports, which spares their server most of its start.
 PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "torch._dynamo", "pytest", "grader.engine.plugin"]
+RANKS_PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "grader.engine.ranks"]
 SERVER = "LLAMA3_KIT_FORKSERVER"  # set only while the server starts: "<its parent's pid>:<the folder of its socket>"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WATCH_SECONDS = 0.5  # how often a watchdog (where there is no PR_SET_PDEATHSIG) looks for its parent
@@ -32,12 +35,13 @@ WATCH_SECONDS = 0.5  # how often a watchdog (where there is no PR_SET_PDEATHSIG)
 _server_pid: int | None = None  # in the server and the children it forks: the server's pid
 
 
-def context():
-    """The multiprocessing context that starts the grader's children, with its server running."""
+def context(preload: list[str] = PRELOAD):
+    """The multiprocessing context that starts the grader's children, with its server running; preload matters only
+    to the process's first call, which starts the server."""
     if "forkserver" not in multiprocessing.get_all_start_methods() or _abstract_socket():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(preload)
     # a child shares the folder of the process that started it (and the server of that process removes it)
     folder = multiprocessing.util.get_temp_dir() if multiprocessing.parent_process() is None else ""
     os.environ[SERVER] = f"{os.getpid()}:{folder}"

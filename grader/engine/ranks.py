@@ -159,7 +159,7 @@ class Group:
     """world_size ranks in one gloo process group, waiting for jobs."""
 
     def __init__(self, world_size: int, collective_timeout: float | None = None):
-        ctx = children.context()
+        ctx = children.context(children.RANKS_PRELOAD)
         collective_timeout = collective_timeout or COLLECTIVE_TIMEOUT
         self.world_size, self._collective_timeout = world_size, collective_timeout
         self._store, port = _store(world_size, collective_timeout)
