@@ -91,6 +91,12 @@ def spoiled(module: str, kind: str) -> str:
     return solution(module) + f"\n\nimport bad_learners  # noqa: E402\nbad_learners.spoil(globals(), {kind!r})\n"
 
 
+def graded_files(root: Path, modules) -> tuple[str, ...]:
+    """The graded test files of these exercises in the tree, as arguments of a grading: grading them alone spares the
+    collection of every other file, by the grading process and again by its worker."""
+    return tuple(str(root / "exercises" / f"test_{module}.py") for module in modules)
+
+
 def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dict]:
     """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status,
     message)."""
@@ -98,7 +104,8 @@ def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dic
 
 
 def grade_all(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> list[list[dict]]:
-    """Grade several trees, each with its pytest arguments, in one subprocess: one pytest run per tree, in turn, as
+    """Grade several trees, each with its pytest arguments (its exercises/ unless they name files in it, see
+    graded_files), in one subprocess: one pytest run per tree, in turn, as
     the scoreboard runs them in-process (the exercises of one tree are unimported before the next), sparing a
     start-up of Python, torch and pytest per tree. One list of results per job, in order."""
     return Grading(jobs, env).results(range(len(jobs)))
@@ -319,8 +326,9 @@ def _grade_jobs(spec: str) -> int:
 
     for job, (root, args) in enumerate(json.loads(spec)):
         sys.path.insert(0, root)
+        folder = [] if any(a.startswith(f"{root}/") for a in args) else [f"{root}/exercises"]
         try:
-            code, found = results.run([f"{root}/exercises", "-p", "grader.engine.plugin", "--rootdir", root, *args])
+            code, found = results.run([*folder, "-p", "grader.engine.plugin", "--rootdir", root, *args])
         finally:
             sys.path.remove(root)
         if code not in (0, 1):

@@ -9,7 +9,8 @@ import pytest
 
 from grader import specs
 import plants
-from learners import MODULES, by_exercise, early, graded_test_name, rounds, solution, spoiled, tree, with_mistakes
+from learners import (MODULES, by_exercise, early, graded_files, graded_test_name, rounds, solution, spoiled, tree,
+                      with_mistakes)
 
 
 def _trees(items) -> dict:
@@ -20,7 +21,7 @@ def _trees(items) -> dict:
         for round_ in ROUNDS:
             planted = with_mistakes(round_)
             root = tree(mktemp("mistakes"), planted)
-            jobs.append((root, ("-k", " or ".join(m[:4] for m in planted))))  # only the planted exercises
+            jobs.append((root, graded_files(root, planted)))  # only the planted exercises
         return jobs
 
     def faults(mktemp):

@@ -15,8 +15,8 @@ import plants
 from grader import specs
 from grader.engine import models
 from grader.formats import gguf, pypi
-from learners import (by_exercise, graded_in, graded_test_name, grading_command, rounds as by_rounds, tree,
-                      with_mistakes)
+from learners import (by_exercise, graded_files, graded_in, graded_test_name, grading_command, rounds as by_rounds,
+                      tree, with_mistakes)
 from prompts import PROMPTS
 
 # Grading trees on 24 prompts takes minutes: opt-in (`pytest -m slow`), as CI runs it.
@@ -58,8 +58,8 @@ def _jobs(items, mktemp) -> dict[str, list]:
             "mistakes": {}}
     for index in indexes:
         planted = with_mistakes(ROUNDS[index])
-        jobs["mistakes"][index] = (tree(mktemp("mistakes"), planted),
-                                   ("--impl", "exercises", "-k", f"({' or '.join(planted)}) and real"))
+        root = tree(mktemp("mistakes"), planted)
+        jobs["mistakes"][index] = (root, ("--impl", "exercises", *graded_files(root, planted), "-k", "real"))
     return jobs
 
 

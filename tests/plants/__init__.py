@@ -22,7 +22,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from learners import rounds as by_rounds, solution, tree
+from learners import rounds as by_rounds, solution, graded_files, tree
 
 FOLDER = Path(__file__).parent
 
@@ -106,12 +106,12 @@ def rounds(plants) -> list[list[Plant]]:
 
 
 def round_trees(rounds_, mktemp, name: str, *args: str, only: str = "") -> list[tuple[Path, tuple[str, ...]]]:
-    """One tree per round of plants, graded on its planted exercises alone (and only the tests matching only): the
-    jobs of learners.grade_all. args go to each grading (e.g. --device cuda)."""
+    """One tree per round of plants, graded on its planted exercises' test files alone (and only the tests matching
+    only): the jobs of learners.grade_all. args go to each grading (e.g. --device cuda)."""
     jobs = []
     for round_ in rounds_:
         sources = planted(round_)
-        chosen = " or ".join(sources)
-        jobs.append((tree(mktemp(name), sources),
-                     ("--impl", "exercises", *args, "-k", f"({chosen}) and {only}" if only else chosen)))
+        root = tree(mktemp(name), sources)
+        selected = ("-k", only) if only else ()
+        jobs.append((root, ("--impl", "exercises", *args, *graded_files(root, sources), *selected)))
     return jobs
