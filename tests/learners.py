@@ -105,9 +105,9 @@ def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dic
 
 def grade_all(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> list[list[dict]]:
     """Grade several trees, each with its pytest arguments (its exercises/ unless they name files in it, see
-    graded_files), in one subprocess: one pytest run per tree, in turn, as
-    the scoreboard runs them in-process (the exercises of one tree are unimported before the next), sparing a
-    start-up of Python, torch and pytest per tree. One list of results per job, in order."""
+    graded_files), in one subprocess: one pytest run per tree, in turn, as the scoreboard runs them in-process (the
+    exercises of one tree are unimported before the next), sparing a start-up of Python, torch and pytest per tree.
+    One list of results per job, in order."""
     return Grading(jobs, env).results(range(len(jobs)))
 
 

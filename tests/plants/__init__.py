@@ -22,7 +22,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from learners import rounds as by_rounds, solution, graded_files, tree
+from learners import graded_files, rounds as by_rounds, solution, tree
 
 FOLDER = Path(__file__).parent
 
