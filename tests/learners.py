@@ -97,6 +97,13 @@ def graded_files(root: Path, modules) -> tuple[str, ...]:
     return tuple(str(root / "exercises" / f"test_{module}.py") for module in modules)
 
 
+def naming_tests(root: Path, mistakes, beside=()) -> tuple[str, ...]:
+    """The graded test of each mistake's function in the tree, and the (module, test) pairs beside, as arguments of
+    a grading: the tests that must name the mistakes, without the rest of their exercises' tests."""
+    tests = [(m.module, graded_test_name(m.function)) for m in mistakes] + list(beside)
+    return tuple(f"{root}/exercises/test_{module}.py::{name}" for module, name in dict.fromkeys(tests))
+
+
 def grade(root: Path, *args: str, env: dict[str, str] | None = None) -> list[dict]:
     """Grade the tree like a learner's pytest run; one dict per graded test (nodeid, exercise, outcome, status,
     message)."""

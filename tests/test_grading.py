@@ -9,15 +9,16 @@ import pytest
 
 from grader import specs
 import plants
-from learners import (MODULES, by_exercise, early, graded_test_name, rounds, solution, spoiled, tree,
+from learners import (MODULES, by_exercise, early, graded_test_name, naming_tests, rounds, solution, spoiled, tree,
                       with_mistakes)
 
 
 def _trees(items) -> dict:
     """By fixture name below: a function of tmp_path_factory.mktemp giving the trees that fixture grades for the
     selected items, with the arguments of each grading."""
-    def rounds(mktemp):
-        return [(root := tree(mktemp("mistakes"), with_mistakes(round_)), naming_tests(root, round_))
+    def rounds(mktemp):  # each graded on the tests that must name its mistakes, and the property tests read below
+        return [(root := tree(mktemp("mistakes"), with_mistakes(round_)),
+                 naming_tests(root, round_, [test for m in round_ for test in PROPERTY_TESTS.get(m.id, [])]))
                 for round_ in ROUNDS]
 
     def faults(mktemp):
@@ -102,22 +103,11 @@ def test_each_exercise_has_at_least_three_graded_tests(reference_results):
 
 
 ROUNDS = rounds(specs.MISTAKES, key=lambda m: (m.module, m.function))  # no two in a round replace one function
-# the property tests that test_property_tests_judge_the_learners_own_outputs reads, by the mistake planted beside them
-PROPERTY_TESTS = {
-    "rope_on_halves": ("ex06_rope", ("test_rope_preserves_norms", "test_q_dot_k_depends_only_on_the_offset",
-                                     "test_pair_0_turns_by_t_radians")),
-    "attention_unscaled": ("ex07_attention", ("test_causal_attention_ignores_future_tokens",)),
-}
-
-
-def naming_tests(root, round_) -> tuple[str, ...]:
-    """The tests of a round's tree that the tests below read, as arguments of its grading: the graded test of each
-    mistake's function, and the property tests. The planted exercises' other tests are not graded: nothing reads
-    their results."""
-    tests = [(m.module, graded_test_name(m.function)) for m in round_]
-    tests += [(module, name) for m in round_ if m.id in PROPERTY_TESTS
-              for module, names in [PROPERTY_TESTS[m.id]] for name in names]
-    return tuple(f"{root}/exercises/test_{module}.py::{name}" for module, name in dict.fromkeys(tests))
+# the property tests that test_property_tests_judge_the_learners_own_outputs reads, by the mistake graded beside them
+PROPERTY_TESTS = {"rope_on_halves": [("ex06_rope", "test_rope_preserves_norms"),
+                                     ("ex06_rope", "test_q_dot_k_depends_only_on_the_offset"),
+                                     ("ex06_rope", "test_pair_0_turns_by_t_radians")],
+                  "attention_unscaled": [("ex07_attention", "test_causal_attention_ignores_future_tokens")]}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import plants
 from grader import specs
 from grader.engine import models
 from grader.formats import gguf, pypi
-from learners import (by_exercise, graded_files, graded_in, graded_test_name, grading_command, rounds as by_rounds,
+from learners import (by_exercise, graded_in, graded_test_name, grading_command, naming_tests, rounds as by_rounds,
                       tree, with_mistakes)
 from prompts import PROMPTS
 
@@ -57,9 +57,8 @@ def _jobs(items, mktemp) -> dict[str, list]:
             if "test_correct_implementations_written_differently_pass_on_the_trained_model" in names else [],
             "mistakes": {}}
     for index in indexes:
-        planted = with_mistakes(ROUNDS[index])
-        root = tree(mktemp("mistakes"), planted)
-        jobs["mistakes"][index] = (root, ("--impl", "exercises", *graded_files(root, planted), "-k", "real"))
+        root = tree(mktemp("mistakes"), with_mistakes(ROUNDS[index]))
+        jobs["mistakes"][index] = (root, ("--impl", "exercises", *naming_tests(root, ROUNDS[index]), "-k", "real"))
     return jobs
 
 
