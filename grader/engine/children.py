@@ -25,9 +25,9 @@ import time
 
 # imported once by the server: this module first, so that the server ends with its parent from its start. The workers
 # of graded tests need torch._dynamo (exercise 18 compiles); the ranks of exercise 17, started from a worker, only what
-# a rank imports, which spares their server most of its start.
+# a rank imports (the specs hold their jobs), which spares their server most of its start.
 PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "torch._dynamo", "pytest", "grader.engine.plugin"]
-RANKS_PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "grader.engine.ranks"]
+RANKS_PRELOAD = ["grader.engine.children", "torch", "torch.distributed", "grader.engine.ranks", "grader.specs"]
 SERVER = "LLAMA3_KIT_FORKSERVER"  # set only while the server starts: "<its parent's pid>:<the folder of its socket>"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WATCH_SECONDS = 0.5  # how often a watchdog (where there is no PR_SET_PDEATHSIG) looks for its parent
