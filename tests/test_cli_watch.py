@@ -1,12 +1,14 @@
 """`llama3-grader watch` re-grades the first unfinished exercise on each save, moves on when it passes, and quits
 on q or Ctrl-C; with file notifications and with --poll."""
 
+import contextlib
 import os
 import pty
 import queue
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -54,7 +56,8 @@ def save_solution(root, module: str) -> float:
     return time.monotonic()
 
 
-@pytest.mark.parametrize("how", ["notifications", "polling"])
+# polling's run under -m slow: test_polling_sees_a_save_and_q_in_the_terminal_quits checks its parts quickly
+@pytest.mark.parametrize("how", ["notifications", pytest.param("polling", marks=pytest.mark.slow)])
 def test_watch_regrades_on_save_and_moves_on(tmp_path, how):
     """With notifications it is stopped with Ctrl-C; with polling, by pressing q in its terminal. With notifications,
     the first exercise first crashes the process that runs it (a segmentation fault): one failure, and watch goes on."""
@@ -85,6 +88,32 @@ def test_watch_regrades_on_save_and_moves_on(tmp_path, how):
         watch.stop()
         os.close(keyboard)
         os.close(terminal)
+
+
+def test_polling_sees_a_save_and_q_in_the_terminal_quits(tmp_path, monkeypatch):
+    """--poll's own parts, in this process: polling sees a save, and q pressed in the terminal ends the wait."""
+    from grader.cli import watch
+    from grader.learner import changes
+
+    events: queue.Queue = queue.Queue()
+    assert changes.watch(tmp_path, events, poll=True) == "polling"
+    saved = None
+    for n in range(60):  # until the poller, started in a thread, has seen the folder once and then a save
+        (tmp_path / "ex01_tokenizer.py").write_text(f"x = {n}\n")
+        with contextlib.suppress(queue.Empty):
+            saved = events.get(timeout=1)
+            break
+    assert saved == ("saved", str(tmp_path / "ex01_tokenizer.py"))
+    keyboard, terminal = pty.openpty()
+    with open(terminal, closefd=True) as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        with watch.keys(events):
+            os.write(keyboard, b"q")
+            pressed = events.get(timeout=10)
+            assert pressed == ("key", "q")
+            events.put(pressed)
+            assert watch.wait(events) == "quit"
+    os.close(keyboard)
 
 
 def test_watch_ends_when_every_exercise_passes(root, capsys, monkeypatch):

@@ -135,7 +135,10 @@ def keys(events: queue.Queue):
 
     def read():
         while True:
-            char = os.read(fd, 1)
+            try:
+                char = os.read(fd, 1)
+            except OSError:  # the terminal is gone
+                return
             if not char:
                 return
             events.put(("key", char.decode(errors="replace")))
