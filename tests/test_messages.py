@@ -7,7 +7,7 @@ import torch
 from grader.engine import plugin
 from grader.engine.compare import EXACT, TOLERANCES, mismatch, value_mismatch
 import plants
-from learners import pytest_in, tree
+from learners import pytest_command, tree
 
 
 def test_a_list_diff_labels_its_windows_with_their_start():
@@ -68,16 +68,26 @@ def test_captured_output_is_capped():
     assert capped.splitlines()[-1] == f"... {1000 - plugin.CAPTURED_LINES} more lines"
 
 
-def test_a_learner_s_prints_after_a_failure_are_capped(tmp_path):
-    root = tree(tmp_path, plants.planted([plants.faults()["prints_then_doubles"]]))
-    out = pytest_in(root, "exercises/test_ex03_embeddings.py", "-k", "test_embed")
+def commands_to_run(items, tmp_path_factory) -> dict:
+    """The pytest runs in a learner's tree below, beside the session (tests/conftest.py)."""
+    selected, planned = {item.originalname for item in items}, {}
+    if "test_a_learner_s_prints_after_a_failure_are_capped" in selected:
+        root = tree(tmp_path_factory.mktemp("prints"), plants.planted([plants.faults()["prints_then_doubles"]]))
+        planned["prints"] = pytest_command(root, "exercises/test_ex03_embeddings.py", "-k", "test_embed")
+    if "test_pytest_on_an_exercise_file_says_where_its_tests_are" in selected:
+        planned["exercise file"] = pytest_command(tree(tmp_path_factory.mktemp("file")), "exercises/ex05_qkv.py")
+    return planned
+
+
+def test_a_learner_s_prints_after_a_failure_are_capped(ran):
+    out = ran("prints")
     assert out.returncode == 1, out.stdout[-2000:]
     assert "does not match the reference" in out.stdout and "more lines" in out.stdout
     assert "row 14999" not in out.stdout and len(out.stdout.splitlines()) < 400, len(out.stdout.splitlines())
 
 
-def test_pytest_on_an_exercise_file_says_where_its_tests_are(tmp_path):
-    out = pytest_in(tree(tmp_path), "exercises/ex05_qkv.py")
+def test_pytest_on_an_exercise_file_says_where_its_tests_are(ran):
+    out = ran("exercise file")
     assert out.returncode == 5
     assert ("exercises/ex05_qkv.py is your code, not its tests: run pytest exercises/test_ex05_qkv.py "
             "(or pytest exercises/ -k ex05)") in out.stdout, out.stdout

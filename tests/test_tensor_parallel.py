@@ -3,19 +3,22 @@ the same greedy tokens; Meta's multi-shard layout, made by `checkpoint make --sh
 loads merged in one process, reshards to any rank count, runs on ranks, and is checked file by file by
 `checkpoint verify`."""
 
+import os
 import shutil
+import sys
 
 import pytest
 import torch
 
 from ckpt_kit import grader, one_line_error
+from cli_kit import UNSET
 from grader.engine import ranks
 from grader.specs import ex17_tensor_parallel as spec17
 from grader.specs.outputs import LOGITS_STRIDE
 from grader.engine.compare import TOLERANCES, mismatch
 from grader.errors import KitError
 from grader.formats import checkpoint, shards
-from grader.paths import MODELS
+from grader.paths import MODELS, ROOT
 from solutions import ex11_forward, ex12_generation, ex17_tensor_parallel as tp
 
 PROMPT = [128000, 1820, 4320, 311, 279, 17139, 3488, 315, 2324, 11, 279, 15861]
@@ -194,18 +197,24 @@ def test_generate_on_ranks_says_what_generate_says(capsys, n):
     assert parallel["generated_ids"] == single["generated_ids"] and parallel["text"] == single["text"]
 
 
+def commands_to_run(items, tmp_path_factory) -> dict:
+    """torchrun's generate below, beside the session (tests/conftest.py), with no checkpoint or RoPE override from the
+    environment and an empty kit cache."""
+    if "test_generate_under_torchrun_says_what_generate_says" not in {item.originalname for item in items}:
+        return {}
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "grader.cli", "generate",
+            "--distributed", "--impl", "solutions", "--checkpoint", str(MODELS / "tiny-llama3"), "--json"]
+    clean = {k: v for k, v in os.environ.items() if k not in UNSET + ("LLAMA3_ROPE_SCALE_FACTOR",)}
+    return {"torchrun": (argv, ROOT, {**clean, "LLAMA3_KIT_CACHE": str(tmp_path_factory.mktemp("torchrun"))})}
+
+
 @pytest.mark.usefixtures("clean_env")
-def test_generate_under_torchrun_says_what_generate_says(capsys):
+def test_generate_under_torchrun_says_what_generate_says(capsys, ran):
     """The documented command for several machines, here on one: torchrun starts 2 processes, each one rank."""
     import json
-    import subprocess
-    import sys
 
     single = _generate(capsys)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "grader.cli",
-                           "generate", "--distributed", "--impl", "solutions", "--checkpoint",
-                           str(MODELS / "tiny-llama3"), "--json"],
-                          capture_output=True, text=True, timeout=300)
+    done = ran("torchrun")
     assert done.returncode == 0, done.stderr[-2000:]
     out = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(out) == 1 and out[0]["ranks"] == 2 and out[0]["generated_ids"] == single["generated_ids"]
