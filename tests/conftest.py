@@ -35,6 +35,16 @@ def early_gradings(request, tmp_path_factory):
         commands.stop()
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that read what the early gradings and commands give (fixtures graded and ran) run last, in their
+    order: the others run first, at the priority the early gradings yield them (learners.EARLY_NICE), so that no test
+    waits for a result while a core idles."""
+    def reads(item) -> bool:
+        return bool({"graded", "ran"} & set(getattr(item, "fixturenames", ())))
+
+    items[:] = [item for item in items if not reads(item)] + [item for item in items if reads(item)]
+
+
 _THREADS_AFTER: list[int] = []  # the threads this process gets back once the early gradings have all ended
 
 

@@ -3,6 +3,7 @@ chosen modules replaced, graded in a subprocess exactly as a learner's `pytest e
 from the learner's own exercises/: the stubs come from grader/learner/stubs.zip."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -120,12 +121,13 @@ def grade_all(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | No
 
 class Grading:
     """grade_all's subprocess, started at once and read as it goes (by a thread): results() waits only for the jobs
-    it asks for, so that a grading started early (early_gradings below) runs beside the tests meanwhile."""
+    it asks for, so that a grading started early (early_gradings below) runs beside the tests meanwhile, at a lower
+    priority (nice) if asked."""
 
     TIMEOUT = 1800
 
-    def __init__(self, jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None):
-        argv, cwd, environment = grading_command(jobs, env)
+    def __init__(self, jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None, nice: int = 0):
+        argv, cwd, environment = grading_command(jobs, env, nice)
         self.errors = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=self.errors, text=True,
                                         env=environment)
@@ -166,10 +168,12 @@ class Grading:
             self.process.wait()
 
 
-def grading_command(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None) -> Command:
-    """The subprocess of grade_all, as a command; its results: graded_in(its stdout, len(jobs))."""
+def grading_command(jobs: list[tuple[Path, tuple[str, ...]]], env: dict[str, str] | None = None,
+                    nice: int = 0) -> Command:
+    """The subprocess of grade_all, as a command, its niceness raised by nice; its results: graded_in(its stdout,
+    len(jobs))."""
     spec = json.dumps([[str(root), list(args)] for root, args in jobs])
-    return ([sys.executable, __file__, spec], jobs[0][0],
+    return ([sys.executable, __file__, spec, str(nice)], jobs[0][0],
             {**_env(jobs[0][0]), "PYTHONPATH": str(Path(__file__).parent), **(env or {})})
 
 
@@ -186,6 +190,11 @@ _EARLY: dict[str, tuple[Grading, range]] = {}  # test module name -> the grading
 
 
 EARLY_PROCESSES = 2  # one per core: the session's own tests share them
+# The early gradings yield the cores to the session's own tests (and the commands they read), whose results are read
+# last (tests/conftest.py): the session's tests run nearly as fast as alone while the gradings take what is left,
+# and neither waits with a core idle. The faulty trees' time limits (3 and 8 s, each doubled before a stuck worker is
+# killed) leave room for a worker slowed this way.
+EARLY_NICE = 5
 
 
 def start_early(modules, items, tmp_path_factory) -> list[Grading]:
@@ -201,7 +210,7 @@ def start_early(modules, items, tmp_path_factory) -> list[Grading]:
             min(bins, key=lambda b: sum(len(planned[n]) for n in b)).append(name)
     gradings = []
     for names in filter(None, bins):
-        grading, start = Grading([job for name in names for job in planned[name]]), 0
+        grading, start = Grading([job for name in names for job in planned[name]], nice=EARLY_NICE), 0
         for name in names:
             _EARLY[name] = (grading, range(start, start + len(planned[name])))
             start += len(planned[name])
@@ -325,12 +334,13 @@ def ran(module, name: str, request, tmp_path_factory) -> Ran:
     return found.result(key)
 
 
-def _grade_jobs(spec: str) -> int:
+def _grade_jobs(spec: str, nice: int) -> int:
     """The subprocess of grade_all: pytest exit codes other than 0 and 1 (a crash) end it with that code."""
     from dataclasses import asdict
 
     from grader.engine import results
 
+    os.nice(nice)
     for job, (root, args) in enumerate(json.loads(spec)):
         sys.path.insert(0, root)
         folder = [] if any(a.startswith(f"{root}/") for a in args) else [f"{root}/exercises"]
@@ -362,7 +372,6 @@ def pytest_command(root: Path, *args: str) -> Command:
 def _env(root: Path) -> dict:
     """The environment without the choices of the person running the tests: no checkpoint, impl or language, and an
     empty kit cache beside the tree (a trained model they fetched into theirs is not graded; test_trained does that)."""
-    import os
     clean = {k: v for k, v in os.environ.items()
              if k not in ("LLAMA3_CHECKPOINT", "LLAMA3_KIT_IMPL", "LLAMA3_KIT_LANG")}
     return {**clean, "LLAMA3_KIT_CACHE": str(root.parent / "kit-cache")}
@@ -392,4 +401,4 @@ def rounds(items, key) -> list[list]:
 
 
 if __name__ == "__main__":
-    sys.exit(_grade_jobs(sys.argv[1]))
+    sys.exit(_grade_jobs(sys.argv[1], int(sys.argv[2])))
